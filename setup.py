@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="colornet",
+    version="0.1.0",
+    description="Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016) in TensorFlow/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["colornet", "colornet.*"]),
+    package_data={"colornet": ["assets/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.21",
+        "keras>=3.15",
+        "numpy",
+        "absl-py",
+    ],
+    extras_require={
+        "plot": ["matplotlib"],
+        "bench": ["scikit-learn"],
+        "test": ["pytest", "scikit-image", "matplotlib", "scikit-learn"],
+    },
+    entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},
+)
