@@ -83,7 +83,7 @@ def nearest_bins(ab, k):
 
     Plain TF ops, valid eagerly, in graphs and under XLA. The k passes of min and
     mask over the cell's short candidate list beat `tf.math.top_k` several times
-    over once XLA fuses them; `nearest_bins_xla` is the compiled form the loss uses.
+    over once XLA fuses them, so callers that run often compile it (the loss does).
 
     Args:
       ab: `(..., 2)` float ab values; clipped to +-AB_LIMIT.
@@ -115,11 +115,6 @@ def nearest_bins(ab, k):
         tf.reshape(tf.stack(found_indices, axis=-1), out_shape),
         tf.reshape(tf.stack(found_sq, axis=-1), out_shape),
     )
-
-
-# Compiled once per k and input signature; callable from graphs that are not
-# compiled themselves (XLA then compiles just this cluster).
-nearest_bins_xla = tf.function(nearest_bins, jit_compile=True, reduce_retracing=True)
 
 
 def rebalancing_weights(probs, lam=c.PRIOR_LAMBDA):

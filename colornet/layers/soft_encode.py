@@ -33,16 +33,27 @@ def soft_encode_sparse(ab, k=c.SOFT_ENCODE_K, sigma=c.SOFT_ENCODE_SIGMA):
       `(indices, weights)`: int32 and float32, both `(..., k)`.
     """
     validate_soft_encode_args(k, sigma)
-    indices, sq_dist = bins.nearest_bins_xla(tf.cast(ab, tf.float32), k)
-    weights = tf.nn.softmax(-sq_dist / (2.0 * float(sigma) ** 2), axis=-1)
+    indices, weights = _soft_encode_xla(tf.cast(ab, tf.float32), k, float(sigma))
     return tf.stop_gradient(indices), tf.stop_gradient(weights)
 
 
-def densify(indices, weights, depth=c.NUM_BINS):
-    """Turns k (index, weight) pairs `(..., k)` into dense `(..., depth)` vectors."""
+# One XLA cluster for the search and the weights; callable from graphs that are not
+# compiled themselves (the training step: XLA made whole training steps slower here).
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _soft_encode_xla(ab, k, sigma):
+    indices, sq_dist = bins.nearest_bins(ab, k)
+    return indices, tf.nn.softmax(-sq_dist / (2.0 * sigma**2), axis=-1)
+
+
+@tf.function(jit_compile=True)
+def densify(indices, weights):
+    """Turns k (index, weight) pairs `(..., k)` into dense `(..., 313)` vectors.
+
+    Compiled with XLA, which fuses the k one-hot terms into one pass over the output.
+    """
     dense = 0.0
     for j in range(indices.shape[-1]):
-        dense += tf.one_hot(indices[..., j], depth, dtype=weights.dtype) * weights[..., j : j + 1]
+        dense += tf.one_hot(indices[..., j], c.NUM_BINS, dtype=weights.dtype) * weights[..., j : j + 1]
     return dense
 
 
