@@ -15,9 +15,11 @@ setup(
         "keras>=3.15",
         "numpy",
         "absl-py",
+        "tensorboard",  # training logs; TF 2.21 no longer pulls it in
     ],
     extras_require={
         "plot": ["matplotlib"],
+        "torch": ["torch==2.13.0"],  # `colornet import-official` of the PyTorch release
         "bench": ["scikit-learn"],
         "test": ["pytest", "scikit-image", "matplotlib", "scikit-learn"],
     },

@@ -137,18 +137,24 @@ def compute_prior_from_files(source, resize=c.TRAIN_RESIZE, sigma=c.PRIOR_SIGMA,
     """
     from colornet import data
 
-    files = data.list_image_files(source)
-    images, skipped = data.decoded_images(files, resize=resize)
+    images, skipped = data.decoded_images(source, resize=resize)
     prior = compute_prior(
         images,
         sigma,
         lam,
-        total=len(files),
+        total=skipped.listed,
         metadata={"resize": resize, "source": str(source)},
         verbose=verbose,
     )
-    prior.metadata["skipped"] = int(skipped())
+    prior.metadata["skipped"] = skipped.count
     return prior
+
+
+def _make_readable(path):
+    # mkstemp creates files only their owner can read; give the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def save_prior(prior, path):
@@ -170,6 +176,7 @@ def save_prior(prior, path):
                 bins=bins.ab_bins(),
                 metadata=np.array(json.dumps(prior.metadata, sort_keys=True)),
             )
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -226,8 +233,9 @@ def plot_prior(prior, path):
     square = dict(marker="s", s=60, edgecolors="none")
     axes[0].scatter(centres[:, 1], centres[:, 0], c=colours, **square)
     axes[0].set_title("ab bins coloured at L = 50")
-    log_p = np.log10(np.maximum(prior.probs, 1e-12))
-    points = axes[1].scatter(centres[:, 1], centres[:, 0], c=log_p, cmap="jet", **square)
+    # Bins the data never reaches would stretch the scale to the float floor.
+    log_p = np.log10(np.maximum(prior.probs, 1e-7))
+    points = axes[1].scatter(centres[:, 1], centres[:, 0], c=log_p, cmap="jet", vmin=-7, **square)
     axes[1].set_title(f"log10 prior ({prior.metadata.get('images', '?')} images)")
     fig.colorbar(points, ax=axes[1])
     for ax in axes:

@@ -1,0 +1,56 @@
+"""Loading a colorizer from what users pass as `--model`: a `.keras` file or a workdir."""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from colornet.errors import ColornetError
+
+
+def is_workdir(path):
+    return os.path.isfile(os.path.join(path, "config.json")) and os.path.isdir(
+        os.path.join(path, "checkpoints")
+    )
+
+
+def load_colorizer(path):
+    """Loads a Keras `Colorizer` from a `.keras` file or a training workdir.
+
+    A workdir gives its latest complete checkpoint (the one TF's checkpoint index
+    names; a save that was interrupted is never listed there). `.keras` files load
+    in safe mode: no code in a file is ever executed.
+
+    Raises:
+      ColornetError: for a missing path, a workdir without checkpoints, or a file
+        that is not a colornet model.
+    """
+    from colornet.models.colorizer import Colorizer
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ColornetError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        if not is_workdir(path):
+            raise ColornetError(
+                f"{path}: not a training workdir (no config.json and checkpoints/); "
+                "give a .keras file, a workdir, or (where accepted) a SavedModel or .tflite"
+            )
+        latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+        if latest is None:
+            raise ColornetError(f"{path}: the workdir has no complete checkpoint yet")
+        with open(os.path.join(path, "config.json")) as f:
+            preset = json.load(f)["preset"]
+        model = Colorizer.from_preset(preset)
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        return model
+    if not path.endswith(".keras"):
+        raise ColornetError(f"{path}: expected a .keras file or a training workdir")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad archive.
+        raise ColornetError(f"{path}: not a loadable colornet model ({error})") from None
+    if not isinstance(model, Colorizer):
+        raise ColornetError(f"{path}: holds a {type(model).__name__}, not a colornet Colorizer")
+    return model

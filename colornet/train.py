@@ -1,0 +1,457 @@
+"""Training: strategy, compile, fit, checkpoints, resume, logs.
+
+`train(config)` builds the model in the chosen `tf.distribute` strategy, restores
+the latest complete checkpoint in the workdir if there is one, and trains with
+Keras `fit` (or, across workers, with a custom loop: see `_train_multi_worker`).
+
+Workdir layout:
+  config.json           the resolved `TrainConfig` (written before training)
+  checkpoints/ckpt-N.*  `tf.train.Checkpoint` of model and optimizer; N counts saves
+  checkpoints/checkpoint  the index of complete checkpoints; TF rewrites it
+                        atomically after a save has been written in full, so a
+                        process killed mid-save leaves the previous one current
+  logs/                 TensorBoard: losses, learning rate, throughput, samples
+  model.keras           the final model (written atomically at the end)
+
+One Keras "epoch" is one checkpoint interval (`checkpoint_every` steps), so a
+killed run loses at most one interval of work.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colornet import constants as c
+from colornet.errors import ColornetError
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; written to `workdir/config.json`.
+
+    Defaults are the paper's solver and data (Sec. 3, release `solver.prototxt`).
+    """
+
+    data: str
+    workdir: str
+    val_data: str | None = None  # source of the fixed sample batch; None: `data`
+    preset: str = "eccv16"
+    strategy: str = "default"
+    precision: str = "float32"
+    steps: int | None = None  # total optimiser steps; exclusive with `epochs`
+    epochs: int | None = None  # passes over the training images
+    batch_size: int = 40  # global, summed over replicas
+    resize: int = c.TRAIN_RESIZE  # shorter side before the random crop
+    crop: int = c.TRAIN_CROP
+    prior: str | None = None  # None: package prior; "uniform": no rebalancing; or .npz
+    k: int = c.SOFT_ENCODE_K
+    learning_rate: float = 3.16e-5
+    lr_decay_every: int = 215_000
+    lr_decay: float = 0.316
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    sample_every: int = 1000
+    num_samples: int = 6
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps and epochs")
+        for name in ("steps", "epochs", "batch_size", "checkpoint_every", "log_every", "sample_every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.crop < 8 or self.crop % c.OUTPUT_STRIDE:
+            raise ValueError(f"crop must be a multiple of {c.OUTPUT_STRIDE} >= 8, got {self.crop}")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_overrides(cls, base, pairs):
+        """Applies `key=value` strings (the CLI's `--set`), parsed by field type."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        changes = {}
+        for pair in pairs:
+            key, sep, text = pair.partition("=")
+            if not sep or key not in fields:
+                raise ValueError(f"--set expects key=value with key one of {sorted(fields)}, got {pair!r}")
+            default = getattr(base, key)
+            if text.lower() in ("none", "null"):
+                changes[key] = None
+            elif isinstance(default, bool):
+                changes[key] = text.lower() in ("1", "true", "yes")
+            elif isinstance(default, int) or key in ("steps", "epochs"):
+                changes[key] = int(text)
+            elif isinstance(default, float):
+                changes[key] = float(text)
+            else:
+                changes[key] = text
+        return base.replace(**changes)
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy for `name`; create it before any other TF op.
+
+    multi_worker reads the cluster from the TF_CONFIG environment variable; tpu
+    from the TPU_NAME environment variable or the local TPU.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ColornetError("--strategy multi_worker needs TF_CONFIG (see README: multi-worker)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def _write_json_atomically(path, payload):
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _prepare_workdir(config):
+    try:
+        os.makedirs(os.path.join(config.workdir, "checkpoints"), exist_ok=True)
+        _write_json_atomically(os.path.join(config.workdir, "config.json"), dataclasses.asdict(config))
+    except OSError as error:
+        raise ColornetError(f"cannot write to workdir {config.workdir}: {error.strerror or error}") from None
+
+
+def build_model(config):
+    """The compiled colorizer of a `TrainConfig` (call inside the strategy scope)."""
+    from colornet.losses import RebalancedLoss
+    from colornet.metrics import UnweightedCrossEntropy
+    from colornet.models import Colorizer
+    from colornet.models.solver import SolverConfig
+
+    model = Colorizer.from_preset(config.preset)
+    model.compile(
+        optimizer=SolverConfig(
+            learning_rate=config.learning_rate,
+            decay_steps=config.lr_decay_every,
+            decay_rate=config.lr_decay,
+        ).optimizer(),
+        loss=RebalancedLoss(class_weights=config.prior, k=config.k),
+        metrics=[UnweightedCrossEntropy(k=config.k)],
+    )
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _step(optimizer):
+    # int() fails on a variable mirrored by tf.distribute; reading its value works.
+    return int(optimizer.iterations.value.numpy())
+
+
+def _current_lr(optimizer):
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations.value) if callable(lr) else lr)
+
+
+class _Checkpointer(keras.callbacks.Callback):
+    """Saves at each interval end; stops at the target step; refuses NaN weights."""
+
+    def __init__(self, manager, total_steps):
+        super().__init__()
+        self.manager = manager
+        self.total_steps = total_steps
+        self.nan_step = None
+
+    def _step(self):
+        return _step(self.model.optimizer)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_step = self._step()
+            self.model.stop_training = True
+        elif self._step() >= self.total_steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_step is None:
+            self.save()
+
+    def save(self):
+        try:
+            self.manager.save(checkpoint_number=self._step())
+        except (OSError, tf.errors.OpError) as error:
+            self.model.stop_training = True
+            message = getattr(error, "message", None) or str(error)
+            raise ColornetError(
+                f"could not write a checkpoint in {self.manager.directory} ({message}); "
+                f"the previous checkpoint {self.manager.latest_checkpoint} is intact"
+            ) from None
+
+
+class _TensorBoardLogger(keras.callbacks.Callback):
+    """Losses, learning rate and throughput every `log_every` steps; sample grids."""
+
+    def __init__(self, logdir, config, sample_batch):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(logdir)
+        self.config = config
+        self.sample_batch = sample_batch
+        self._last = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model.optimizer)
+        now = time.perf_counter()
+        if self._last is None:
+            self._last = (step, now)
+        if step % self.config.log_every == 0 and step > self._last[0]:
+            images_per_s = (step - self._last[0]) * self.config.batch_size / (now - self._last[1])
+            with self.writer.as_default(step=step):
+                for name, value in (logs or {}).items():
+                    tf.summary.scalar(f"train/{name}", float(value))
+                tf.summary.scalar("train/learning_rate", _current_lr(self.model.optimizer))
+                tf.summary.scalar("train/images_per_second", images_per_s)
+            self._last = (step, now)
+        if self.sample_batch is not None and step % self.config.sample_every == 0:
+            self.write_samples(step)
+
+    def write_samples(self, step):
+        from colornet import inference
+
+        l_raw, ab = self.sample_batch
+        predicted = inference.colorize_l(self.model, l_raw)
+        truth = inference.join_l_ab(l_raw, ab)
+        grey = tf.image.grayscale_to_rgb(tf.cast(l_raw, tf.float32) / 100.0)
+        # Each row: grey input | colourised | ground truth.
+        grid = tf.concat([grey, predicted, truth], axis=2)
+        with self.writer.as_default(step=step):
+            tf.summary.image("samples/grey_colourised_truth", grid, max_outputs=len(grid))
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.flush()
+
+
+def _total_steps(config):
+    if config.steps is not None:
+        return config.steps
+    from colornet import data
+
+    return config.epochs * math.ceil(data.count_images(config.data) / config.batch_size)
+
+
+def _sample_batch(config):
+    from colornet import data
+
+    source = config.val_data or config.data
+    dataset = data.eval_dataset(
+        source, batch_size=config.num_samples, crop=config.crop, resize=config.resize
+    )
+    for l_raw, ab in dataset.take(1):
+        return l_raw, ab
+    return None
+
+
+def _save_final_model(model, workdir):
+    path = os.path.join(workdir, "model.keras")
+    tmp = os.path.join(workdir, ".model.keras.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def train(config):
+    """Trains (or resumes) a colorizer as `config` says; returns a summary dict.
+
+    Raises:
+      ColornetError: for a workdir that cannot be written, a NaN loss (the last
+        good checkpoint is kept) or unusable data.
+    """
+    strategy = make_strategy(config.strategy)
+    keras.mixed_precision.set_global_policy(config.precision)
+    _prepare_workdir(config)
+    if config.strategy == "multi_worker":
+        return _train_multi_worker(config, strategy)
+
+    from colornet import data
+
+    total_steps = _total_steps(config)
+    with strategy.scope():
+        model = build_model(config)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(config.workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start_step = _step(model.optimizer)
+    if start_step >= total_steps:
+        print(f"already trained to step {start_step} (target {total_steps}): nothing to do")
+        return {"step": start_step, "model": _save_final_model(model, config.workdir)}
+    if start_step and config.verbose:
+        print(f"resuming from {manager.latest_checkpoint} at step {start_step}")
+
+    # Reseed on resume so a restarted run does not replay the images it has seen.
+    dataset = data.train_dataset(
+        config.data,
+        batch_size=config.batch_size,
+        crop=config.crop,
+        resize=config.resize,
+        seed=config.seed + start_step,
+    )
+    interval = config.checkpoint_every
+    checkpointer = _Checkpointer(manager, total_steps)
+    logger = _TensorBoardLogger(os.path.join(config.workdir, "logs"), config, _sample_batch(config))
+    started = time.perf_counter()
+    model.fit(
+        dataset,
+        epochs=math.ceil(total_steps / interval),
+        initial_epoch=start_step // interval,
+        steps_per_epoch=interval,
+        callbacks=[checkpointer, logger],
+        verbose=config.verbose,
+    )
+    if checkpointer.nan_step is not None:
+        raise ColornetError(
+            f"the loss became NaN or Inf at step {checkpointer.nan_step}; training stopped. "
+            f"Last good checkpoint: {manager.latest_checkpoint}. Lower the learning rate "
+            "or check the data, then run again to resume from it."
+        )
+    step = _step(model.optimizer)
+    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
+        checkpointer.save()
+    return {
+        "step": step,
+        "seconds": time.perf_counter() - started,
+        "checkpoint": manager.latest_checkpoint,
+        "model": _save_final_model(model, config.workdir),
+    }
+
+
+def _worker_id(strategy):
+    resolver = strategy.cluster_resolver
+    return resolver.task_type, resolver.task_id
+
+
+def _is_chief(strategy):
+    task_type, task_id = _worker_id(strategy)
+    return task_type == "chief" or (task_type == "worker" and task_id == 0)
+
+
+def _train_multi_worker(config, strategy):
+    """Trains across workers with a custom loop over `strategy.run`.
+
+    Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras
+    #20585), so this loop runs the same model, loss and optimizer: each replica's
+    per-image losses are averaged over the global batch
+    (`tf.nn.compute_average_loss`), regularisation is divided among replicas, and
+    the Keras optimizer all-reduces the gradients. Every worker saves each
+    checkpoint (a collective operation); only the chief writes into the workdir, the
+    others into a scratch directory of their own (`.worker-N`, latest only).
+    """
+    from colornet import data
+
+    total_steps = _total_steps(config)
+    with strategy.scope():
+        model = build_model(config)
+    optimizer = model.optimizer
+    loss_fn = model.loss
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    chief_dir = os.path.join(config.workdir, "checkpoints")
+    chief = _is_chief(strategy)
+    task_type, task_id = _worker_id(strategy)
+    own_dir = chief_dir if chief else os.path.join(config.workdir, f".{task_type}-{task_id}")
+    manager = tf.train.CheckpointManager(
+        checkpoint, own_dir, max_to_keep=config.keep_checkpoints if chief else 1
+    )
+    latest = tf.train.latest_checkpoint(chief_dir)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    start_step = _step(optimizer)
+
+    def dataset_fn(context):
+        # Each input pipeline gets its own seed, so workers see different images.
+        return data.train_dataset(
+            config.data,
+            batch_size=context.get_per_replica_batch_size(config.batch_size),
+            crop=config.crop,
+            resize=config.resize,
+            seed=config.seed + start_step + 1000 * context.input_pipeline_id,
+        )
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    def replica_step(l_raw, ab):
+        with tf.GradientTape() as tape:
+            logits = model(l_raw, training=True)
+            loss = tf.nn.compute_average_loss(
+                loss_fn.call(ab, logits), global_batch_size=config.batch_size
+            )
+            total = loss
+            if model.losses:
+                total += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(total, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(iterator):
+        per_replica = strategy.run(replica_step, args=next(iterator))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    progress = keras.utils.Progbar(total_steps) if chief and config.verbose else None
+    if progress:
+        progress.update(start_step)
+    writer = tf.summary.create_file_writer(os.path.join(config.workdir, "logs")) if chief else None
+    started = time.perf_counter()
+    step = start_step
+    while step < total_steps:
+        loss = float(train_step(iterator))
+        step = _step(optimizer)
+        if not math.isfinite(loss):
+            raise ColornetError(
+                f"the loss became NaN or Inf at step {step}; training stopped. "
+                f"Last good checkpoint: {tf.train.latest_checkpoint(chief_dir)}"
+            )
+        if progress:
+            progress.update(step, [("loss", loss)])
+        if writer and step % config.log_every == 0:
+            with writer.as_default(step=step):
+                tf.summary.scalar("train/loss", loss)
+                tf.summary.scalar("train/learning_rate", _current_lr(optimizer))
+        if step % config.checkpoint_every == 0 or step == total_steps:
+            manager.save(checkpoint_number=step)
+    result = {"step": step, "seconds": time.perf_counter() - started}
+    if chief:
+        result["checkpoint"] = manager.latest_checkpoint
+        result["model"] = _save_final_model(model, config.workdir)
+    else:
+        result["checkpoint"] = manager.latest_checkpoint
+    return result

@@ -1,0 +1,126 @@
+"""The ab prior: histogram, smoothing, bin assignment and weights vs SciPy/NumPy."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import skimage.color
+import tensorflow as tf
+
+from colornet import bins, prior
+from colornet.errors import ColornetError
+from tests.images import random_rgb, smooth_rgb
+
+
+def _oracle_probs(images, sigma=5.0):
+    """Rounded-ab histogram, SciPy Gaussian filter, brute-force nearest bin."""
+    hist = np.zeros((256, 256))
+    for image in images:
+        ab = np.rint(skimage.color.rgb2lab(image)[..., 1:]).astype(int) + 128
+        np.add.at(hist, (ab[..., 0].ravel(), ab[..., 1].ravel()), 1)
+    smooth = scipy.ndimage.gaussian_filter(hist, sigma, mode="constant", truncate=4.0)
+    values = np.arange(256) - 128.0
+    grid = np.stack(np.meshgrid(values, values, indexing="ij"), -1).reshape(-1, 2)
+    d2 = ((grid[:, None] - bins.ab_bins()[None].astype(np.float64)) ** 2).sum(-1)
+    nearest = np.argmin(d2, axis=1)
+    probs = np.bincount(nearest, weights=smooth.ravel(), minlength=313)
+    return probs / probs.sum(), hist
+
+
+def test_prior_matches_scipy_oracle():
+    images = [smooth_rgb(48, 64, seed=s) for s in range(3)] + [random_rgb((32, 32, 3), seed=9)]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
+    )
+    result = prior.compute_prior(dataset, verbose=0)
+    expected, hist = _oracle_probs(images)
+    # Rounding ab to whole units can flip a pixel sitting at x.5 between the two
+    # implementations (float32 vs float64 Lab); a handful of pixels move at most.
+    np.testing.assert_allclose(result.probs, expected, atol=2e-4)
+    assert result.metadata["images"] == 4
+    assert result.metadata["pixels"] == hist.sum()
+    assert result.counts.sum() == hist.sum()
+    np.testing.assert_allclose((result.probs * result.weights).sum(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(result.weights, bins.rebalancing_weights(result.probs, 0.5), rtol=1e-12)
+
+
+def test_single_colour_peaks_at_its_bin_and_lambda_bounds_weights():
+    # All pixels at ab = (21, -38): smoothing spreads them to neighbouring bins, and
+    # the mix with uniform keeps every weight finite and positive.
+    hist = np.zeros((256, 256))
+    hist[128 + 21, 128 - 38] = 1000
+    result = prior.prior_from_histogram(hist, metadata={"images": 1})
+    peak = np.flatnonzero((bins.ab_bins() == [20, -40]).all(1))[0]
+    assert np.argmax(result.probs) == peak
+    assert result.counts[peak] == 1000 and result.counts.sum() == 1000
+    # The Gaussian (sigma 5) puts ~ (P(|x| < 4.5 or so)) ~ 0.5 of the mass in the peak bin.
+    assert 0.3 < result.probs[peak] < 0.8
+    assert np.all(np.isfinite(result.weights)) and result.weights.min() > 0
+    assert np.argmin(result.weights) == peak
+    # Bins the smoothed mass never reaches share the largest weight, (lambda / Q)^-1 scaled.
+    assert np.isclose(result.weights.max() / result.weights.min(), (0.5 * result.probs[peak] + 0.5 / 313) / (0.5 / 313))
+
+
+def test_save_load_round_trip_is_atomic(tmp_path):
+    result = prior.prior_from_histogram(
+        prior._ab_histogram(random_rgb((8, 8, 3))).numpy(), metadata={"images": 1}
+    )
+    path = tmp_path / "p.npz"
+    prior.save_prior(result, path)
+    assert os.listdir(tmp_path) == ["p.npz"]
+    loaded = prior.load_prior(path)
+    np.testing.assert_array_equal(loaded.weights, result.weights)
+    np.testing.assert_array_equal(loaded.counts, result.counts)
+    assert loaded.metadata == result.metadata
+    with pytest.raises(ColornetError, match="end with .npz"):
+        prior.save_prior(result, tmp_path / "p.txt")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ColornetError, match="not a colornet prior"):
+        prior.load_prior(tmp_path / "bad.npz")
+    with pytest.raises(ColornetError, match="no such prior"):
+        prior.load_prior(tmp_path / "missing.npz")
+
+
+def test_default_prior_ships_with_the_package():
+    default = prior.default_prior()
+    assert default.weights.shape == (313,)
+    np.testing.assert_allclose((default.probs * default.weights).sum(), 1.0, rtol=1e-9)
+    assert default.metadata["images"] > 1000
+    # Grey is the most common colour in photos, so (0, 0) gets the smallest weight.
+    assert np.argmin(default.weights) == 120
+
+
+def _write_images(folder):
+    folder.mkdir()
+    for i in range(3):
+        png = tf.io.encode_png(smooth_rgb(40 + i, 50, seed=i)).numpy()
+        (folder / f"img{i}.png").write_bytes(png)
+    (folder / "broken.jpg").write_bytes(b"this is text, not a JPEG")
+
+
+def _colornet(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "colornet.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_prior_skips_bad_files_and_plots(tmp_path):
+    _write_images(tmp_path / "photos")
+    out, plot = tmp_path / "prior.npz", tmp_path / "prior.png"
+    run = _colornet("prior", "--data", str(tmp_path / "photos"), "--out", str(out), "--plot", str(plot))
+    assert run.returncode == 0, run.stderr
+    assert "3 images" in run.stdout and "1 skipped" in run.stdout
+    loaded = prior.load_prior(out)
+    assert loaded.metadata["images"] == 3 and loaded.metadata["skipped"] == 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_prior_missing_folder_is_one_line_error(tmp_path):
+    run = _colornet("prior", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p.npz"))
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert "nowhere" in run.stderr
+    assert not (tmp_path / "p.npz").exists()

@@ -1,0 +1,177 @@
+"""Training: fit, checkpoints, resume after SIGKILL, NaN stop, strategies, multi-worker."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colornet import train
+from colornet.errors import ColornetError
+from colornet.models.loading import load_colorizer
+from tests.images import smooth_rgb
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(8):
+        png = tf.io.encode_png(smooth_rgb(48, 56, seed=i)).numpy()
+        (folder / f"img{i}.png").write_bytes(png)
+    return str(folder)
+
+
+def _config(photos, workdir, **changes):
+    base = dict(
+        data=photos, workdir=str(workdir), preset="tiny", steps=6, batch_size=4, resize=40, crop=32,
+        prior="uniform", checkpoint_every=3, log_every=2, sample_every=3, num_samples=2, verbose=0,
+        learning_rate=1e-3,
+    )
+    return train.TrainConfig(**{**base, **changes})
+
+
+def _checkpoint_steps(workdir):
+    state = tf.train.get_checkpoint_state(os.path.join(workdir, "checkpoints"))
+    return [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths] if state else []
+
+
+def _event_tags(logdir):
+    tags = set()
+    for name in os.listdir(logdir):
+        for record in tf.compat.v1.train.summary_iterator(os.path.join(logdir, name)):
+            tags.update(v.tag for v in record.summary.value)
+    return tags
+
+
+def test_train_writes_config_checkpoints_logs_and_model(photos, tmp_path):
+    summary = train.train(_config(photos, tmp_path / "run"))
+    assert summary["step"] == 6
+    assert _checkpoint_steps(tmp_path / "run") == [3, 6]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["preset"] == "tiny" and saved["steps"] == 6
+    tags = _event_tags(tmp_path / "run" / "logs")
+    for tag in ("train/loss", "train/unweighted_ce", "train/learning_rate", "train/images_per_second",
+                "samples/grey_colourised_truth"):
+        assert tag in tags
+    model = load_colorizer(tmp_path / "run" / "model.keras")
+    from_workdir = load_colorizer(tmp_path / "run")
+    x = np.random.default_rng(0).uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(model(x).numpy(), from_workdir(x).numpy(), atol=1e-5)
+
+
+def test_resume_continues_step_and_optimizer_state(photos, tmp_path):
+    workdir = tmp_path / "run"
+    train.train(_config(photos, workdir))
+    before = load_colorizer(workdir)
+    summary = train.train(_config(photos, workdir, steps=9))
+    assert summary["step"] == 9
+    assert _checkpoint_steps(workdir) == [3, 6, 9]
+    # The optimizer's moments came back: a restored Adam takes small steps, a fresh
+    # one's first step has size ~lr on every weight.
+    after = load_colorizer(workdir)
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints", "ckpt-9"))
+    iterations = [k for k in reader.get_variable_to_shape_map() if "iterations" in k]
+    assert reader.get_tensor(iterations[0]) == 9
+    moved = max(np.abs(a - b).max() for a, b in zip(before.get_weights(), after.get_weights()))
+    assert 0 < moved
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(photos, tmp_path):
+    workdir = tmp_path / "run"
+    train.train(_config(photos, workdir, steps=3))
+    with pytest.raises(ColornetError, match="NaN or Inf at step .*ckpt-3"):
+        train.train(_config(photos, workdir, steps=30, learning_rate=1e38))
+    assert _checkpoint_steps(workdir) == [3]
+    assert all(np.all(np.isfinite(w)) for w in load_colorizer(workdir).get_weights())
+
+
+def test_unwritable_workdir_is_a_clear_error(photos, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ColornetError, match="cannot write to workdir"):
+        train.train(_config(photos, tmp_path / "a_file" / "run"))
+
+
+def test_mirrored_strategy_trains_with_fit(photos, tmp_path):
+    summary = train.train(_config(photos, tmp_path / "run", strategy="mirrored", steps=3))
+    assert summary["step"] == 3
+
+
+def test_config_overrides_and_validation():
+    base = train.TrainConfig(data="d", workdir="w", steps=5)
+    changed = train.TrainConfig.from_overrides(base, ["learning_rate=1e-4", "checkpoint_every=7", "prior=uniform"])
+    assert changed.learning_rate == 1e-4 and changed.checkpoint_every == 7 and changed.prior == "uniform"
+    with pytest.raises(ValueError, match="key=value"):
+        train.TrainConfig.from_overrides(base, ["nonsense=1"])
+    with pytest.raises(ValueError, match="exactly one"):
+        train.TrainConfig(data="d", workdir="w")
+    with pytest.raises(ValueError, match="strategy"):
+        train.TrainConfig(data="d", workdir="w", steps=1, strategy="magic")
+
+
+def _cli_args(photos, workdir, steps):
+    return [
+        sys.executable, "-m", "colornet.cli", "train", "--data", photos, "--workdir", str(workdir),
+        "--preset", "tiny", "--steps", str(steps), "--batch-size", "4",
+        "--set", "resize=40", "--set", "crop=32", "--set", "prior=uniform",
+        "--set", "checkpoint_every=5", "--set", "learning_rate=1e-3", "--set", "verbose=2",
+    ]
+
+
+def test_sigkill_mid_run_resumes_from_last_complete_checkpoint(photos, tmp_path):
+    workdir = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(_cli_args(photos, workdir, 200), env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_checkpoint_steps(workdir) or [0]) < 10:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    killed_at = max(_checkpoint_steps(workdir))
+    assert killed_at >= 10
+    resumed = subprocess.run(_cli_args(photos, workdir, killed_at + 10), env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"at step {killed_at}" in resumed.stdout
+    assert max(_checkpoint_steps(workdir)) == killed_at + 10
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_train_to_identical_weights(photos, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    workdir = tmp_path / "run"
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        args = _cli_args(photos, workdir, 4) + ["--strategy", "multi_worker"]
+        processes.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300)[0])
+    finally:
+        for process in processes:
+            process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output
+    chief_path = tf.train.latest_checkpoint(workdir / "checkpoints")
+    other_path = tf.train.latest_checkpoint(workdir / ".worker-1")
+    assert chief_path.endswith("ckpt-4") and other_path.endswith("ckpt-4")
+    chief, other = tf.train.load_checkpoint(chief_path), tf.train.load_checkpoint(other_path)
+    names = [n for n in chief.get_variable_to_shape_map() if n.startswith("model/")]
+    assert names
+    for name in names:
+        np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name))
