@@ -21,7 +21,19 @@ setup(
         "plot": ["matplotlib"],
         "torch": ["torch==2.13.0"],  # `colornet import-official` of the PyTorch release
         "bench": ["scikit-learn"],
-        "test": ["pytest", "scikit-image", "matplotlib", "scikit-learn"],
+        # TF Serving warm-up requests, gRPC client (serving/client.py --grpc)
+        "serving": ["tensorflow-serving-api==2.21.*", "grpcio"],
+        "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
+        "test": [
+            "pytest",
+            "scikit-image",
+            "matplotlib",
+            "scikit-learn",
+            "tensorflow-serving-api==2.21.*",
+            "grpcio",
+            "ai-edge-litert",
+            "pillow",
+        ],
     },
     entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},
 )

@@ -1,19 +1,34 @@
-"""colornet: Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016) in Keras."""
+"""colornet: Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016) in Keras.
 
-from colornet.bins import ab_bins
-from colornet.color import lab_to_rgb, rgb_to_lab
-from colornet.layers import AnnealedMeanDecode, SoftEncode
-from colornet.losses import RebalancedLoss
-from colornet.prior import compute_prior
+Public names are imported on first use, so `colornet --help` and modules that do
+not need TensorFlow start fast.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AnnealedMeanDecode",
-    "RebalancedLoss",
-    "SoftEncode",
-    "ab_bins",
-    "compute_prior",
-    "lab_to_rgb",
-    "rgb_to_lab",
-]
+_EXPORTS = {
+    "ab_bins": "colornet.bins",
+    "rgb_to_lab": "colornet.color",
+    "lab_to_rgb": "colornet.color",
+    "SoftEncode": "colornet.layers",
+    "AnnealedMeanDecode": "colornet.layers",
+    "RebalancedLoss": "colornet.losses",
+    "compute_prior": "colornet.prior",
+    "Colorizer": "colornet.models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'colornet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

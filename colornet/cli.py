@@ -7,7 +7,7 @@ line and exit non-zero, without a traceback.
 
 import sys
 
-from absl import app
+from absl import app, logging
 from absl.flags import argparse_flags
 
 from colornet.errors import ColornetError
@@ -15,12 +15,14 @@ from colornet.errors import ColornetError
 
 def _add_prior(subparsers):
     parser = subparsers.add_parser(
-        "prior", help="compute the ab prior and rebalancing weights from images"
+        "prior", help="compute the ab prior and rebalancing weights from images, or show one"
     )
-    parser.add_argument(
-        "--data", required=True, help="image folder (recursive), glob, or .txt list of paths"
-    )
-    parser.add_argument("--out", required=True, help="output .npz file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="image folder (recursive), glob, .txt list of paths, "
+                        "a `colornet prepare` folder or tfds:NAME[:SPLIT]")
+    source.add_argument("--show", metavar="FILE", help="summarise an existing prior .npz "
+                        "('default' for the package's)")
+    parser.add_argument("--out", help="output .npz file (with --data)")
     parser.add_argument("--resize", type=int, default=256, help="shorter side, in pixels")
     parser.add_argument("--plot", help="also write a PNG of the bins and log-prior here")
     parser.set_defaults(handler=_run_prior)
@@ -29,12 +31,15 @@ def _add_prior(subparsers):
 def _run_prior(args):
     from colornet import prior
 
-    result = prior.compute_prior_from_files(args.data, resize=args.resize)
-    prior.save_prior(result, args.out)
-    print(
-        f"wrote {args.out}: {result.metadata['images']} images, "
-        f"{result.metadata['pixels']} pixels, {result.metadata['skipped']} skipped"
-    )
+    if args.data:
+        if not args.out:
+            raise ColornetError("--data needs --out FILE.npz")
+        result = prior.compute_prior_from_files(args.data, resize=args.resize)
+        prior.save_prior(result, args.out)
+        print(f"wrote {args.out}")
+    else:
+        result = prior.default_prior() if args.show == "default" else prior.load_prior(args.show)
+    print(prior.describe(result))
     if args.plot:
         prior.plot_prior(result, args.plot)
         print(f"wrote {args.plot}")
@@ -81,6 +86,7 @@ def _run_prepare(args):
     if len(summary.skipped) > 10:
         print(f"  ... and {len(summary.skipped) - 10} more, listed in {data.MANIFEST_NAME}")
     return 0
+
 
 def _add_train(subparsers):
     parser = subparsers.add_parser(
@@ -148,7 +154,78 @@ def _run_import_official(args):
     return 0
 
 
-_SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_import_official)
+def _add_export(subparsers):
+    parser = subparsers.add_parser(
+        "export", help="write a TF Serving SavedModel version (atomically) under a base directory"
+    )
+    parser.add_argument("--model", required=True, help=".keras file or training workdir")
+    parser.add_argument("--out", required=True, help="model base directory, e.g. models/colornet")
+    parser.add_argument("--version", type=int, help="version number (default: largest + 1, or 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--image-size", type=int, default=256, help="side the network runs at")
+    parser.add_argument("--temperature", type=float, default=0.38, help="default temperature")
+    parser.add_argument("--max-pixels", type=int, help="largest accepted image (default 4096x4096)")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="bfloat16: network in bfloat16 (fast on AVX512_BF16/AMX CPUs)")
+    parser.add_argument("--jit-compile", choices=("auto", "yes", "no"), default="auto",
+                        help="XLA-compile the network (auto: per precision)")
+    parser.add_argument("--no-warmup", action="store_true", help="write no TF Serving warm-up requests")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args):
+    from colornet import export
+
+    options = {
+        "image_size": args.image_size,
+        "temperature": args.temperature,
+        "precision": args.precision,
+        "jit_compile": {"auto": None, "yes": True, "no": False}[args.jit_compile],
+        "warmup": not args.no_warmup,
+    }
+    if args.max_pixels is not None:
+        options["max_pixels"] = args.max_pixels
+    if args.precision == "bfloat16" and not export.cpu_supports_bfloat16():
+        print("note: this CPU has no native bfloat16; the export will be slow here", file=sys.stderr)
+    result = export.export_saved_model(
+        args.model, args.out, args.version, overwrite=args.overwrite, **options
+    )
+    print(f"wrote {result.path} (version {result.version}; signatures: {', '.join(result.signatures)})")
+    return 0
+
+
+def _add_tflite(subparsers):
+    parser = subparsers.add_parser("tflite", help="convert a model to TFLite (builtin ops only)")
+    parser.add_argument("--model", required=True, help=".keras file or training workdir")
+    parser.add_argument("--out", required=True, help="output .tflite file")
+    parser.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8"))
+    parser.add_argument("--representative", help="image folder, glob or .txt list (int8 calibration)")
+    parser.add_argument("--calibration-images", type=int, default=100, help="at most this many")
+    parser.add_argument("--image-size", type=int, default=256, help="side of the square input")
+    parser.add_argument("--temperature", type=float, default=0.38, help="temperature of the ab output")
+    parser.set_defaults(handler=_run_tflite)
+
+
+def _run_tflite(args):
+    from colornet import tflite
+
+    result = tflite.convert(
+        args.model,
+        args.out,
+        args.quantize,
+        args.representative,
+        image_size=args.image_size,
+        temperature=args.temperature,
+        calibration_images=args.calibration_images,
+    )
+    print(
+        f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB, {result.quantize}, input "
+        f"1x{result.image_size}x{result.image_size}x1, ops: {' '.join(result.ops)}"
+    )
+    return 0
+
+
+_SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_import_official, _add_export, _add_tflite)
 
 
 def _parse_flags(argv):
@@ -162,6 +239,8 @@ def _parse_flags(argv):
 
 
 def main(args):
+    # absl's default INFO level would interleave TF's checkpoint chatter with progress.
+    logging.set_verbosity(logging.WARNING)
     try:
         return args.handler(args)
     except (ColornetError, ValueError, OSError) as error:

@@ -211,6 +211,23 @@ def default_prior():
     return load_prior(DEFAULT_PRIOR_PATH)
 
 
+def describe(prior):
+    """A few lines summarising a prior: its data, peak bins and weight range."""
+    centres = bins.ab_bins()
+    meta = prior.metadata
+    top = np.argsort(prior.probs)[::-1][:3]
+    peaks = ", ".join(f"({centres[i][0]:g}, {centres[i][1]:g}) {prior.probs[i]:.4f}" for i in top)
+    low, high = np.argmin(prior.weights), np.argmax(prior.weights)
+    return "\n".join([
+        f"images {meta.get('images')}, skipped {meta.get('skipped', 0)}, pixels {meta.get('pixels')}, "
+        f"shorter side {meta.get('resize')}, sigma {meta.get('sigma')}, lambda {meta.get('lambda')}",
+        f"bins with pixels: {int((prior.counts > 0).sum())} of {c.NUM_BINS}",
+        f"most probable bins (a, b) p: {peaks}",
+        f"weights: min {prior.weights[low]:.4f} at ({centres[low][0]:g}, {centres[low][1]:g}), "
+        f"max {prior.weights[high]:.4f} at ({centres[high][0]:g}, {centres[high][1]:g})",
+    ])
+
+
 def plot_prior(prior, path):
     """Writes a PNG of the bins coloured by their colour (L = 50) and by log10 p~.
 

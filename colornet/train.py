@@ -337,6 +337,7 @@ def train(config):
         steps_per_epoch=interval,
         callbacks=[checkpointer, logger],
         verbose=config.verbose,
+        shuffle=False,  # the dataset shuffles itself
     )
     if checkpointer.nan_step is not None:
         raise ColornetError(

@@ -112,10 +112,16 @@ def test_cli_prior_skips_bad_files_and_plots(tmp_path):
     out, plot = tmp_path / "prior.npz", tmp_path / "prior.png"
     run = _colornet("prior", "--data", str(tmp_path / "photos"), "--out", str(out), "--plot", str(plot))
     assert run.returncode == 0, run.stderr
-    assert "3 images" in run.stdout and "1 skipped" in run.stdout
+    assert "images 3, skipped 1" in run.stdout
     loaded = prior.load_prior(out)
     assert loaded.metadata["images"] == 3 and loaded.metadata["skipped"] == 1
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_prior_show_default():
+    run = _colornet("prior", "--show", "default")
+    assert run.returncode == 0, run.stderr
+    assert "most probable bins (a, b) p: (0, 0)" in run.stdout
 
 
 def test_cli_prior_missing_folder_is_one_line_error(tmp_path):
