@@ -138,3 +138,16 @@ def test_encode_then_decode_recovers_ab():
 
 def test_decode_contract(tmp_path):
     check_layer_contract(AnnealedMeanDecode(0.5), _random_logits((2, 3, 3)), tmp_path, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_raise_clear_errors(bad):
+    ab = _random_ab((1, 2, 2, 2))
+    ab[0, 1, 1, 0] = bad
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ab contains NaN or Inf"):
+        SoftEncode()(ab)
+    logits = _random_logits((1, 2, 2))
+    logits[0, 0, 1, 7] = bad
+    for decoder in (AnnealedMeanDecode(), decode.mean, decode.mode):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="logits contain NaN or Inf"):
+            decoder(logits)

@@ -104,7 +104,7 @@ def test_rejects_bad_shapes_and_nan_targets():
     with pytest.raises(ValueError, match="logits"):
         loss(ab, logits[..., :10])
     ab[0, 0, 0, 0] = np.nan
-    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or Inf"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ab contains NaN or Inf"):
         loss(ab, logits)
     with pytest.raises(ValueError, match="class_weights"):
         RebalancedLoss(class_weights=[1.0, 2.0])

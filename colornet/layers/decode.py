@@ -22,6 +22,10 @@ def validate_temperature(temperature):
     return float(temperature)
 
 
+def _finite_float32(logits):
+    return tf.debugging.assert_all_finite(tf.cast(logits, tf.float32), "logits contain NaN or Inf")
+
+
 def _centres():
     return tf.constant(bins.ab_bins())
 
@@ -35,9 +39,9 @@ def annealed_mean(logits, temperature=c.ANNEALED_MEAN_TEMPERATURE):
         T = 1 is the plain mean; T -> 0 tends to the mode.
 
     Returns:
-      `(..., 2)` float32 ab.
+      `(..., 2)` float32 ab. NaN or Inf logits raise InvalidArgumentError.
     """
-    logits = tf.cast(logits, tf.float32)
+    logits = _finite_float32(logits)
     if isinstance(temperature, (tf.Tensor, tf.Variable)):
         temperature = tf.cast(temperature, tf.float32)
         check = tf.debugging.assert_positive(
@@ -58,7 +62,7 @@ def mean(logits):
 
 def mode(logits):
     """The centre of the most probable bin (the T -> 0 limit); `(..., 2)` float32."""
-    return tf.gather(_centres(), tf.argmax(tf.cast(logits, tf.float32), axis=-1))
+    return tf.gather(_centres(), tf.argmax(_finite_float32(logits), axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="colornet")

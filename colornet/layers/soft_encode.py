@@ -25,7 +25,8 @@ def soft_encode_sparse(ab, k=c.SOFT_ENCODE_K, sigma=c.SOFT_ENCODE_SIGMA):
     first, so `indices[..., 0]` is the nearest bin.
 
     Args:
-      ab: `(..., 2)` float ab values.
+      ab: `(..., 2)` float ab values; NaN or Inf raise InvalidArgumentError, values
+        beyond +-140 (no colour has them) are clipped.
       k: number of bins that share each value's mass.
       sigma: Gaussian width, in ab units.
 
@@ -33,7 +34,8 @@ def soft_encode_sparse(ab, k=c.SOFT_ENCODE_K, sigma=c.SOFT_ENCODE_SIGMA):
       `(indices, weights)`: int32 and float32, both `(..., k)`.
     """
     validate_soft_encode_args(k, sigma)
-    indices, weights = _soft_encode_xla(tf.cast(ab, tf.float32), k, float(sigma))
+    ab = tf.debugging.assert_all_finite(tf.cast(ab, tf.float32), "ab contains NaN or Inf")
+    indices, weights = _soft_encode_xla(ab, k, float(sigma))
     return tf.stop_gradient(indices), tf.stop_gradient(weights)
 
 
