@@ -16,6 +16,7 @@ setup(
         "numpy",
         "absl-py",
         "tensorboard",  # training logs; TF 2.21 no longer pulls it in
+        "scikit-image",  # `colornet demo`: its bundled public-domain/CC0 sample photos
     ],
     extras_require={
         "plot": ["matplotlib"],

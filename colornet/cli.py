@@ -146,10 +146,10 @@ def _add_import_official(subparsers):
 def _run_import_official(args):
     from colornet import official
 
-    model = official.import_official(args.path, out=args.out)
+    official.import_official(args.path, out=args.out)
     print(
-        f"wrote {args.out}: {model.count_params():,} parameters. Temperature 1 reproduces "
-        "the PyTorch port's colours, 0.384 the Caffe demo's; colornet's default is 0.38"
+        f"wrote {args.out}; decoding at temperature 1 reproduces the PyTorch port's colours, "
+        "at 0.384 the Caffe demo's (colornet's default is the paper's 0.38)"
     )
     return 0
 
@@ -167,8 +167,8 @@ def _add_export(subparsers):
     parser.add_argument("--max-pixels", type=int, help="largest accepted image (default 4096x4096)")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
                         help="bfloat16: network in bfloat16 (fast on AVX512_BF16/AMX CPUs)")
-    parser.add_argument("--jit-compile", choices=("auto", "yes", "no"), default="auto",
-                        help="XLA-compile the network (auto: per precision)")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="XLA-compile the network (needs a model server with XLA's CPU JIT)")
     parser.add_argument("--no-warmup", action="store_true", help="write no TF Serving warm-up requests")
     parser.set_defaults(handler=_run_export)
 
@@ -180,7 +180,7 @@ def _run_export(args):
         "image_size": args.image_size,
         "temperature": args.temperature,
         "precision": args.precision,
-        "jit_compile": {"auto": None, "yes": True, "no": False}[args.jit_compile],
+        "jit_compile": args.jit_compile,
         "warmup": not args.no_warmup,
     }
     if args.max_pixels is not None:
@@ -225,7 +225,111 @@ def _run_tflite(args):
     return 0
 
 
-_SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_import_official, _add_export, _add_tflite)
+def _add_colorize(subparsers):
+    parser = subparsers.add_parser(
+        "colorize",
+        help="colourise images (files, folders, globs) at their own resolution into PNGs",
+        description="Each result is OUT/<input path relative to its folder argument (or the "
+        "glob's folder; a file's base name) with extension .png>. Only the L of colour "
+        "inputs is used. Unreadable files are reported and skipped; the exit code is 1 if "
+        "any file failed.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMG_OR_DIR", help="image files, folders or globs")
+    parser.add_argument("-o", "--out", required=True, help="output directory (created if needed)")
+    parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
+                        "directory or .tflite file (default: the bundled model)")
+    parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
+    parser.add_argument("--decode", default="annealed-mean", choices=("annealed-mean", "mean", "mode"))
+    parser.add_argument("--compare", action="store_true",
+                        help="write grey input | colourised | original (if in colour) side by side")
+    parser.add_argument("--size", type=int, help="side the network runs at (default 256, or an "
+                        "exported model's own)")
+    parser.set_defaults(handler=_run_colorize)
+
+
+def _run_colorize(args):
+    from colornet import inference
+
+    summary = inference.colorize_files(
+        args.inputs,
+        args.out,
+        args.model,
+        temperature=args.temperature,
+        method=args.decode,
+        size=args.size,
+        compare=args.compare,
+    )
+    print(f"wrote {len(summary.written)} images to {summary.out_dir}"
+          + (f"; {len(summary.failed)} failed (listed above)" if summary.failed else ""))
+    return 1 if summary.failed else 0
+
+
+def _add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="AuC (raw, rebalanced), PSNR and colourfulness of a model beside the grey baseline",
+    )
+    parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
+                        "directory or .tflite file (default: the bundled model)")
+    parser.add_argument("--data", required=True, help="image folder (recursive), glob or .txt list of paths")
+    parser.add_argument("--limit", type=int, help="evaluate the first N readable images")
+    parser.add_argument("--json", metavar="FILE", help="also write the results, with the "
+                        "accuracy curves, to this JSON file")
+    parser.add_argument("--resolution", default="both", choices=("native", "full", "both"),
+                        help="native: shorter side to the network's size, centre square; "
+                        "full: each image at its own size")
+    parser.add_argument("--size", type=int, help="the network's native side (default 256, or an "
+                        "exported model's own)")
+    parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
+    parser.add_argument("--decode", default="annealed-mean", choices=("annealed-mean", "mean", "mode"))
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args):
+    import json
+
+    from colornet import evaluate
+
+    result = evaluate.evaluate(
+        args.model,
+        args.data,
+        limit=args.limit,
+        size=args.size,
+        method=args.decode,
+        temperature=args.temperature,
+        resolutions=evaluate.RESOLUTIONS if args.resolution == "both" else (args.resolution,),
+        curves=bool(args.json),
+    )
+    if args.json:
+        evaluate.write_json(result, args.json)
+    print(evaluate.format_table(result))
+    summary = {key: value for key, value in result.items() if key not in ("curves", "definitions")}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _add_demo(subparsers):
+    parser = subparsers.add_parser(
+        "demo", help="colourise scikit-image's sample photos and write a page to look at"
+    )
+    parser.add_argument("-o", "--out", default="colornet_demo", help="output directory")
+    parser.add_argument("--model", help="a model instead of the bundled one")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args):
+    from colornet import demo
+
+    result = demo.run_demo(args.out, model=args.model)
+    print(f"wrote {len(result.images)} colourised photos, {result.grid} and {result.index}")
+    print(f"open file://{result.index}")
+    return 0
+
+
+_SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_import_official, _add_export, _add_tflite,
+                _add_colorize, _add_evaluate, _add_demo)
 
 
 def _parse_flags(argv):

@@ -1,0 +1,163 @@
+"""`colornet demo`: colourise a few sample photographs that ship with scikit-image.
+
+The photos are scikit-image's bundled public-domain and CC0 samples (installed with
+the package, read without any download). Each is decolourised (only its L is
+used), coloured with the bundled model at its own resolution, and written as
+`<name>.png`; `grid.png` shows grey | colourised | original, one photo per row,
+and `index.html` shows it all with the photos' credits.
+"""
+
+import dataclasses
+import html
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from colornet import constants as c
+from colornet import inference
+from colornet.errors import ColornetError
+
+DEFAULT_OUT_DIR = "colornet_demo"
+GRID_ROW_HEIGHT = 256  # pixels per row of the grid; each photo is scaled to it
+
+# (function in skimage.data, title, credit and licence as scikit-image gives them)
+PHOTOS = (
+    ("astronaut", "Astronaut Eileen Collins", "NASA; public domain"),
+    ("coffee", "A cup of coffee", "Rachel Michetti; CC0"),
+    ("chelsea", "Chelsea the cat", "Stefan van der Walt; CC0"),
+    ("rocket", "Falcon 9 carrying DSCOVR at launch", "SpaceX; public domain"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoResult:
+    """What `run_demo` wrote: the directory, the grid, the page and each colourised photo."""
+
+    out_dir: str
+    grid: str
+    index: str
+    images: list
+
+
+def sample_photos():
+    """`[(name, title, credit, (H, W, 3) uint8)]` from scikit-image's bundled samples.
+
+    Raises:
+      ColornetError: scikit-image is not installed.
+    """
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        raise ColornetError(
+            "the demo's photos come with scikit-image, which is not installed: pip install scikit-image"
+        ) from None
+    photos = []
+    for name, title, credit in PHOTOS:
+        image = np.asarray(getattr(skdata, name)())
+        photos.append((name, title, credit, inference.as_rgb(image)))
+    return photos
+
+
+def _resize_height(rgb, height):
+    width = max(1, round(rgb.shape[1] * height / rgb.shape[0]))
+    resized = tf.image.resize(rgb, (height, width), method="bilinear", antialias=True)
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8).numpy()
+
+
+def grid(rows, row_height=GRID_ROW_HEIGHT, gap=8):
+    """Stacks rows of panels (`[[(H, W, 3) uint8, ...], ...]`), each row scaled to
+    `row_height`, on a white background."""
+    strips = [
+        inference.side_by_side([_resize_height(panel, row_height) for panel in row], gap)
+        for row in rows
+    ]
+    width = max(strip.shape[1] for strip in strips)
+    height = len(strips) * row_height + (len(strips) - 1) * gap
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    for i, strip in enumerate(strips):
+        top = i * (row_height + gap)
+        canvas[top : top + row_height, : strip.shape[1]] = strip
+    return canvas
+
+
+def _page(photos, temperature, model_name):
+    items = "\n".join(
+        f'<figure><img src="{html.escape(name)}.png" alt="{html.escape(title)}, colourised">'
+        f"<figcaption>{html.escape(title)} (photo: {html.escape(credit)})</figcaption></figure>"
+        for name, title, credit, _ in photos
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>colornet demo</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }}
+img {{ max-width: 100%; }}
+figure {{ display: inline-block; width: 45%; margin: 1em 2%; vertical-align: top; }}
+</style>
+</head>
+<body>
+<h1>colornet demo</h1>
+<p>Each photo was turned to grey (only its lightness L was kept) and coloured by
+{html.escape(model_name)} (Zhang, Isola, Efros, "Colorful Image Colorization", ECCV 2016;
+annealed mean, T = {temperature:g}). Rows: grey input | colourised | original.</p>
+<p><img src="grid.png" alt="grey input, colourised and original, one photo per row"></p>
+<h2>Colourised at full resolution</h2>
+{items}
+<p>Photos: scikit-image's sample data (public domain or CC0).</p>
+</body>
+</html>
+"""
+
+
+def run_demo(
+    out_dir=DEFAULT_OUT_DIR, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, verbose=1
+):
+    """Colourises the sample photos into `out_dir` (see the module docstring).
+
+    Args:
+      out_dir: output directory (created if needed); existing demo files are replaced.
+      model: None for the bundled model, or anything `inference.load_predictor` takes.
+      temperature: annealed-mean temperature.
+      verbose: 1 prints each photo as it is done.
+
+    Returns:
+      a `DemoResult`.
+
+    Raises:
+      ColornetError: the model cannot be loaded or scikit-image is missing.
+    """
+    temperature = inference.validate_decoding("annealed-mean", temperature)
+    predictor = inference.load_predictor(model)
+    size = inference.resolve_size(predictor)
+    photos = sample_photos()
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ColornetError(f"{out_dir} exists and is not a directory")
+    os.makedirs(out_dir, exist_ok=True)
+    rows, written = [], []
+    for name, _, _, rgb in photos:
+        coloured = inference.colorize_rgb(
+            predictor, rgb, size, "annealed-mean", temperature
+        ).numpy()
+        path = os.path.join(out_dir, f"{name}.png")
+        inference.write_png(path, coloured)
+        written.append(path)
+        rows.append([inference.grey_rgb(rgb).numpy(), coloured, rgb])
+        if verbose:
+            print(f"colourised {name} ({rgb.shape[1]}x{rgb.shape[0]})", flush=True)
+    grid_path = os.path.join(out_dir, "grid.png")
+    inference.write_png(grid_path, grid(rows))
+    model_name = "the bundled model" if model is None else f"the model {predictor.source}"
+    index_path = os.path.join(out_dir, "index.html")
+    _write_text(index_path, _page(photos, temperature, model_name))
+    return DemoResult(out_dir=out_dir, grid=grid_path, index=index_path, images=written)
+
+
+def _write_text(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,156 @@
+"""The network of Table 4: lightness in, 313 ab-bin logits per pixel at 1/4 resolution.
+
+Layers are named as in the release's prototxt (`conv1_1`, `conv1_2norm`, ...,
+`conv8_313`) so that weights can be matched to it by name.
+
+Output size. Each stride-2 convolution (both paddings) gives ceil(n / 2) for an input
+of n pixels and the transposed convolution doubles, so the network computes
+2 * ceil(n / 8) rows; the last one is cropped when it lies past the image, leaving
+ceil(n / 4), exactly the number of pixels in the target `ab[:, ::4, ::4]`. So any
+input size works: 176 -> 44, 224 -> 56, 256 -> 64, 100 -> 25, 36 -> 9, 33 -> 9.
+For multiples of 8 nothing is cropped and the network is the release's.
+"""
+
+import keras
+import tensorflow as tf
+
+from colornet import constants as c
+from colornet.models.config import DOWNSAMPLING_BLOCKS, ModelConfig
+from colornet.models.normalization import NormalizeL
+
+
+@keras.saving.register_keras_serializable(package="colornet")
+class CropToStride(keras.layers.Layer):
+    """Crops feature maps to ceil(H / stride) x ceil(W / stride) of a reference image.
+
+    Args:
+      stride: the features' stride relative to the reference, >= 1.
+
+    Inputs: `[features (B, h, w, C), reference (B, H, W, ...)]` with h >= ceil(H /
+    stride), w >= ceil(W / stride). Output: `(B, ceil(H / stride), ceil(W / stride),
+    C)`, the features' dtype.
+    """
+
+    def __init__(self, stride=c.OUTPUT_STRIDE, **kwargs):
+        # Only the reference's shape is used: do not cast it to the compute dtype.
+        super().__init__(autocast=False, **kwargs)
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        self.stride = stride
+
+    def call(self, inputs):
+        features, reference = inputs
+        size = tf.shape(reference)[1:3]
+        height, width = tf.unstack((size + self.stride - 1) // self.stride)
+        return features[:, :height, :width, :]
+
+    def compute_output_shape(self, input_shape):
+        features_shape, reference_shape = input_shape
+        height, width = (None if n is None else -(-n // self.stride) for n in reference_shape[1:3])
+        return (features_shape[0], height, width, features_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
+def _decay(config):
+    """Kernel and bias regularisers for one convolution."""
+    if config.weight_decay == 0:
+        return {}
+    # Caffe's decay lambda has gradient lambda * w; Keras' L2(l) has 2 * l * w.
+    factor = config.weight_decay / 2
+    return {
+        "kernel_regularizer": keras.regularizers.L2(factor),
+        "bias_regularizer": keras.regularizers.L2(factor),
+    }
+
+
+def _norm(x, config, name):
+    return keras.layers.BatchNormalization(
+        momentum=config.norm_momentum,
+        epsilon=config.norm_epsilon,
+        center=config.norm_affine,
+        scale=config.norm_affine,
+        name=name,
+    )(x)
+
+
+def _conv_block(x, block, config):
+    """Blocks 1-7: 3x3 convolutions with ReLU, the last one (of 1-3) with stride 2,
+    then batch norm."""
+    filters = config.filters[block - 1]
+    dilation = config.dilations[block - 1]
+    count = config.convs[block - 1]
+    for i in range(1, count + 1):
+        name = f"conv{block}_{i}"
+        is_last = i == count
+        strides = 2 if is_last and block <= DOWNSAMPLING_BLOCKS else 1
+        padding = "same"
+        if strides == 2 and config.padding == "symmetric":
+            x = keras.layers.ZeroPadding2D(1, name=f"{name}pad")(x)
+            padding = "valid"
+        x = keras.layers.Conv2D(
+            filters,
+            3,
+            strides=strides,
+            padding=padding,
+            dilation_rate=dilation,
+            name=name,
+            **_decay(config),
+        )(x)
+        if is_last and config.norm_position == "before_relu":
+            x = _norm(x, config, f"{name}norm")
+        x = keras.layers.ReLU(name=f"relu{block}_{i}")(x)
+        if is_last and config.norm_position == "after_relu":
+            x = _norm(x, config, f"{name}norm")
+    return x
+
+
+def apply_backbone(l_raw, config):
+    """Builds the network on a symbolic input and returns its logits.
+
+    Args:
+      l_raw: symbolic `(B, H, W, 1)` float L in 0..100.
+      config: a `ModelConfig`.
+
+    Returns:
+      symbolic `(B, ceil(H / 4), ceil(W / 4), 313)` float32 logits.
+    """
+    x = NormalizeL(config.l_center, config.l_scale, name="normalize_l")(l_raw)
+    for block in range(1, 8):
+        x = _conv_block(x, block, config)
+    # Keras' "same" padding of a 4x4 stride-2 transposed convolution crops one pixel
+    # on every side, which is Caffe's `pad: 1`; and Keras' kernel (4, 4, out, in) is
+    # applied as Caffe's (in, out, 4, 4) with no spatial flip: input i reaches output
+    # 2i - 1 + k through tap k (tests/test_models.py checks both against Caffe).
+    filters = config.filters[7]
+    x = keras.layers.Conv2DTranspose(
+        filters, 4, strides=2, padding="same", name="conv8_1", **_decay(config)
+    )(x)
+    x = keras.layers.ReLU(name="relu8_1")(x)
+    for i in range(2, config.convs[7] + 1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv8_{i}", **_decay(config))(x)
+        x = keras.layers.ReLU(name=f"relu8_{i}")(x)
+    x = CropToStride(c.OUTPUT_STRIDE, name="crop")([x, l_raw])
+    # float32 logits under mixed precision: softmax, loss and decoding need them.
+    head = keras.layers.Conv2D(c.NUM_BINS, 1, name="conv8_313", dtype="float32", **_decay(config))
+    return head(x)
+
+
+def build_backbone(config=None, name="colornet_backbone"):
+    """The bare network as a functional `keras.Model` (no training defaults).
+
+    `Colorizer` is the same network with the paper's solver and serialisation; use
+    this to embed the network in a larger model.
+
+    Args:
+      config: a `ModelConfig`; None for the paper's.
+      name: the model's name.
+
+    Returns:
+      a `keras.Model` mapping `l_raw (B, H, W, 1)` to logits `(B, ceil(H / 4),
+      ceil(W / 4), 313)`.
+    """
+    config = ModelConfig() if config is None else config
+    l_raw = keras.Input((None, None, 1), name="l_raw")
+    return keras.Model(l_raw, apply_backbone(l_raw, config), name=name)

@@ -1,0 +1,101 @@
+"""`Colorizer`: the network as a Keras model with the paper's training defaults."""
+
+import keras
+
+from colornet import constants as c
+from colornet.models import presets
+from colornet.models.backbone import apply_backbone
+from colornet.models.config import ModelConfig
+from colornet.models.solver import paper_optimizer
+
+
+@keras.saving.register_keras_serializable(package="colornet")
+class Colorizer(keras.Model):
+    """Predicts a distribution over the 313 ab bins for every output pixel.
+
+    The network of Table 4 (paper Sec. 2 and 3): `l_raw (B, H, W, 1)`, float L in
+    0..100, maps to logits `(B, ceil(H / 4), ceil(W / 4), 313)`, float32 under any
+    dtype policy. Spatial size is free (see `colornet.models.backbone` for sizes that
+    are not multiples of 8). The model stops at the logits: soft-encoding belongs to
+    the loss and decoding to `colornet.layers.AnnealedMeanDecode`.
+
+    Build it with `Colorizer.from_preset(name, **overrides)`. `compile()` with no
+    arguments sets the paper's solver and loss, so
+
+        model = Colorizer.from_preset("tiny")
+        model.compile()
+        model.fit(dataset)  # yields (l_raw (B, H, W, 1), ab (B, H/4, W/4, 2))
+
+    trains as the release did. Works under the "mixed_bfloat16" policy; the dtype
+    policy in force when the model is built (or loaded) is the one it uses.
+
+    Args:
+      config: a `ModelConfig` (or its `to_dict()` form); None for the paper's.
+      **kwargs: `keras.Model` arguments (`name`, `trainable`).
+    """
+
+    output_stride = c.OUTPUT_STRIDE
+    num_bins = c.NUM_BINS
+
+    def __init__(self, config=None, **kwargs):
+        if config is None:
+            config = ModelConfig()
+        elif isinstance(config, dict):
+            config = ModelConfig.from_dict(config)
+        elif not isinstance(config, ModelConfig):
+            raise ValueError(f"config must be a ModelConfig, a dict or None, got {config!r}")
+        kwargs.setdefault("name", "colorizer")
+        l_raw = keras.Input((None, None, 1), name="l_raw")
+        super().__init__(inputs=l_raw, outputs=apply_backbone(l_raw, config), **kwargs)
+        self.model_config = config
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Builds a preset (`colornet.models.PRESETS`), with `ModelConfig` fields changed.
+
+        Example: `Colorizer.from_preset("half", padding="same")`.
+        """
+        return cls(presets.get_preset(name, **overrides))
+
+    @classmethod
+    def output_size(cls, height, width):
+        """The logits' spatial size for an input of `height` x `width` pixels."""
+        return -(-height // cls.output_stride), -(-width // cls.output_stride)
+
+    def compile(self, optimizer=None, loss=None, **kwargs):
+        """`keras.Model.compile` whose defaults are the paper's.
+
+        Args:
+          optimizer: None for `colornet.models.solver.paper_optimizer()`: Adam with
+            beta_1 0.9, beta_2 0.99, epsilon 1e-8, learning rate 3.16e-5 times 0.316
+            every 215,000 steps. Weight decay is part of the model (L2 regularisers,
+            `ModelConfig.weight_decay`), not of the optimizer.
+          loss: None for `colornet.losses.RebalancedLoss()` with the package's prior.
+          **kwargs: passed on to `keras.Model.compile` unchanged.
+        """
+        if optimizer is None:
+            optimizer = paper_optimizer()
+        if loss is None:
+            # Imported here: the loss pulls in the prior, which models do not need.
+            from colornet import losses
+
+            loss = losses.RebalancedLoss()
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips a custom compile() on load unless this is overridden.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "config": self.model_config.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

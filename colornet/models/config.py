@@ -1,0 +1,125 @@
+"""The network's configuration: Table 4 of the paper plus the choices a port must make.
+
+Where the Caffe release and Keras differ (padding of stride-2 convolutions, batch
+norm settings, input scaling), the choice is a field here, defaulting to the release.
+"""
+
+import dataclasses
+
+from colornet import constants as c
+
+# Table 4: output channels and 3x3 convolutions of blocks 1-8. Block 8's count
+# includes its 4x4 transposed convolution.
+TABLE4_FILTERS = (64, 128, 256, 512, 512, 512, 512, 256)
+TABLE4_CONVS = (2, 2, 3, 3, 3, 3, 3, 3)
+TABLE4_DILATIONS = (1, 1, 1, 1, 2, 2, 1)  # blocks 1-7
+NUM_BLOCKS = 8
+# The last convolution of blocks 1-3 has stride 2 and block 8 upsamples by 2: the
+# logits are at 1/4 of the input resolution.
+DOWNSAMPLING_BLOCKS = 3
+
+# Release `colorization_train_val_v2.prototxt` uses Caffe's BatchNorm defaults:
+# moving_average_fraction 0.999 and eps 1e-5 (Keras defaults: 0.99 and 1e-3).
+CAFFE_BN_MOMENTUM = 0.999
+CAFFE_BN_EPSILON = 1e-5
+# Release `train/solver.prototxt`: coupled L2 decay, on biases too (decay_mult 1).
+CAFFE_WEIGHT_DECAY = 1e-3
+
+PADDINGS = ("symmetric", "same")
+NORM_POSITIONS = ("after_relu", "before_relu")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What `Colorizer` builds. Defaults are the paper's network as released (Caffe).
+
+    Args:
+      filters: output channels of blocks 1-8 (Table 4: 64, 128, 256, 512 x 4, 256).
+      convs: convolutions per block 1-8, each >= 1. The last one of blocks 1-3 has
+        stride 2; block 8 starts with the 4x4 stride-2 transposed convolution.
+      dilations: dilation of the 3x3 convolutions of blocks 1-7 (Table 4: 2 in
+        blocks 5 and 6).
+      padding: how the stride-2 convolutions pad. "symmetric" pads one pixel on
+        every side, as Caffe (`pad: 1`); needed for the release's weights to mean the
+        same thing. "same" is Keras' padding, which on even sizes pads 0 before and
+        1 after, shifting each stride-2 sampling grid by half an input pixel.
+      l_center, l_scale: the network sees `(l_raw - l_center) / l_scale`. The Caffe
+        release feeds L - 50 (scale 1); the PyTorch port (L - 50) / 100 (scale 100).
+      norm_position: "after_relu" (the release: conv, ReLU, ..., BN) or
+        "before_relu" (conv, BN, ReLU, the usual modern order) for the last
+        convolution of blocks 1-7.
+      norm_affine: learn a scale and shift in the batch norms. The release's have
+        none (Caffe BatchNorm alone); the PyTorch port's are affine.
+      norm_momentum: Keras momentum of the moving mean and variance. Caffe's
+        moving_average_fraction is the same decay, 0.999; Caffe also divides by the
+        accumulated weight (an unbiased start) where Keras starts at mean 0,
+        variance 1, so Keras' statistics lag during the first few thousand steps.
+        The PyTorch port's momentum 0.1 is Keras' 0.9.
+      norm_epsilon: added to the variance; 1e-5 in Caffe and PyTorch.
+      weight_decay: Caffe's coupled weight decay lambda (gradient lambda * w) on
+        every convolution kernel and bias. Implemented as Keras L2 regularisers of
+        factor lambda / 2, because Keras' L2(l) adds l * sum(w^2), whose gradient is
+        2 * l * w. Batch-norm parameters are not decayed (decay_mult 0 in Caffe).
+    """
+
+    filters: tuple = TABLE4_FILTERS
+    convs: tuple = TABLE4_CONVS
+    dilations: tuple = TABLE4_DILATIONS
+    padding: str = "symmetric"
+    l_center: float = c.L_CENTER
+    l_scale: float = 1.0
+    norm_position: str = "after_relu"
+    norm_affine: bool = False
+    norm_momentum: float = CAFFE_BN_MOMENTUM
+    norm_epsilon: float = CAFFE_BN_EPSILON
+    weight_decay: float = CAFFE_WEIGHT_DECAY
+
+    def __post_init__(self):
+        for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
+            value = getattr(self, field)
+            if isinstance(value, list):
+                # A list from JSON or a user: store the hashable, immutable form.
+                object.__setattr__(self, field, tuple(value))
+                value = getattr(self, field)
+            if (
+                not isinstance(value, tuple)
+                or len(value) != length
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+            ):
+                raise ValueError(f"{field} must be {length} positive integers, got {value!r}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.norm_position not in NORM_POSITIONS:
+            raise ValueError(
+                f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}"
+            )
+        if not self.l_scale > 0:
+            raise ValueError(f"l_scale must be positive, got {self.l_scale!r}")
+        if not 0.0 <= self.norm_momentum < 1.0:
+            raise ValueError(f"norm_momentum must be in [0, 1), got {self.norm_momentum!r}")
+        if not self.norm_epsilon > 0:
+            raise ValueError(f"norm_epsilon must be positive, got {self.norm_epsilon!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.norm_affine, bool):
+            raise TypeError(f"norm_affine must be a bool, got {self.norm_affine!r}")
+
+    def replace(self, **overrides):
+        """Returns a copy with some fields changed; unknown names raise ValueError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}; valid: {sorted(names)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self):
+        """JSON-only form (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of `to_dict`; unknown keys raise ValueError."""
+        return cls().replace(**values)

@@ -1,0 +1,174 @@
+"""TFLite conversion: builtin ops only, each quantisation against the Keras model, the
+runtime helper and serving/tflite_colorize.py (NumPy + Pillow + LiteRT only).
+
+Error bounds, for the vivid tiny model of tests/deploy_helpers.py (random weights,
+logits with std ~3, |ab| ~40 on average) at 64 x 64, as the mean absolute ab error
+per image against eager Keras in float32 (measured values in brackets):
+"none" 1e-3 (~1e-6), "float16" 0.1 (0.03), "dynamic" 1.0 (0.35), "int8" 3.0 (1.6).
+A trained model has far smaller logits relative to its quantisation steps; see
+benchmarks/deploy.py for the eccv16 figures.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colornet import cli, tflite
+from colornet.errors import ColornetError
+from colornet.layers import decode
+from tests import deploy_helpers as h
+from tests.images import smooth_rgb
+
+AB_BOUNDS = {"none": 1e-3, "float16": 0.1, "dynamic": 1.0, "int8": 3.0}
+_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "serving", "tflite_colorize.py")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """`(model, {quantize: TFLiteResult})`, calibrated on images unlike the test ones."""
+    root = tmp_path_factory.mktemp("tflite")
+    representative = root / "representative"
+    representative.mkdir()
+    for i in range(8):
+        image = smooth_rgb(48 + 4 * i, 64, seed=100 + i)
+        (representative / f"{i}.png").write_bytes(h.encode(image, "png"))
+    model = h.vivid_tiny_model()
+    results = {
+        q: tflite.convert(model, root / f"{q}.tflite", q, representative, image_size=h.IMAGE_SIZE)
+        for q in tflite.QUANTIZATIONS
+    }
+    return model, results
+
+
+def test_builtin_ops_only(converted):
+    _, results = converted
+    for quantize, result in results.items():
+        assert result.ops and not [op for op in result.ops if op.startswith("Flex") or op == "CUSTOM"]
+        assert {"CONV_2D", "SOFTMAX"} <= set(result.ops), quantize
+        assert os.path.getsize(result.path) == result.size_bytes
+    assert results["int8"].calibration_images == 8
+    assert results["none"].calibration_images == 0
+    assert results["float16"].size_bytes < results["none"].size_bytes
+
+
+def test_int8_body_with_float_decode(converted):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    _, results = converted
+    interpreter = Interpreter(
+        model_path=results["int8"].path,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interpreter.allocate_tensors()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    kinds = {}
+    for op in interpreter._get_ops_details():
+        dtypes = {tensors[i]["dtype"] for i in op["inputs"] if i >= 0 and op["op_name"] != "QUANTIZE"}
+        kinds.setdefault(op["op_name"], set()).update(dtypes)
+    assert kinds["CONV_2D"] == {np.int8, np.int32}  # int8 activations and weights
+    assert kinds["SOFTMAX"] == {np.float32}  # the decoding is float
+    assert np.int8 not in kinds["FULLY_CONNECTED"]
+
+
+@pytest.mark.parametrize("quantize", tflite.QUANTIZATIONS)
+def test_variants_match_keras_within_bounds(converted, quantize):
+    model, results = converted
+    runner = tflite.TFLiteColorizer(results[quantize].path)
+    assert runner.image_size == h.IMAGE_SIZE
+    errors = []
+    for seed in range(3):
+        l_raw = tflite.l_for_network(smooth_rgb(70, 50, seed=seed), h.IMAGE_SIZE).numpy()
+        out = runner(l_raw)
+        logits = model(l_raw, training=False)
+        want = decode.annealed_mean(logits, 0.38).numpy()
+        assert out["ab"].shape == (1, 16, 16, 2) and out["logits"].shape == (1, 16, 16, 313)
+        errors.append(np.abs(out["ab"] - want).mean())
+        if quantize == "none":
+            np.testing.assert_allclose(out["logits"], logits.numpy(), atol=1e-4)
+    assert max(errors) < AB_BOUNDS[quantize], errors
+
+
+def test_runtime_helper_and_script_agree_with_the_saved_model(converted, tmp_path_factory, tmp_path):
+    """The same image through the SavedModel, the TF helper and the NumPy/Pillow script."""
+    _, results = converted
+    _, exported = h.shared_export(tmp_path_factory)
+    rgb = smooth_rgb(90, 70, seed=7)
+    from tests.serving_standin import SessionModel
+
+    served = SessionModel(os.path.dirname(exported.path), "colornet")
+    saved = served.predict("colorize_rgb", {"rgb": rgb[None]})["rgb"][0]
+    served.session.close()
+    helper = tflite.TFLiteColorizer(results["none"].path).colorize(rgb)
+    # Same steps and float32 model: at most one level apart (rounding).
+    assert np.abs(helper.astype(int) - saved.astype(int)).max() <= 1
+
+    image_path = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(image_path)
+    out_path = tmp_path / "out.png"
+    spec = importlib.util.spec_from_file_location("tflite_colorize", _SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.colorize_file(results["none"].path, image_path, out_path)
+    result = np.asarray(Image.open(out_path))
+    assert result.shape == rgb.shape
+    # Pillow's bilinear resampling (L down to 64 x 64, antialiased; ab up to 90 x 70)
+    # is TF's up to float rounding: measured mean 5e-5 levels, max 1.
+    difference = np.abs(result.astype(int) - saved.astype(int))
+    assert difference.mean() < 0.05 and difference.max() <= 2, (difference.mean(), difference.max())
+    # Its Lab conversion is colornet's (scikit-image's formulas).
+    from colornet import color
+
+    np.testing.assert_allclose(
+        script.rgb_to_lab(rgb), color.rgb_to_lab(rgb).numpy(), atol=2e-3
+    )
+
+
+def test_script_needs_no_tensorflow(converted, tmp_path):
+    _, results = converted
+    image_path = tmp_path / "photo.jpg"
+    Image.fromarray(smooth_rgb(40, 60, seed=3)).save(image_path)
+    out_path = tmp_path / "out.png"
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['tensorflow'] = None\n"  # any TensorFlow import fails
+        "sys.modules['colornet'] = None\n"
+        f"sys.argv = ['tflite_colorize.py', {str(image_path)!r}, '--model', "
+        f"{results['dynamic'].path!r}, '-o', {str(out_path)!r}]\n"
+        f"runpy.run_path({_SCRIPT!r}, run_name='__main__')\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert np.asarray(Image.open(out_path)).shape == (40, 60, 3)
+
+
+def test_errors(tmp_path):
+    model = h.vivid_tiny_model()
+    with pytest.raises(ColornetError, match="representative"):
+        tflite.convert(model, tmp_path / "m.tflite", "int8")
+    with pytest.raises(ValueError, match="quantize"):
+        tflite.convert(model, tmp_path / "m.tflite", "int4")
+    with pytest.raises(ColornetError, match="no such file"):
+        tflite.TFLiteColorizer(tmp_path / "missing.tflite")
+
+
+def test_cli_tflite(tmp_path, capsys):
+    model = h.vivid_tiny_model()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    out = tmp_path / "model.tflite"
+    argv = ["colornet", "tflite", "--model", str(path), "--out", str(out), "--quantize", "dynamic",
+            "--image-size", "32"]  # fmt: skip
+    assert cli.main(cli._parse_flags(argv)) == 0
+    assert "dynamic" in capsys.readouterr().out
+    assert tflite.TFLiteColorizer(out).image_size == 32
+    argv[-3:] = ["int8", "--image-size", "32"]
+    assert cli.main(cli._parse_flags(argv)) == 1
+    assert "representative" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / ".model.tflite.partial")
