@@ -34,6 +34,7 @@ setup(
             "grpcio",
             "ai-edge-litert",
             "pillow",
+            "hypothesis",
         ],
     },
     entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},

@@ -1,7 +1,8 @@
 """colornet: Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016) in Keras.
 
 Public names are imported on first use, so `colornet --help` and modules that do
-not need TensorFlow start fast.
+not need TensorFlow start fast. Training and evaluation live in their modules:
+`colornet.train.train(config)`, `colornet.evaluate.evaluate(...)`.
 """
 
 import importlib
@@ -17,6 +18,16 @@ _EXPORTS = {
     "RebalancedLoss": "colornet.losses",
     "compute_prior": "colornet.prior",
     "Colorizer": "colornet.models",
+    "ModelConfig": "colornet.models",
+    "PRESETS": "colornet.models",
+    "get_preset": "colornet.models",
+    "colorize": "colornet.inference",
+    "load_predictor": "colornet.inference",
+    "TrainConfig": "colornet.train",
+    "train_dataset": "colornet.data",
+    "eval_dataset": "colornet.data",
+    "decode_image": "colornet.data",
+    "import_official": "colornet.official",
 }
 
 __all__ = sorted(_EXPORTS)

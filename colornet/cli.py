@@ -1,8 +1,9 @@
 """The `colornet` command: an absl app with argparse subcommands.
 
 Each handler parses its arguments, calls one library function and returns an exit
-code. Errors a user can cause (`ColornetError`, `ValueError`, `OSError`) print one
-line and exit non-zero, without a traceback.
+code. Errors a user can cause (`ColornetError`, `ValueError`, `OSError`, and
+TensorFlow's `OpError` from a file it cannot read or write) print one line and exit
+non-zero, without a traceback.
 """
 
 import sys
@@ -10,7 +11,7 @@ import sys
 from absl import app, logging
 from absl.flags import argparse_flags
 
-from colornet.errors import ColornetError
+from colornet.errors import ColornetError, first_line
 
 
 def _add_prior(subparsers):
@@ -342,13 +343,20 @@ def _parse_flags(argv):
     return parser.parse_args(argv[1:])
 
 
+def _user_errors():
+    """The exception types a user can cause. TensorFlow is imported by the handlers,
+    not here (it takes seconds), so its OpError is added once it is loaded."""
+    tf = sys.modules.get("tensorflow")
+    return (ColornetError, ValueError, OSError) + ((tf.errors.OpError,) if tf else ())
+
+
 def main(args):
     # absl's default INFO level would interleave TF's checkpoint chatter with progress.
     logging.set_verbosity(logging.WARNING)
     try:
         return args.handler(args)
-    except (ColornetError, ValueError, OSError) as error:
-        print(f"colornet {args.command}: error: {error}", file=sys.stderr)
+    except _user_errors() as error:  # evaluated when an exception arrives
+        print(f"colornet {args.command}: error: {first_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"colornet {args.command}: interrupted", file=sys.stderr)

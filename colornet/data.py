@@ -618,6 +618,13 @@ def _scheme(path):
     return path.split("://", 1)[0].lower() if "://" in path else ""
 
 
+def _tf_path(path):
+    """`path` as bytes for TensorFlow's file ops: a local name that is not valid UTF-8
+    (which Python holds as lone surrogates, PEP 383) reaches the OS unchanged, where a
+    str would fail to encode."""
+    return os.fsencode(path)
+
+
 def _registered_schemes():
     return set(tf.io.gfile.get_registered_schemes())
 
@@ -693,10 +700,10 @@ def _walk(directory):
 def _no_images_error(directory):
     hint = ""
     try:
-        names = tf.io.gfile.listdir(directory)
+        names = tf.io.gfile.listdir(_tf_path(directory))
     except tf.errors.OpError:
         names = []
-    if any(n.endswith(".tfrecord") for n in names):
+    if any(os.fsdecode(n).endswith(".tfrecord") for n in names):
         hint = (
             f"; it holds .tfrecord shards but no {MANIFEST_NAME}, so it is not a complete "
             "`colornet prepare` output (interrupted?): run prepare again"
@@ -706,8 +713,12 @@ def _no_images_error(directory):
 
 
 def _read_list_file(list_path):
-    with tf.io.gfile.GFile(list_path, "r") as f:
-        lines = f.read().splitlines()
+    if _scheme(list_path):
+        with tf.io.gfile.GFile(list_path, "r") as f:
+            lines = f.read().splitlines()
+    else:  # listed names that are not UTF-8 come back as the same bytes
+        with open(list_path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
     paths, missing = [], []
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -734,7 +745,7 @@ def _read_list_file(list_path):
 
 def _list_one(item):
     check_filesystem(item)
-    if not tf.io.gfile.exists(item):
+    if not tf.io.gfile.exists(_tf_path(item)):
         if not _has_glob(item):
             raise ColornetError(f"no such file or directory: {item}")
         matches = (
@@ -746,14 +757,14 @@ def _list_one(item):
             raise ColornetError(f"nothing matches the pattern {item}")
         found = []
         for match in matches:
-            if tf.io.gfile.isdir(match):
+            if tf.io.gfile.isdir(_tf_path(match)):
                 found += _walk(match)
             elif _is_image_name(match):
                 found.append(match)
         if not found:
             raise ColornetError(f"no image files match the pattern {item}")
         return [_absolute(p) for p in found]
-    if tf.io.gfile.isdir(item):
+    if tf.io.gfile.isdir(_tf_path(item)):
         found = _walk(item)
         if not found:
             raise _no_images_error(item)
@@ -824,7 +835,7 @@ class SkipCounter:
     @property
     def paths(self):
         keys, _ = self._table.export()
-        return sorted(k.decode("utf-8", "replace") for k in keys.numpy())
+        return sorted(os.fsdecode(k) for k in keys.numpy())
 
     def __int__(self):
         return self.count
@@ -945,8 +956,8 @@ def _is_tfrecord_dir(source):
     return (
         isinstance(source, (str, os.PathLike))
         and not _has_glob(os.fspath(source))
-        and tf.io.gfile.isdir(os.fspath(source))
-        and tf.io.gfile.exists(tf.io.gfile.join(os.fspath(source), MANIFEST_NAME))
+        and tf.io.gfile.isdir(_tf_path(source))
+        and tf.io.gfile.exists(_tf_path(os.path.join(os.fspath(source), MANIFEST_NAME)))
     )
 
 
@@ -1051,7 +1062,7 @@ def _open_source(
             os.fspath(source), shuffle, seed, shuffle_buffer, deterministic
         )
     paths = list_image_files(source)
-    files = tf.data.Dataset.from_tensor_slices(paths)
+    files = tf.data.Dataset.from_tensor_slices([_tf_path(p) for p in paths])
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     return _Source(files.map(lambda p: (p, p)), len(paths), encoded=False)
@@ -1320,7 +1331,7 @@ def _error_reason(error):
 
 def _skip_reason(path, max_pixels):
     try:
-        _decode(tf.io.read_file(path), max_pixels)
+        _decode(tf.io.read_file(_tf_path(path)), max_pixels)
     except (tf.errors.OpError, ValueError) as error:
         return _error_reason(error)
     return "could not be read or decoded"
@@ -1333,6 +1344,12 @@ def _split_dir(path):
         return parent, name
     path = os.path.abspath(path)
     return os.path.dirname(path), os.path.basename(path)
+
+
+def _hidden_sibling_stem(name):
+    """`.NAME`, for the temporary names beside an output: shortened to 50 characters
+    when NAME is long, so that the suffixes still fit the 255-byte limit of a name."""
+    return "." + (name if len(os.fsencode(name)) <= 200 else name[:50])
 
 
 def _is_nonempty_dir_or_file(path):
@@ -1352,7 +1369,9 @@ def _publish(tmp, out_dir, shard_names, overwrite):
     if not _scheme(out_dir):
         old = None
         if _is_nonempty_dir_or_file(out_dir):
-            old = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
+            old = os.path.join(
+                parent, f"{_hidden_sibling_stem(name)}.old-{uuid.uuid4().hex[:8]}"
+            )
             os.rename(out_dir, old)
         elif os.path.isdir(out_dir):
             os.rmdir(out_dir)
@@ -1482,7 +1501,7 @@ def prepare(
     )
     counter = SkipCounter()
     counter._attach(total)
-    files = tf.data.Dataset.from_tensor_slices(ordered)
+    files = tf.data.Dataset.from_tensor_slices([_tf_path(p) for p in ordered])
     rng = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((files, rng)).map(lambda p, r: (p, p, r))
     dataset = _decode_skipping(
@@ -1492,14 +1511,18 @@ def prepare(
     parent, name = _split_dir(out_dir)
     if not _scheme(out_dir):
         leftovers = sorted(
-            pyglob.glob(os.path.join(parent, f".{pyglob.escape(name)}.partial-*"))
+            pyglob.glob(
+                os.path.join(
+                    parent, f"{pyglob.escape(_hidden_sibling_stem(name))}.partial-*"
+                )
+            )
         )
         if leftovers and verbose:
             print(
                 f"note: leftovers of interrupted runs (safe to delete): {', '.join(leftovers)}",
                 file=sys.stderr,
             )
-    tmp = f"{parent}/.{name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp = f"{parent}/{_hidden_sibling_stem(name)}.partial-{uuid.uuid4().hex[:8]}"
     tf.io.gfile.makedirs(tmp)
     counts = [0] * shards
     try:
@@ -1511,7 +1534,7 @@ def prepare(
         writer, current = None, -1
         try:
             for encoded, height, width, path in dataset.as_numpy_iterator():
-                pos = position[path.decode("utf-8")]
+                pos = position[os.fsdecode(path)]
                 shard = pos * shards // total
                 while current < shard:
                     if writer is not None:

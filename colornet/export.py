@@ -127,7 +127,7 @@ class ExportConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not isinstance(self.jit_compile, bool):
-            raise ValueError(f"jit_compile must be True or False, got {self.jit_compile!r}")
+            raise TypeError(f"jit_compile must be True or False, got {self.jit_compile!r}")
         sizes = tuple(self.warmup_batch_sizes)
         if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
             raise ValueError(f"warmup_batch_sizes must be positive ints, got {self.warmup_batch_sizes!r}")

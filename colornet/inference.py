@@ -25,7 +25,6 @@ means the bundled model, `BUNDLED_MODEL_PATH`.
 import dataclasses
 import functools
 import os
-import re
 import sys
 import tempfile
 
@@ -36,6 +35,7 @@ import tensorflow as tf
 from colornet import color
 from colornet import constants as c
 from colornet.errors import ColornetError
+from colornet.errors import first_line as _first_line
 from colornet.layers import decode
 
 BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "colornet_half.keras")
@@ -74,8 +74,22 @@ def decode_logits(logits, method="annealed-mean", temperature=c.ANNEALED_MEAN_TE
     raise ValueError(f"method must be annealed-mean, mean or mode, got {method!r}")
 
 
+def checked_l(l_raw):
+    """L as float32, refused if it holds NaN or Inf and clipped to 0..100 (no image has
+    other values; the network's ReLUs may turn NaN into 0, so the logits would not
+    show it).
+
+    Raises:
+      tf.errors.InvalidArgumentError: "L contains NaN or Inf".
+    """
+    l_raw = tf.debugging.assert_all_finite(tf.cast(l_raw, tf.float32), "L contains NaN or Inf")
+    return tf.clip_by_value(l_raw, 0.0, 100.0)
+
+
 def colorize_l(model, l_raw, method="annealed-mean", temperature=c.ANNEALED_MEAN_TEMPERATURE):
-    """Colourises a batch of L with a Keras colorizer; `(B, H, W, 3)` float32 sRGB."""
+    """Colourises a batch of L (`checked_l`) with a Keras colorizer; `(B, H, W, 3)`
+    float32 sRGB."""
+    l_raw = checked_l(l_raw)
     logits = model(l_raw, training=False)
     return join_l_ab(l_raw, decode_logits(logits, method, temperature))
 
@@ -327,14 +341,14 @@ def predict_rgb(predictor, l_raw, size, method="annealed-mean", temperature=c.AN
 
     Args:
       predictor: a `Predictor` (`load_predictor`).
-      l_raw: `(H, W, 1)` float L in 0..100.
+      l_raw: `(H, W, 1)` float L in 0..100 (see `checked_l`).
       size: the side the network runs at (`resolve_size`).
       method, temperature: the decoding (`decode_logits`).
 
     Returns:
       `(H, W, 3)` uint8 tensor.
     """
-    l_raw = tf.convert_to_tensor(l_raw, tf.float32)[None]
+    l_raw = checked_l(l_raw)[None]
     logits = predictor.logits(network_input(l_raw, size))
     ab_small = decode_logits(logits, method, temperature)
     return to_uint8(join_l_ab(l_raw, ab_small))[0]
@@ -508,15 +522,6 @@ def apply_orientation(image, orientation):
     return np.ascontiguousarray(transforms[orientation](image))
 
 
-def _first_line(error):
-    """One clean line from an exception: TF's op and function decorations removed."""
-    message = getattr(error, "message", None) or str(error)
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
-    lines = [line for line in message.strip().splitlines() if line.strip()]
-    line = lines[0].strip() if lines else type(error).__name__
-    return re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?$", "", line)
-
-
 def read_image(path, max_pixels=None):
     """Reads an image file as upright `(H, W, 3)` uint8 RGB.
 
@@ -525,21 +530,24 @@ def read_image(path, max_pixels=None):
     before decoding); a JPEG's EXIF orientation is then applied.
 
     Raises:
-      ColornetError: the file cannot be read or decoded (the message says why).
+      ColornetError: the file cannot be read or decoded; the message is one line,
+        "PATH: reason".
     """
     from colornet import data
 
     max_pixels = data.MAX_PIXELS if max_pixels is None else max_pixels
     path = os.fspath(path)
+    # Local files through Python: TF's GFile takes only names that are valid UTF-8.
+    opener = tf.io.gfile.GFile if data._scheme(path) else open
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with opener(path, "rb") as f:
             encoded = f.read()
     except (tf.errors.OpError, OSError) as error:
-        raise ColornetError(f"cannot read the file ({_first_line(error)})") from None
+        raise ColornetError(f"{path}: cannot read the file ({_first_line(error)})") from None
     try:
         image = data.decode_image(tf.constant(encoded), max_pixels).numpy()
     except tf.errors.OpError as error:
-        raise ColornetError(_first_line(error)) from None
+        raise ColornetError(f"{path}: {_first_line(error)}") from None
     return apply_orientation(image, jpeg_exif_orientation(encoded))
 
 
@@ -752,7 +760,7 @@ def colorize_files(
             write_png(target, result)
             written.append((path, target))
         except (ColornetError, OSError, tf.errors.OpError) as error:
-            fail(path, _first_line(error))
+            fail(path, _first_line(error).removeprefix(f"{path}: "))
         if progress:
             progress.update(done)
     return ColorizeSummary(out_dir=out_dir, written=written, failed=failed)

@@ -11,3 +11,20 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
+
+# Property-based tests (tests/test_fuzz.py): a fixed, derandomised profile for CI, and
+# `HYPOTHESIS_PROFILE=long` for a fuzzing campaign of thousands of examples.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the `test` extra installs it; other tests run without it
+    pass
+else:
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile(
+        "ci", derandomize=True, max_examples=200, deadline=None, print_blob=True,
+        suppress_health_check=_quiet, database=None,
+    )
+    settings.register_profile(
+        "long", max_examples=5000, deadline=None, print_blob=True, suppress_health_check=_quiet
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -20,7 +20,7 @@ from colornet import bins, cli, export
 from colornet.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
-from tests.serving_standin import SessionModel
+from tests.serving_standin import RequestError, SessionModel
 
 # ab from the SavedModel and from eager Keras differ only by float32 rounding in a
 # different op order (oneDNN, XLA fusion): 1e-3 ab units is far below anything
@@ -227,7 +227,7 @@ def test_bad_images_are_invalid_argument(loaded_tf2, session, name):
         loaded_tf2.signatures["serving_default"](
             image_bytes=tf.constant([good, data]), temperature=tf.constant(0.38)
         )
-    with pytest.raises(Exception) as info:
+    with pytest.raises(RequestError) as info:
         session.predict("serving_default", {"image_bytes": np.array([good, data], dtype=object)})
     assert info.value.code.name == "INVALID_ARGUMENT" and message in info.value.message
 
@@ -246,7 +246,7 @@ def test_bad_tensors_and_temperatures_are_invalid_argument(session):
         ),
     ]
     for signature, feeds, message in cases:
-        with pytest.raises(Exception) as info:
+        with pytest.raises(RequestError) as info:
             session.predict(signature, feeds)
         assert info.value.code.name == "INVALID_ARGUMENT", info.value.message
         assert message in info.value.message

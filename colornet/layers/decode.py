@@ -7,6 +7,7 @@ annealed mean errs by up to 1 ab unit.
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from colornet import bins
@@ -26,6 +27,9 @@ def _finite_float32(logits):
     return tf.debugging.assert_all_finite(tf.cast(logits, tf.float32), "logits contain NaN or Inf")
 
 
+_SMALLEST_NORMAL = float(np.finfo(np.float32).tiny)
+
+
 def _centres():
     return tf.constant(bins.ab_bins())
 
@@ -36,10 +40,12 @@ def annealed_mean(logits, temperature=c.ANNEALED_MEAN_TEMPERATURE):
     Args:
       logits: `(..., 313)` logits (any float dtype).
       temperature: T > 0, a Python number or a scalar tensor (checked at run time).
-        T = 1 is the plain mean; T -> 0 tends to the mode.
+        T = 1 is the plain mean; T -> 0 tends to the mode. T below the smallest
+        normal float32 (1.2e-38, which CPUs flush to 0) is raised to it.
 
     Returns:
-      `(..., 2)` float32 ab. NaN or Inf logits raise InvalidArgumentError.
+      `(..., 2)` float32 ab. NaN or Inf logits raise InvalidArgumentError; any
+      finite logits, however large, give finite ab.
     """
     logits = _finite_float32(logits)
     if isinstance(temperature, (tf.Tensor, tf.Variable)):
@@ -51,7 +57,10 @@ def annealed_mean(logits, temperature=c.ANNEALED_MEAN_TEMPERATURE):
             temperature = tf.identity(temperature)
     else:
         temperature = validate_temperature(temperature)
-    probs = tf.nn.softmax(logits / temperature, axis=-1)
+    # Shifted by the maximum before dividing: logits / T alone overflows to Inf (and
+    # the softmax to NaN) for finite logits near the float32 limit or a tiny T.
+    shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+    probs = tf.nn.softmax(shifted / tf.maximum(temperature, _SMALLEST_NORMAL), axis=-1)
     return tf.einsum("...q,qc->...c", probs, _centres())
 
 

@@ -40,10 +40,18 @@ def load_colorizer(path):
         latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
         if latest is None:
             raise ColornetError(f"{path}: the workdir has no complete checkpoint yet")
-        with open(os.path.join(path, "config.json")) as f:
-            preset = json.load(f)["preset"]
+        config_path = os.path.join(path, "config.json")
+        try:
+            with open(config_path) as f:
+                preset = json.load(f)["preset"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ColornetError(f"{config_path}: not a training config ({error!r})") from None
         model = Colorizer.from_preset(preset)
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        try:
+            tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            message = getattr(error, "message", None) or str(error)
+            raise ColornetError(f"{latest}: cannot restore the checkpoint ({message})") from None
         return model
     if not path.endswith(".keras"):
         raise ColornetError(f"{path}: expected a .keras file or a training workdir")

@@ -1,0 +1,385 @@
+"""Every entry point against the corpus of hostile inputs (tests/bad_inputs.py).
+
+What each entry point must do with each input class is written in
+docs/robustness.md; these tests check it: a one-line error that names the file and
+the reason (the CLI: exit 1, no traceback), or the documented handling (first GIF
+frame, alpha dropped, CMYK/YCCK converted, 16 bits to 8, EXIF orientation applied),
+and batch operations that skip and report a bad file and finish the rest.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from colornet import cli, data, inference, prior
+from colornet.errors import ColornetError
+from tests import bad_inputs as b
+from tests import deploy_helpers as h
+from tests.images import smooth_rgb
+
+SIZE = 64  # the network's native size in these tests (256 in use)
+CASES = b.image_cases()
+BAD = sorted(b.bad_cases())
+GOOD = sorted(b.good_cases())
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "tiny.keras")
+    h.vivid_tiny_model().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """`(folder, {name: path})`: every byte-level case as a file."""
+    folder = str(tmp_path_factory.mktemp("corpus"))
+    return folder, b.write_corpus(folder)
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    return b.write_path_cases(tmp_path_factory.mktemp("paths"))
+
+
+def _stderr_lines(text):
+    # libjpeg itself prints "Improper call to JPEG library in state 201" for a damaged
+    # JPEG (TF's decoder lets it); that line is not ours.
+    return [line for line in text.splitlines() if line.strip() and "JPEG library" not in line]
+
+
+def _cli(argv, capsys):
+    """Runs `colornet ARGV` in this process: (exit code, stdout, stderr lines)."""
+    code = cli.main(cli._parse_flags(["colornet", *argv]))
+    out, err = capsys.readouterr()
+    return code, out, _stderr_lines(err)
+
+
+def _one_line_error(code, err, command, *needles):
+    assert code == 1
+    errors = [line for line in err if line.startswith(f"colornet {command}: error:")]
+    assert len(errors) == 1, err
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+# ----------------------------------------------------------------------------
+# Decoding: the library function, eagerly, in a graph and in tf.data.
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_decode_image_every_case(name):
+    case = CASES[name]
+    for decode in (data.decode_image, tf.function(data.decode_image)):
+        if case.readable:
+            out = decode(tf.constant(case.content)).numpy()
+            assert out.dtype == np.uint8 and out.shape == case.expected.shape
+            np.testing.assert_array_equal(out, case.expected)
+        else:
+            with pytest.raises(tf.errors.InvalidArgumentError, match=case.message):
+                decode(tf.constant(case.content)).numpy()
+
+
+def test_cmyk_and_ycck_are_converted_like_pillow():
+    rgb = smooth_rgb(24, 32, seed=11)
+    for make in (b.cmyk_jpeg, b.ycck_jpeg):
+        content = make(rgb)
+        assert Image.open(io.BytesIO(content)).mode == "CMYK"
+        out = data.decode_image(content).numpy()
+        np.testing.assert_array_equal(out, np.asarray(Image.open(io.BytesIO(content)).convert("RGB")))
+        # JPEG at quality 95/100 of a smooth image: within a few levels of the source.
+        assert np.abs(out.astype(int) - rgb).max() <= 6
+
+
+def test_zero_length_element_in_a_string_batch():
+    good = CASES["one_by_one"].content
+    batch = tf.constant([good, b"", good])
+    dataset = tf.data.Dataset.from_tensor_slices(batch).map(data.decode_image).ignore_errors()
+    assert [image.shape for image in dataset.as_numpy_iterator()] == [(1, 1, 3), (1, 1, 3)]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty input"):
+        tf.map_fn(lambda x: tf.shape(data.decode_image(x)), batch, fn_output_signature=tf.int32)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_read_image_every_case(name, corpus):
+    case, path = CASES[name], corpus[1][name]
+    if case.readable:
+        want = case.upright if case.upright is not None else case.expected
+        np.testing.assert_array_equal(inference.read_image(path), want)
+    else:
+        with pytest.raises(ColornetError, match=case.message) as info:
+            inference.read_image(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+def test_read_image_path_cases(paths):
+    for path in (paths.non_utf8, paths.long_name):
+        assert inference.read_image(path).shape == (20, 24, 3)
+    for path, reason in (
+        (paths.directory, "Is a directory"),
+        (paths.missing, "No such file"),
+        (os.path.join(paths.under_file, "x.png"), "Not a directory"),
+    ):
+        with pytest.raises(ColornetError, match=reason) as info:
+            inference.read_image(path)
+        assert str(info.value).startswith(f"{path}: cannot read the file")
+
+
+def test_pipelines_skip_and_count_every_bad_case(corpus, paths):
+    folder, written = corpus
+    sources = [folder, paths.non_utf8, paths.long_name]
+    images, skipped = data.decoded_images(sources, resize=None)
+    shapes = [image.shape for image in images.as_numpy_iterator()]
+    assert skipped.listed == len(CASES) + 2
+    assert skipped.count == len(BAD)
+    assert skipped.paths == sorted(written[name] for name in BAD)
+    assert len(shapes) == len(GOOD) + 2
+    counter = data.SkipCounter()
+    batches = data.eval_dataset(sources, batch_size=4, crop=32, resize=32, skip_counter=counter)
+    assert sum(int(l_raw.shape[0]) for l_raw, _ in batches) == len(GOOD) + 2
+    assert counter.count == len(BAD)
+    train = data.train_dataset(sources, batch_size=4, crop=32, resize=32, seed=1)
+    for l_raw, ab in train.take(3):
+        assert l_raw.shape == (4, 32, 32, 1) and np.isfinite(ab.numpy()).all()
+
+
+def test_a_folder_of_only_bad_files_raises_instead_of_spinning(tmp_path):
+    b.write_corpus(str(tmp_path), names=BAD)
+    images, _ = data.decoded_images(str(tmp_path), resize=None)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"none of the {len(BAD)} images"):
+        list(images)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"none of the {len(BAD)} images"):
+        next(iter(data.train_dataset(str(tmp_path), batch_size=2, crop=8, resize=8, seed=0)))
+
+
+# ----------------------------------------------------------------------------
+# colorize() on arrays.
+
+
+@pytest.mark.parametrize(
+    "image,message",
+    [
+        (np.zeros((0, 5, 3), np.uint8), "must not be empty"),
+        (np.zeros((4, 4, 2), np.uint8), "must have shape"),
+        (np.zeros((2, 4, 4, 3), np.uint8), "must have shape"),
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN or Inf"),
+        (np.full((4, 4, 3), np.inf, np.float64), "NaN or Inf"),
+        (np.full((4, 4, 3), 2.0, np.float32), r"in \[0, 1\]"),
+        (np.full((4, 4, 3), -0.5, np.float32), r"in \[0, 1\]"),
+        (np.zeros((4, 4, 3), np.int64), "uint8, uint16 or float"),
+        (np.zeros((4, 4, 3), bool), "uint8, uint16 or float"),
+    ],
+    ids=["empty", "two-channels", "batch", "nan", "inf", "above-1", "below-0", "int64", "bool"],
+)
+def test_colorize_rejects_bad_arrays(model_path, image, message):
+    with pytest.raises(ValueError, match=message):
+        inference.colorize(image, model=model_path, size=SIZE)
+
+
+def test_colorize_tiny_and_odd_arrays(model_path):
+    for image in (
+        np.array([[[200, 30, 60]]], np.uint8),
+        smooth_rgb(2, 3, seed=1),
+        np.full((3, 2), 65535, np.uint16),
+        np.zeros((5, 7, 4), np.float64),
+    ):
+        out = inference.colorize(image, model=model_path, size=SIZE)
+        assert out.dtype == np.uint8 and out.shape == image.shape[:2] + (3,)
+
+
+def test_nan_l_into_the_network_is_a_clear_error(model_path):
+    predictor = inference.load_predictor(model_path)
+    l_raw = np.full((8, 8, 1), 50.0, np.float32)
+    for bad in (np.nan, np.inf):
+        l_raw[3, 3] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or Inf"):
+            inference.predict_rgb(predictor, l_raw, SIZE)
+    # Out-of-range L (no image has it) is clipped to 0..100.
+    for value, clipped in ((-1e4, 0.0), (3e38, 100.0)):
+        out = inference.predict_rgb(predictor, np.full((8, 8, 1), value, np.float32), SIZE)
+        want = inference.predict_rgb(predictor, np.full((8, 8, 1), clipped, np.float32), SIZE)
+        np.testing.assert_array_equal(out.numpy(), want.numpy())
+
+
+# ----------------------------------------------------------------------------
+# colorize_files and `colornet colorize`.
+
+
+def _files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_colorize_files_over_the_corpus(model_path, corpus, paths, tmp_path, capsys):
+    folder, written = corpus
+    out = str(tmp_path / "out")
+    summary = inference.colorize_files(
+        [folder, paths.non_utf8, paths.long_name, paths.directory, paths.missing],
+        out,
+        model=model_path,
+        size=SIZE,
+    )
+    names = {os.path.basename(name) for name in (paths.non_utf8, paths.long_name)}
+    assert _files(out) == sorted([f"{name}.png" for name in GOOD] + [os.path.splitext(n)[0] + ".png" for n in names])
+    failed = dict(summary.failed)
+    assert set(failed) == {written[name] for name in BAD} | {paths.directory, paths.missing}
+    for name in BAD:
+        reason = failed[written[name]]
+        assert "\n" not in reason and not reason.startswith(written[name])
+    assert "no such file" in failed[paths.missing]
+    assert "no image files" in failed[paths.directory]
+    for name in GOOD:
+        case = CASES[name]
+        want = case.upright if case.upright is not None else case.expected
+        assert np.asarray(Image.open(os.path.join(out, name + ".png"))).shape == want.shape
+    err = _stderr_lines(capsys.readouterr().err)
+    for path in failed:
+        assert len([line for line in err if line.startswith(f"colornet: skipped {path}: ")]) == 1
+
+
+def test_cli_colorize_corpus_in_a_fresh_process(model_path, corpus, paths, tmp_path):
+    """The real command: exit 1, each bad file on one stderr line, no traceback."""
+    folder, written = corpus
+    out = str(tmp_path / "out")
+    proc = subprocess.run(
+        [sys.executable, "-m", "colornet.cli", "colorize", folder, paths.non_utf8, paths.missing,
+         "-o", out, "--model", model_path, "--size", str(SIZE)],
+        capture_output=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    stderr = proc.stderr.decode("utf-8", "surrogateescape")
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    for name in BAD:
+        lines = [line for line in stderr.splitlines() if line.startswith(f"colornet: skipped {written[name]}: ")]
+        assert len(lines) == 1, (name, stderr)
+    assert len(_files(out)) == len(GOOD) + 1
+    assert f"wrote {len(GOOD) + 1} images" in proc.stdout.decode()
+
+
+def test_cli_colorize_unusable_output_and_model(model_path, corpus, paths, tmp_path, capsys):
+    good = corpus[1]["one_by_one"]
+    code, _, err = _cli(["colorize", good, "-o", paths.under_file, "--model", model_path], capsys)
+    _one_line_error(code, err, "colorize", paths.under_file, "Not a directory")
+    code, _, err = _cli(["colorize", good, "-o", corpus[1]["random"], "--model", model_path], capsys)
+    _one_line_error(code, err, "colorize", "is not a directory")
+    for model, reason in (
+        (paths.missing, "no such file"),
+        (corpus[1]["random"], "expected a .keras file"),
+        (paths.directory, "neither a training workdir"),
+    ):
+        code, _, err = _cli(["colorize", good, "-o", str(tmp_path / "o"), "--model", model], capsys)
+        _one_line_error(code, err, "colorize", model, reason)
+
+
+def test_cli_colorize_hostile_model_files(corpus, tmp_path, capsys):
+    good = corpus[1]["one_by_one"]
+    for name, content in (
+        ("empty.keras", b""),
+        ("random.keras", np.random.default_rng(1).bytes(2000)),
+        ("text.keras", b"not a zip archive\n"),
+        ("empty.tflite", b""),
+        ("random.tflite", np.random.default_rng(2).bytes(2000)),
+    ):
+        model = str(tmp_path / name)
+        with open(model, "wb") as f:
+            f.write(content)
+        code, _, err = _cli(["colorize", good, "-o", str(tmp_path / "o"), "--model", model], capsys)
+        _one_line_error(code, err, "colorize", model, "not a loadable colornet")
+    workdir = tmp_path / "workdir"
+    (workdir / "checkpoints").mkdir(parents=True)
+    (workdir / "config.json").write_text("{not json")
+    (workdir / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    (workdir / "checkpoints" / "ckpt-3.index").write_bytes(b"garbage")
+    code, _, err = _cli(["colorize", good, "-o", str(tmp_path / "o"), "--model", str(workdir)], capsys)
+    _one_line_error(code, err, "colorize", "config.json")
+    (workdir / "config.json").write_text(json.dumps({"preset": "tiny"}))
+    code, _, err = _cli(["colorize", good, "-o", str(tmp_path / "o"), "--model", str(workdir)], capsys)
+    _one_line_error(code, err, "colorize", "ckpt-3", "cannot restore")
+
+
+# ----------------------------------------------------------------------------
+# The batch commands: evaluate, prior, prepare, train.
+
+
+def test_cli_evaluate_prior_prepare_skip_and_report(model_path, corpus, paths, tmp_path, capsys):
+    folder, written = corpus
+    code, out, _ = _cli(
+        ["evaluate", "--model", model_path, "--data", folder, "--size", str(SIZE),
+         "--json", str(tmp_path / "e.json")],
+        capsys,
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["images"] == len(GOOD) and result["skipped"] == len(BAD)
+    assert result["skipped_files"] == sorted(written[name] for name in BAD)
+    assert f"{len(BAD)} unreadable, skipped" in out
+
+    code, out, _ = _cli(["prior", "--data", folder, "--out", str(tmp_path / "p.npz"), "--resize", "16"], capsys)
+    assert code == 0 and f"images {len(GOOD)}, skipped {len(BAD)}" in out
+    assert prior.load_prior(str(tmp_path / "p.npz")).metadata["skipped"] == len(BAD)
+
+    code, out, _ = _cli(["prepare", "--data", folder, "--out", str(tmp_path / "rec")], capsys)
+    assert code == 0 and f"{len(GOOD)} images in 1 shards, {len(BAD)} skipped" in out
+    with open(tmp_path / "rec" / data.MANIFEST_NAME) as f:
+        manifest = json.load(f)
+    reasons = {item["path"]: item["reason"] for item in manifest["skipped"]}
+    for name in BAD:
+        assert reasons[written[name]] and "\n" not in reasons[written[name]]
+    assert "empty input" in reasons[written["empty"]]
+    assert "100000x100000" in reasons[written["bomb_png"]]
+
+
+def test_batch_commands_take_odd_file_names(model_path, paths, tmp_path, capsys):
+    """A name that is not UTF-8 and a 250-byte name are read by every pipeline."""
+    folder = os.path.dirname(paths.non_utf8)
+    code, out, _ = _cli(["prior", "--data", folder, "--out", str(tmp_path / "p.npz"), "--resize", "16"], capsys)
+    assert code == 0 and "images 2, skipped 0" in out
+    code, out, _ = _cli(["prepare", "--data", folder, "--out", str(tmp_path / "rec")], capsys)
+    assert code == 0 and "2 images in 1 shards, 0 skipped" in out
+    records = data.decoded_images(str(tmp_path / "rec"), resize=None)[0]
+    assert len(list(records)) == 2
+    code, _, _ = _cli(["evaluate", "--model", model_path, "--data", folder, "--size", str(SIZE)], capsys)
+    assert code == 0
+    # A long output name: the hidden temporary directory beside it still fits.
+    long_out = str(tmp_path / ("r" * 250))
+    code, out, _ = _cli(["prepare", "--data", folder, "--out", long_out], capsys)
+    assert code == 0 and os.path.isfile(os.path.join(long_out, data.MANIFEST_NAME))
+
+
+@pytest.mark.parametrize("command", ["prior", "prepare", "evaluate"])
+def test_batch_commands_bad_paths_are_one_line(command, model_path, corpus, paths, capsys):
+    folder = corpus[0]
+    extra = ["--model", model_path, "--size", str(SIZE)] if command == "evaluate" else []
+    out_flag = {"prior": ["--out", paths.under_file + ".npz"], "prepare": ["--out", paths.under_file],
+                "evaluate": ["--json", paths.under_file + ".json"]}[command]
+    code, _, err = _cli([command, "--data", paths.missing, *out_flag, *extra], capsys)
+    _one_line_error(code, err, command, paths.missing)
+    code, _, err = _cli([command, "--data", folder, *out_flag, *extra], capsys)
+    _one_line_error(code, err, command, "plain_file")
+    bad_only = os.path.join(folder, "random.png")
+    code, _, err = _cli([command, "--data", bad_only, "--out" if command != "evaluate" else "--json",
+                         os.path.join(os.path.dirname(paths.under_file), f"x-{command}"), *extra], capsys)
+    _one_line_error(code, err, command)
+
+
+def test_cli_train_on_bad_data_and_paths(corpus, paths, tmp_path, capsys):
+    args = ["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--set", "resize=16",
+            "--set", "crop=8", "--set", "prior=uniform", "--set", "verbose=0"]
+    bad_only = str(tmp_path / "bad")
+    b.write_corpus(bad_only, names=BAD)
+    code, _, err = _cli(["train", "--data", bad_only, "--workdir", str(tmp_path / "w"), *args], capsys)
+    _one_line_error(code, err, "train", f"none of the {len(BAD)} images")
+    code, _, err = _cli(["train", "--data", corpus[0], "--workdir", paths.under_file, *args], capsys)
+    _one_line_error(code, err, "train", "cannot write to workdir", "plain_file")
+    code, _, err = _cli(["train", "--data", paths.missing, "--workdir", str(tmp_path / "w2"), *args], capsys)
+    _one_line_error(code, err, "train", paths.missing)
