@@ -38,7 +38,7 @@ from colornet.errors import ColornetError
 from colornet.errors import first_line as _first_line
 from colornet.layers import decode
 
-BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "colornet_half.keras")
+BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "colornet_half.npz")
 DEFAULT_SIZE = c.TRAIN_RESIZE  # the network's native input side for Keras models
 DECODE_METHODS = ("annealed-mean", "mean", "mode")
 
@@ -256,10 +256,10 @@ def _load_path(path):
         )
     if path.endswith(".tflite"):
         return TFLitePredictor(path)
-    if path.endswith(".keras"):
+    if path.endswith((".keras", ".npz")):
         return KerasPredictor(load_colorizer(path), source=path)
     raise ColornetError(
-        f"{path}: expected a .keras file, a .tflite file, a training workdir, a checkpoint "
+        f"{path}: expected a .keras file, a .npz weights file, a .tflite file, a training workdir, a checkpoint "
         "prefix (workdir/checkpoints/ckpt-N) or a SavedModel directory"
     )
 

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
-from colornet.errors import ColornetError
+from colornet.errors import ColornetError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -209,9 +209,8 @@ class _Checkpointer(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=self._step())
         except (OSError, tf.errors.OpError) as error:
             self.model.stop_training = True
-            message = getattr(error, "message", None) or str(error)
             raise ColornetError(
-                f"could not write a checkpoint in {self.manager.directory} ({message}); "
+                f"could not write a checkpoint in {self.manager.directory} ({first_line(error)}); "
                 f"the previous checkpoint {self.manager.latest_checkpoint} is intact"
             ) from None
 

@@ -415,3 +415,19 @@ def test_mixed_bfloat16_trains_with_float32_logits(bfloat16_policy):
     history = model.fit(l_raw, ab, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert not np.array_equal(before, model.get_layer("conv1_1").kernel.numpy())
+
+
+def test_compact_weights_file_round_trip(tmp_path):
+    from colornet.errors import ColornetError
+    from colornet.models.loading import load_colorizer, save_compact
+
+    model = Colorizer.from_preset("tiny")
+    path = tmp_path / "model.npz"
+    save_compact(model, path)
+    loaded = load_colorizer(path)
+    x = np.random.default_rng(0).uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
+    # float16 storage keeps ~3 significant digits of each weight.
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-3)
+    (tmp_path / "other.npz").write_bytes(b"junk")
+    with pytest.raises(ColornetError, match="not a colornet weights file"):
+        load_colorizer(tmp_path / "other.npz")

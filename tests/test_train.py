@@ -1,5 +1,6 @@
 """Training: fit, checkpoints, resume after SIGKILL, NaN stop, strategies, multi-worker."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -97,9 +98,25 @@ def test_unwritable_workdir_is_a_clear_error(photos, tmp_path):
         train.train(_config(photos, tmp_path / "a_file" / "run"))
 
 
+_MIRRORED_SCRIPT = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from colornet import train
+config = train.TrainConfig(**eval(sys.argv[1]))
+summary = train.train(config)
+print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", summary["step"])
+"""
+
+
 def test_mirrored_strategy_trains_with_fit(photos, tmp_path):
-    summary = train.train(_config(photos, tmp_path / "run", strategy="mirrored", steps=3))
-    assert summary["step"] == 3
+    # A fresh process: MirroredStrategies made earlier in one process can share
+    # collective instance keys and abort each other's all-reduces.
+    config = dataclasses.asdict(_config(photos, tmp_path / "run", strategy="mirrored", steps=3))
+    run = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, repr(config)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "replicas 2 step 3" in run.stdout
 
 
 def test_config_overrides_and_validation():

@@ -2,8 +2,10 @@
 
 import json
 import os
+import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from colornet.errors import ColornetError
@@ -16,7 +18,8 @@ def is_workdir(path):
 
 
 def load_colorizer(path):
-    """Loads a Keras `Colorizer` from a `.keras` file or a training workdir.
+    """Loads a Keras `Colorizer` from a `.keras` file, a training workdir or a compact
+    `.npz` weights file (`save_compact`).
 
     A workdir gives its latest complete checkpoint (the one TF's checkpoint index
     names; a save that was interrupted is never listed there). `.keras` files load
@@ -53,12 +56,53 @@ def load_colorizer(path):
             message = getattr(error, "message", None) or str(error)
             raise ColornetError(f"{latest}: cannot restore the checkpoint ({message})") from None
         return model
+    if path.endswith(".npz"):
+        return _load_compact(path)
     if not path.endswith(".keras"):
-        raise ColornetError(f"{path}: expected a .keras file or a training workdir")
+        raise ColornetError(f"{path}: expected a .keras file, a .npz weights file or a training workdir")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive.
         raise ColornetError(f"{path}: not a loadable colornet model ({error})") from None
     if not isinstance(model, Colorizer):
         raise ColornetError(f"{path}: holds a {type(model).__name__}, not a colornet Colorizer")
+    return model
+
+
+def save_compact(model, path, dtype="float16"):
+    """Saves a colorizer's config and weights (float16 by default) as a `.npz` file.
+
+    Half the size of a float32 `.keras` file, for shipping a model inside the
+    package; weights are cast back to the model's dtype when loaded. Written
+    atomically. Only arrays and JSON: loading executes nothing.
+    """
+    path = os.fspath(path)
+    arrays = {f"w{i:05d}": w.astype(dtype) for i, w in enumerate(model.get_weights())}
+    meta = {"format": "colornet-compact", "version": 1, "model_config": model.model_config.to_dict()}
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _load_compact(path):
+    from colornet.models.colorizer import Colorizer
+    from colornet.models.config import ModelConfig
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            weights = [f[k] for k in sorted(k for k in f.files if k.startswith("w"))]
+        if meta.get("format") != "colornet-compact":
+            raise ValueError("no colornet-compact marker")
+        model = Colorizer(ModelConfig.from_dict(meta["model_config"]))
+        model.set_weights([w.astype(np.float32) for w in weights])
+    except (OSError, ValueError, KeyError) as error:
+        raise ColornetError(f"{path}: not a colornet weights file ({error})") from None
     return model
