@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
+from colornet import inference
 from colornet.errors import ColornetError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -242,8 +243,13 @@ class _TensorBoardLogger(keras.callbacks.Callback):
             self.write_samples(step)
 
     def write_samples(self, step):
-        from colornet import inference
+        # A preview must never end a long run: report its failure and go on.
+        try:
+            self._write_samples(step)
+        except Exception as error:  # noqa: BLE001 - any failure here is non-fatal
+            print(f"colornet train: warning: sample grid at step {step} not written: {error}")
 
+    def _write_samples(self, step):
         l_raw, ab = self.sample_batch
         predicted = inference.colorize_l(self.model, l_raw)
         truth = inference.join_l_ab(l_raw, ab)

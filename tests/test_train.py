@@ -192,3 +192,15 @@ def test_two_workers_train_to_identical_weights(photos, tmp_path):
     assert names
     for name in names:
         np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name))
+
+
+def test_failing_sample_grid_does_not_stop_training(photos, tmp_path, monkeypatch, capsys):
+    from colornet import inference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("preview broke")
+
+    monkeypatch.setattr(inference, "colorize_l", broken)
+    summary = train.train(_config(photos, tmp_path / "run", steps=3, sample_every=1))
+    assert summary["step"] == 3
+    assert "sample grid at step 1 not written: preview broke" in capsys.readouterr().out
