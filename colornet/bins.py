@@ -22,7 +22,7 @@ _NUM_CELLS = int(2 * AB_LIMIT / _CELL)
 _FAR = 1.0e4  # centre of the padding candidate: never among the k nearest
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bins_float64():
     rows = [
         (a, b)
@@ -44,7 +44,7 @@ def ab_bins():
     return _bins_float64().astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def candidate_table(k):
     """For each search cell, the bins that can be among the k nearest of its points.
 

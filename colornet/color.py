@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from colornet import constants as c
 
-
 # Computed once in float64, like scikit-image's `rgb_from_xyz`.
 _LINEAR_RGB_FROM_XYZ = np.linalg.inv(np.array(c.XYZ_FROM_LINEAR_RGB, dtype=np.float64))
 

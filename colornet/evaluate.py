@@ -34,12 +34,11 @@ reported on stderr and counted.
 
 import json
 import os
-import tempfile
 
 import keras
 import tensorflow as tf
 
-from colornet import color, data, inference, metrics
+from colornet import color, data, files, inference, metrics
 from colornet import constants as c
 from colornet.errors import ColornetError
 
@@ -263,15 +262,5 @@ def format_table(result):
 def write_json(result, path):
     """Writes `result` as indented JSON, atomically (a temporary file, then a rename)."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ColornetError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".colornet-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(result, indent=1) + "\n")
-        inference._make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with files.atomic_path(path, ".json") as tmp, open(tmp, "w") as f:
+        f.write(json.dumps(result, indent=1) + "\n")

@@ -26,13 +26,12 @@ import dataclasses
 import functools
 import os
 import sys
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import color
+from colornet import color, files
 from colornet import constants as c
 from colornet.errors import ColornetError
 from colornet.errors import first_line as _first_line
@@ -570,26 +569,11 @@ def side_by_side(panels, gap=8):
     return np.concatenate(pieces, axis=1)
 
 
-def _make_readable(path):
-    # mkstemp creates files only their owner can read; give the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write_png(path, rgb):
     """Writes `(H, W, 3)` uint8 as a PNG atomically (a temporary file, then a rename)."""
     encoded = tf.io.encode_png(np.asarray(rgb, np.uint8)).numpy()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".colornet-", suffix=".png.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded)
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with files.atomic_path(path, ".png") as tmp, open(tmp, "wb") as f:
+        f.write(encoded)
 
 
 def _is_glob(path):

@@ -36,13 +36,12 @@ What differs between the frameworks and how it is handled:
 
 import os
 import re
-import secrets
 from collections.abc import Mapping
 
 import keras
 import numpy as np
 
-from colornet import bins
+from colornet import bins, files
 from colornet.errors import ColornetError
 from colornet.models.colorizer import Colorizer
 
@@ -182,15 +181,8 @@ def convert_caffe_blobs(layers, source="caffemodel"):
 def save_colorizer(model, path):
     """Saves a model as a `.keras` file atomically: a temporary file, then a rename."""
     path = _check_output_path(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp.keras")
-    try:
+    with files.atomic_path(path, ".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _check_output_path(path):

@@ -19,15 +19,13 @@ import dataclasses
 import functools
 import json
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import bins
+from colornet import bins, color, files
 from colornet import constants as c
-from colornet import color
 from colornet.errors import ColornetError
 
 FORMAT_VERSION = 1
@@ -150,37 +148,20 @@ def compute_prior_from_files(source, resize=c.TRAIN_RESIZE, sigma=c.PRIOR_SIGMA,
     return prior
 
 
-def _make_readable(path):
-    # mkstemp creates files only their owner can read; give the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def save_prior(prior, path):
     """Writes a prior `.npz` atomically (a temporary file, then a rename)."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ColornetError(f"prior file name must end with .npz, got {path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ColornetError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                probs=prior.probs,
-                weights=prior.weights,
-                counts=prior.counts,
-                bins=bins.ab_bins(),
-                metadata=np.array(json.dumps(prior.metadata, sort_keys=True)),
-            )
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with files.atomic_path(path, ".npz") as tmp:
+        np.savez(
+            tmp,
+            probs=prior.probs,
+            weights=prior.weights,
+            counts=prior.counts,
+            bins=bins.ab_bins(),
+            metadata=np.array(json.dumps(prior.metadata, sort_keys=True)),
+        )
 
 
 def load_prior(path):

@@ -45,7 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, data
+from colornet import color, data, files
 from colornet import constants as c
 from colornet.errors import ColornetError
 from colornet.layers import decode
@@ -248,12 +248,9 @@ def convert(
         shutil.rmtree(workdir, ignore_errors=True)
     ops = op_names(content)
     _check_builtin(ops)
-    parent = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(out_path)}.partial")
-    with open(tmp, "wb") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with files.atomic_path(out_path, ".tflite") as tmp, open(tmp, "wb") as f:
         f.write(content)
-    os.replace(tmp, out_path)
     return TFLiteResult(
         path=os.path.abspath(out_path),
         quantize=quantize,

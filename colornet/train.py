@@ -21,15 +21,13 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
-from colornet import inference
+from colornet import files, inference
 from colornet.errors import ColornetError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -130,16 +128,8 @@ def make_strategy(name):
 
 
 def _write_json_atomically(path, payload):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with files.atomic_path(path, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
 
 
 def _prepare_workdir(config):
@@ -286,9 +276,8 @@ def _sample_batch(config):
 
 def _save_final_model(model, workdir):
     path = os.path.join(workdir, "model.keras")
-    tmp = os.path.join(workdir, ".model.keras.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with files.atomic_path(path, ".keras") as tmp:
+        model.save(tmp)
     return path
 
 

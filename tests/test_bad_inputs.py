@@ -252,6 +252,7 @@ def test_cli_colorize_corpus_in_a_fresh_process(model_path, corpus, paths, tmp_p
     proc = subprocess.run(
         [sys.executable, "-m", "colornet.cli", "colorize", folder, paths.non_utf8, paths.missing,
          "-o", out, "--model", model_path, "--size", str(SIZE)],
+        check=False,
         capture_output=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         timeout=300,
@@ -486,7 +487,7 @@ def test_keras_file_with_a_lambda_layer_is_refused_unrun(tmp_path, corpus, capsy
 
     marker = tmp_path / "code-ran"
     # A Lambda whose function leaves a mark when called: built (and called) here once.
-    function = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")  # noqa: S307
+    function = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")
     inputs = keras.Input((None, None, 1))
     evil = str(tmp_path / "evil.keras")
     keras.Model(inputs, keras.layers.Lambda(function)(inputs)).save(evil)
@@ -556,3 +557,15 @@ def test_commands_write_only_where_asked(model_path, tmp_path, capsys):
     assert sorted(os.listdir(root / "prior_out")) == ["p.npz"]
     assert sorted(os.listdir(root / "models")) == ["1"]
     assert len(os.listdir(root / "colorized")) == 4
+
+
+def test_cli_export_and_tflite_bad_paths(model_path, corpus, paths, tmp_path, capsys):
+    for command in ("export", "tflite"):
+        out = str(tmp_path / command)
+        for model, reason in ((paths.missing, "no such file"), (corpus[1]["random"], "expected a .keras file")):
+            code, _, err = _cli([command, "--model", model, "--out", out], capsys)
+            _one_line_error(code, err, command, model, reason)
+    code, _, err = _cli(["export", "--model", model_path, "--out", paths.under_file, "--no-warmup"], capsys)
+    _one_line_error(code, err, "export", "plain_file", "Not a directory")
+    code, _, err = _cli(["export", "--model", model_path, "--out", corpus[1]["random"]], capsys)
+    _one_line_error(code, err, "export", "is not a directory")

@@ -18,7 +18,9 @@ def _photos():
     return [skimage.data.astronaut()[::4, ::4], skimage.data.coffee()[::4, ::4], smooth_rgb(40, 56)]
 
 
-@pytest.mark.parametrize("image", [random_rgb((3, 17, 23, 3)), *_photos()], ids=["random", "astronaut", "coffee", "smooth"])
+@pytest.mark.parametrize(
+    "image", [random_rgb((3, 17, 23, 3)), *_photos()], ids=["random", "astronaut", "coffee", "smooth"]
+)
 def test_rgb_to_lab_matches_skimage(image):
     np.testing.assert_allclose(color.rgb_to_lab(image).numpy(), skimage.color.rgb2lab(image), atol=LAB_ATOL)
 
@@ -41,7 +43,9 @@ def test_lab_to_rgb_matches_skimage():
         )
 
 
-@pytest.mark.parametrize("image", [random_rgb((2, 31, 19, 3), seed=1), *_photos()], ids=["random", "astronaut", "coffee", "smooth"])
+@pytest.mark.parametrize(
+    "image", [random_rgb((2, 31, 19, 3), seed=1), *_photos()], ids=["random", "astronaut", "coffee", "smooth"]
+)
 def test_round_trip_within_one_level(image):
     back = color.lab_to_rgb(color.rgb_to_lab(image)).numpy() * 255.0
     assert np.abs(back - image).max() <= 1.0

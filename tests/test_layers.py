@@ -6,8 +6,7 @@ import pytest
 import tensorflow as tf
 
 from colornet import bins
-from colornet.layers import AnnealedMeanDecode, SoftEncode
-from colornet.layers import decode
+from colornet.layers import AnnealedMeanDecode, SoftEncode, decode
 from tests import oracles
 from tests.contract import check_layer_contract
 

@@ -2,12 +2,12 @@
 
 import json
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from colornet import files
 from colornet.errors import ColornetError
 
 
@@ -79,16 +79,8 @@ def save_compact(model, path, dtype="float16"):
     path = os.fspath(path)
     arrays = {f"w{i:05d}": w.astype(dtype) for i, w in enumerate(model.get_weights())}
     meta = {"format": "colornet-compact", "version": 1, "model_config": model.model_config.to_dict()}
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with files.atomic_path(path, ".npz") as tmp:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def _load_compact(path):
