@@ -126,7 +126,8 @@ def _run_train(args):
     )
     config = train.TrainConfig.from_overrides(config, args.set)
     summary = train.train(config)
-    print(f"trained to step {summary['step']}; model: {summary['model']}")
+    model = summary.get("model")  # in a multi-worker run only the chief writes one
+    print(f"trained to step {summary['step']}" + (f"; model: {model}" if model else ""))
     return 0
 
 

@@ -69,6 +69,7 @@ import tensorflow as tf
 from colornet import constants as c
 from colornet.color import rgb_to_lab
 from colornet.errors import ColornetError
+from colornet.files import hidden_stem
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 
@@ -1346,12 +1347,6 @@ def _split_dir(path):
     return os.path.dirname(path), os.path.basename(path)
 
 
-def _hidden_sibling_stem(name):
-    """`.NAME`, for the temporary names beside an output: shortened to 50 characters
-    when NAME is long, so that the suffixes still fit the 255-byte limit of a name."""
-    return "." + (name if len(os.fsencode(name)) <= 200 else name[:50])
-
-
 def _is_nonempty_dir_or_file(path):
     if not tf.io.gfile.exists(path):
         return False
@@ -1370,7 +1365,7 @@ def _publish(tmp, out_dir, shard_names, overwrite):
         old = None
         if _is_nonempty_dir_or_file(out_dir):
             old = os.path.join(
-                parent, f"{_hidden_sibling_stem(name)}.old-{uuid.uuid4().hex[:8]}"
+                parent, f"{hidden_stem(name)}.old-{uuid.uuid4().hex[:8]}"
             )
             os.rename(out_dir, old)
         elif os.path.isdir(out_dir):
@@ -1513,7 +1508,7 @@ def prepare(
         leftovers = sorted(
             pyglob.glob(
                 os.path.join(
-                    parent, f"{pyglob.escape(_hidden_sibling_stem(name))}.partial-*"
+                    parent, f"{pyglob.escape(hidden_stem(name))}.partial-*"
                 )
             )
         )
@@ -1522,7 +1517,7 @@ def prepare(
                 f"note: leftovers of interrupted runs (safe to delete): {', '.join(leftovers)}",
                 file=sys.stderr,
             )
-    tmp = f"{parent}/{_hidden_sibling_stem(name)}.partial-{uuid.uuid4().hex[:8]}"
+    tmp = f"{parent}/{hidden_stem(name)}.partial-{uuid.uuid4().hex[:8]}"
     tf.io.gfile.makedirs(tmp)
     counts = [0] * shards
     try:

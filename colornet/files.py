@@ -14,6 +14,12 @@ def _make_readable(path):
     os.chmod(path, 0o666 & ~umask)
 
 
+def hidden_stem(name):
+    """`.NAME`, the start of a temporary name beside `NAME`: shortened to 50 characters
+    when NAME is long, so that a suffix still fits the 255-byte limit of a name."""
+    return "." + (name if len(os.fsencode(name)) <= 200 else name[:50])
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yields a temporary path beside `path`, renamed to `path` if the block succeeds.
@@ -29,7 +35,7 @@ def atomic_path(path, suffix=""):
     directory, name = os.path.split(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ColornetError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f"{hidden_stem(name)}.", suffix=f".tmp{suffix}", dir=directory)
     os.close(fd)
     try:
         yield tmp

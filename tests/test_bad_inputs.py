@@ -296,6 +296,22 @@ def test_cli_colorize_hostile_model_files(corpus, tmp_path, capsys):
             f.write(content)
         code, _, err = _cli(["colorize", good, "-o", str(tmp_path / "o"), "--model", model], capsys)
         _one_line_error(code, err, "colorize", model, "not a loadable colornet")
+    compact = {"format": "colornet-compact", "model_config": {}}
+    for name, arrays in (
+        ("random.npz", None),
+        ("list-meta.npz", {"meta": np.array("[]")}),
+        ("list-config.npz", {"meta": np.array(json.dumps({**compact, "model_config": [1]}))}),
+        ("unknown-field.npz", {"meta": np.array(json.dumps({**compact, "model_config": {"x": 1}}))}),
+        ("wrong-weights.npz", {"meta": np.array(json.dumps(compact)), "w0": np.zeros(3)}),
+    ):
+        model = str(tmp_path / name)
+        if arrays is None:
+            with open(model, "wb") as f:
+                f.write(np.random.default_rng(3).bytes(500))
+        else:
+            np.savez(model, **arrays)
+        code, _, err = _cli(["colorize", good, "-o", str(tmp_path / "o"), "--model", model], capsys)
+        _one_line_error(code, err, "colorize", model, "not a colornet weights file")
     workdir = tmp_path / "workdir"
     (workdir / "checkpoints").mkdir(parents=True)
     (workdir / "config.json").write_text("{not json")

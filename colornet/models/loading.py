@@ -95,6 +95,7 @@ def _load_compact(path):
             raise ValueError("no colornet-compact marker")
         model = Colorizer(ModelConfig.from_dict(meta["model_config"]))
         model.set_weights([w.astype(np.float32) for w in weights])
-    except (OSError, ValueError, KeyError) as error:
+    # A meta or model_config that is JSON but not an object: AttributeError, TypeError.
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ColornetError(f"{path}: not a colornet weights file ({error})") from None
     return model
