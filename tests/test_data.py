@@ -10,7 +10,6 @@ import resource
 import struct
 import sys
 import types
-import zlib
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from PIL import Image
 
 from colornet import cli, data
 from colornet.errors import ColornetError
+from tests.bad_inputs import png_claiming
 from tests.images import random_rgb, smooth_rgb
 
 # float32 Lab vs scikit-image's float64: ~6e-5 measured, 1e-3 is the issue's bound
@@ -40,26 +40,6 @@ def _write(path, content):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     return str(path)
-
-
-def _png_chunk(kind, payload):
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload))
-    )
-
-
-def _png_bomb(width, height):
-    """A valid PNG header declaring width x height RGB, with a few hundred bytes of data."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def _jpeg_bomb(width, height):
@@ -322,9 +302,9 @@ def test_decode_errors_are_invalid_argument(content, message):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: _png_bomb(100000, 100000),
-        lambda: _png_bomb(20000, 20000),
-        lambda: _png_bomb(2**32 - 1, 2**32 - 1),  # the product overflows int64
+        lambda: png_claiming(100000, 100000),
+        lambda: png_claiming(20000, 20000),
+        lambda: png_claiming(2**32 - 1, 2**32 - 1),  # the product overflows int64
         lambda: _jpeg_bomb(60000, 60000),
         _gif_bomb,
         _bmp_bomb,
