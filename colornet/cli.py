@@ -30,11 +30,15 @@ def _add_prior(subparsers):
 
 
 def _run_prior(args):
-    from colornet import prior
+    from colornet import files, prior
 
+    if args.plot:
+        files.check_writable_file(args.plot)
     if args.data:
         if not args.out:
             raise ColornetError("--data needs --out FILE.npz")
+        # Before any image is read: counting a large folder takes long.
+        prior.check_prior_path(args.out)
         result = prior.compute_prior_from_files(args.data, resize=args.resize)
         prior.save_prior(result, args.out)
         print(f"wrote {args.out}")

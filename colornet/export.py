@@ -29,8 +29,11 @@ scalar or one value per image; each value must be finite and > 0.
 Bad input never crashes the server: empty or undecodable bytes, an unknown format,
 a file whose header declares more than `ExportConfig.max_pixels` pixels (checked
 before any pixel memory is allocated, see `colornet.data.decode_image`), a tensor
-input above that size or a bad temperature give an InvalidArgument error whose
-message says what is wrong.
+input above that size, an `l_raw` holding NaN or Inf ("L contains NaN or Inf") or a
+bad temperature give an InvalidArgument error whose message says what is wrong.
+Finite L outside 0..100 (no image has it) is clipped to 0..100, before the network
+and before joining with ab: the policy of `colornet.inference.checked_l`, which the
+graph uses.
 
 The version directory appears atomically: everything is written into a hidden
 temporary directory inside the base directory (TF Serving only loads directories
@@ -56,7 +59,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import bins, color, data, inference
+from colornet import bins, color, data, files, inference
 from colornet import constants as c
 from colornet.errors import ColornetError
 from colornet.layers import decode
@@ -253,7 +256,7 @@ class _Graph:
         l_raw = tf.convert_to_tensor(l_raw, tf.float32)
         shape = tf.shape(l_raw)
         check = _pixel_check(shape[1], shape[2], self.config.max_pixels, "colorize: an image")
-        l_raw = _with_checks([check], l_raw)
+        l_raw = inference.checked_l(_with_checks([check], l_raw))
         temperature = _temperatures(temperature, shape[0])
         ab = inference.upsample_ab(self.ab_small(self.resize_l(l_raw), temperature), shape[1:3])
         rgb = color.lab_to_rgb(tf.concat([l_raw, ab], axis=-1))
@@ -309,7 +312,7 @@ class _Graph:
         l_raw = tf.convert_to_tensor(l_raw, tf.float32)
         shape = tf.shape(l_raw)
         check = _pixel_check(shape[1], shape[2], self.config.max_pixels, "probabilities: an image")
-        logits = self.logits_fn(self.resize_l(_with_checks([check], l_raw)))
+        logits = self.logits_fn(self.resize_l(inference.checked_l(_with_checks([check], l_raw))))
         return {
             "probabilities": tf.nn.softmax(logits, axis=-1),
             "logits": logits,
@@ -578,7 +581,8 @@ def export_saved_model(model_or_path, base_dir, version=None, *, config=None, ov
       an `ExportResult`.
 
     Raises:
-      ColornetError: the version exists (without `overwrite`), the model cannot be
+      ColornetError: `base_dir` cannot be written (checked before the model is
+        loaded), the version exists (without `overwrite`), the model cannot be
         loaded, or warm-up requests were asked for without tensorflow-serving-api.
     """
     config = ExportConfig() if config is None else config
@@ -596,6 +600,7 @@ def export_saved_model(model_or_path, base_dir, version=None, *, config=None, ov
     final = os.path.join(base_dir, str(version))
     if os.path.lexists(final) and not overwrite:
         raise ColornetError(f"{final} already exists; choose another version or pass overwrite")
+    files.check_output_location(final)
     model, source = _as_model(model_or_path)
     os.makedirs(base_dir, exist_ok=True)
     # Hidden and not all digits: TF Serving never takes it for a version.

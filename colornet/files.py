@@ -45,3 +45,44 @@ def atomic_path(path, suffix=""):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def check_output_location(path):
+    """Refuses, before any work is done, an output that could not be written.
+
+    `path` (a file or directory to create) can be written when its parent directory
+    exists or can be created: the nearest existing of its ancestors must be a
+    directory this process may write to. Whatever `path` itself is now is left to the
+    caller (an existing version may be overwritten, an existing file replaced).
+
+    Raises:
+      ColornetError: one line naming `path` and the reason.
+    """
+    path = os.fspath(path)
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ColornetError(f"cannot write {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ColornetError(f"cannot write {path}: directory {existing} is not writable")
+
+
+def check_writable_file(path):
+    """Refuses, before any work is done, a file that could not be written at `path`:
+    its directory must exist and be writable, and `path` must not be a directory.
+
+    Raises:
+      ColornetError: one line naming `path` and the reason.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ColornetError(f"cannot write {path}: it is a directory")
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise ColornetError(f"cannot write {path}: {directory} is not a directory")
+    if not os.path.isdir(directory):
+        raise ColornetError(f"cannot write {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ColornetError(f"cannot write {path}: directory {directory} is not writable")
+    return path

@@ -148,11 +148,21 @@ def compute_prior_from_files(source, resize=c.TRAIN_RESIZE, sigma=c.PRIOR_SIGMA,
     return prior
 
 
-def save_prior(prior, path):
-    """Writes a prior `.npz` atomically (a temporary file, then a rename)."""
+def check_prior_path(path):
+    """`files.check_writable_file`, and the name must end with `.npz`; returns the path."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ColornetError(f"prior file name must end with .npz, got {path!r}")
+    return files.check_writable_file(path)
+
+
+def save_prior(prior, path):
+    """Writes a prior `.npz` atomically (a temporary file, then a rename).
+
+    Raises:
+      ColornetError: `check_prior_path` refuses `path`.
+    """
+    path = check_prior_path(path)
     with files.atomic_path(path, ".npz") as tmp:
         np.savez(
             tmp,

@@ -33,6 +33,15 @@ NaN.)
 
 The runtime side uses `ai_edge_litert` (the `tflite` extra); `tf.lite.Interpreter`
 is deprecated.
+
+`TFLiteColorizer` checks L before running the model, as the library and the
+SavedModel signatures do (`colornet.inference.checked_l`): NaN or Inf is a
+`ValueError`, L outside 0..100 is clipped. The .tflite graph itself takes L as it
+comes: TFLite has no builtin op that fails on NaN, and a clip in the graph (MINIMUM
+and RELU) would hide NaN on the reference kernels (a NaN came out of it as 100
+there, and as NaN under XNNPACK), so the graph has none. An app that feeds the
+interpreter itself should check and clip L likewise; L computed from 8-bit RGB (as
+in `serving/tflite_colorize.py`) is always finite and in range.
 """
 
 import dataclasses
@@ -202,7 +211,8 @@ def convert(
     Args:
       model_or_path: a Keras `Colorizer`, a `.keras` file or a training workdir.
       out_path: the .tflite file to write (written to a temporary name, then
-        renamed).
+        renamed); missing parent directories are created. A location that cannot be
+        written is refused before the model is loaded.
       quantize: one of `QUANTIZATIONS`.
       representative: image source for "int8" calibration (folder, glob, .txt list);
         required for "int8", unused otherwise.
@@ -214,8 +224,8 @@ def convert(
       a `TFLiteResult`.
 
     Raises:
-      ColornetError: a model that would need Select TF ops, "int8" without
-        representative images, or a model that cannot be loaded.
+      ColornetError: `out_path` cannot be written, a model that would need Select TF
+        ops, "int8" without representative images, or a model that cannot be loaded.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
@@ -226,11 +236,14 @@ def convert(
         raise ColornetError("int8 quantisation needs representative images (--representative DIR)")
     from colornet.export import with_precision
 
+    out_path = os.fspath(out_path)
+    if os.path.isdir(out_path):
+        raise ColornetError(f"cannot write {out_path}: it is a directory")
+    files.check_output_location(out_path)
     model = with_precision(_as_model(model_or_path), "float32")
     calibration = (
         representative_l(representative, image_size, calibration_images) if quantize == "int8" else []
     )
-    out_path = os.fspath(out_path)
     workdir = tempfile.mkdtemp(prefix="colornet-tflite-")
     try:
         saved_model_dir = os.path.join(workdir, "saved_model")
@@ -295,12 +308,21 @@ class TFLiteColorizer:
         self.image_size = int(shape[1])
 
     def __call__(self, l_raw):
-        """`(1, S, S, 1)` float32 L -> `{"ab": (1, S/4, S/4, 2), "logits": ...}`."""
+        """`(1, S, S, 1)` float32 L -> `{"ab": (1, S/4, S/4, 2), "logits": ...}`.
+
+        L is checked as `colornet.inference.checked_l` does it, before the
+        interpreter runs: NaN or Inf is refused, values outside 0..100 are clipped.
+
+        Raises:
+          ValueError: a shape other than `(1, S, S, 1)`, or NaN or Inf in `l_raw`.
+        """
         l_raw = np.asarray(l_raw, dtype=np.float32)
         expected = (1, self.image_size, self.image_size, 1)
         if l_raw.shape != expected:
             raise ValueError(f"l_raw must have shape {expected}, got {l_raw.shape}")
-        return self._runner(l_raw=l_raw)
+        if not np.isfinite(l_raw).all():
+            raise ValueError("L contains NaN or Inf")
+        return self._runner(l_raw=np.clip(l_raw, 0.0, 100.0))
 
     def colorize(self, rgb_uint8):
         """`(H, W, 3)` uint8 RGB -> `(H, W, 3)` uint8 RGB with predicted colours."""

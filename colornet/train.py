@@ -147,7 +147,8 @@ def build_model(config):
     from colornet.models import Colorizer
     from colornet.models.solver import SolverConfig
 
-    model = Colorizer.from_preset(config.preset)
+    # Global-batch norm statistics keep replicas' and workers' moving averages equal.
+    model = Colorizer.from_preset(config.preset, norm_synchronized=config.strategy != "default")
     model.compile(
         optimizer=SolverConfig(
             learning_rate=config.learning_rate,

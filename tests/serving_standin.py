@@ -212,7 +212,9 @@ def _encode_json_value(array, alias):
 def _parse_request(body, signature):
     """JSON body -> `{alias: ndarray}` and whether it used the row format."""
     if "instances" in body and "inputs" in body:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "Request can have either 'instances' or 'inputs', not both")
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT, "Request can have either 'instances' or 'inputs', not both"
+        )
     names = sorted(signature.inputs)
     if "instances" in body:
         rows = body["instances"]

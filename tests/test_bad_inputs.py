@@ -379,8 +379,10 @@ def test_batch_commands_bad_paths_are_one_line(command, model_path, corpus, path
     extra = ["--model", model_path, "--size", str(SIZE)] if command == "evaluate" else []
     out_flag = {"prior": ["--out", paths.under_file + ".npz"], "prepare": ["--out", paths.under_file],
                 "evaluate": ["--json", paths.under_file + ".json"]}[command]
+    # prior refuses its --out before it looks at the data; the others find the missing data first.
+    named = paths.under_file if command == "prior" else paths.missing
     code, _, err = _cli([command, "--data", paths.missing, *out_flag, *extra], capsys)
-    _one_line_error(code, err, command, paths.missing)
+    _one_line_error(code, err, command, named)
     code, _, err = _cli([command, "--data", folder, *out_flag, *extra], capsys)
     _one_line_error(code, err, command, "plain_file")
     bad_only = os.path.join(folder, "random.png")
@@ -433,16 +435,34 @@ def test_serving_default_every_case(loaded_export, name):
             signature(image_bytes=batch, temperature=tf.constant(0.38))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (colornet/export.py): colorize_l and probabilities do not check L; without "
-    "jit_compile a NaN L gives rgb 0 at that pixel and finite probabilities, silently",
-)
-def test_exported_tensor_signatures_refuse_nan_l(loaded_export):
-    l_raw = np.full((1, 8, 8, 1), 50.0, np.float32)
-    l_raw[0, 3, 3] = np.nan
-    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
-        loaded_export.signatures["colorize_l"](l_raw=tf.constant(l_raw), temperature=tf.constant(0.38))
+def _l_with(value, side=8):
+    l_raw = np.full((1, side, side, 1), 50.0, np.float32)
+    l_raw[0, 3, 3] = value
+    return tf.constant(l_raw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_exported_tensor_signatures_refuse_nan_l(loaded_export, bad):
+    signatures = loaded_export.signatures
+    with pytest.raises(tf.errors.InvalidArgumentError, match="L contains NaN or Inf"):
+        signatures["colorize_l"](l_raw=_l_with(bad), temperature=tf.constant(0.38))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="L contains NaN or Inf"):
+        signatures["probabilities"](l_raw=_l_with(bad))
+
+
+def test_exported_tensor_signatures_clip_out_of_range_l(loaded_export):
+    """Finite L outside 0..100 is clipped, as `inference.checked_l` does: the outputs
+    equal those of the clipped input exactly (the same graph runs on the same values)."""
+    signatures = loaded_export.signatures
+    t = tf.constant(0.38)
+    for value, clipped in ((-1e4, 0.0), (3e38, 100.0)):
+        got = signatures["colorize_l"](l_raw=_l_with(value), temperature=t)
+        want = signatures["colorize_l"](l_raw=_l_with(clipped), temperature=t)
+        for key in ("ab", "rgb"):
+            np.testing.assert_array_equal(got[key].numpy(), want[key].numpy())
+        got = signatures["probabilities"](l_raw=_l_with(value))["logits"]
+        want = signatures["probabilities"](l_raw=_l_with(clipped))["logits"]
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
 @pytest.fixture(scope="module")
@@ -462,16 +482,19 @@ def test_tflite_helper_on_the_readable_cases(tflite_model, corpus):
         tflite_model(np.zeros((1, 8, 8, 1), np.float32))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (colornet/tflite.py): TFLiteColorizer.__call__ does not check L; NaN in "
-    "gives NaN ab and logits, silently",
-)
-def test_tflite_helper_refuses_nan_l(tflite_model):
-    l_raw = np.full((1, SIZE, SIZE, 1), 50.0, np.float32)
-    l_raw[0, 3, 3] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_tflite_helper_refuses_nan_l(tflite_model, bad):
+    l_raw = _l_with(bad, side=SIZE).numpy()
+    with pytest.raises(ValueError, match="L contains NaN or Inf"):
         tflite_model(l_raw)
+
+
+def test_tflite_helper_clips_out_of_range_l(tflite_model):
+    for value, clipped in ((-1e4, 0.0), (3e38, 100.0)):
+        got = tflite_model(_l_with(value, side=SIZE).numpy())
+        want = tflite_model(_l_with(clipped, side=SIZE).numpy())
+        for key in ("ab", "logits"):
+            np.testing.assert_array_equal(got[key], want[key])
 
 
 # ----------------------------------------------------------------------------
@@ -581,7 +604,11 @@ def test_cli_export_and_tflite_bad_paths(model_path, corpus, paths, tmp_path, ca
         for model, reason in ((paths.missing, "no such file"), (corpus[1]["random"], "expected a .keras file")):
             code, _, err = _cli([command, "--model", model, "--out", out], capsys)
             _one_line_error(code, err, command, model, reason)
+    plain_file = os.path.dirname(paths.under_file)
     code, _, err = _cli(["export", "--model", model_path, "--out", paths.under_file, "--no-warmup"], capsys)
-    _one_line_error(code, err, "export", "plain_file", "Not a directory")
+    _one_line_error(code, err, "export", paths.under_file, f"{plain_file} is not a directory")
+    out = os.path.join(paths.under_file, "model.tflite")
+    code, _, err = _cli(["tflite", "--model", model_path, "--out", out], capsys)
+    _one_line_error(code, err, "tflite", out, f"{plain_file} is not a directory")
     code, _, err = _cli(["export", "--model", model_path, "--out", corpus[1]["random"]], capsys)
     _one_line_error(code, err, "export", "is not a directory")

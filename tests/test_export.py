@@ -7,6 +7,7 @@ the subprocess checks run concurrently to keep the suite short.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -234,7 +235,14 @@ def test_bad_images_are_invalid_argument(loaded_tf2, session, name):
 
 def test_bad_tensors_and_temperatures_are_invalid_argument(session):
     l_raw = np.zeros((2, 8, 8, 1), np.float32)
+    nan_l, inf_l = l_raw.copy(), l_raw.copy()
+    nan_l[1, 2, 3] = np.nan
+    inf_l[0, 0, 0] = -np.inf
     cases = [
+        ("colorize_l", {"l_raw": nan_l}, "L contains NaN or Inf"),
+        ("colorize_l", {"l_raw": inf_l}, "L contains NaN or Inf"),
+        ("probabilities", {"l_raw": nan_l}, "L contains NaN or Inf"),
+        ("probabilities", {"l_raw": inf_l}, "L contains NaN or Inf"),
         ("colorize_l", {"l_raw": np.zeros((1, 1001, 1000, 1), np.float32)}, "max_pixels=1000000"),
         ("colorize_l", {"l_raw": np.zeros((1, 0, 5, 1), np.float32)}, "each side must be > 0"),
         ("colorize_l", {"l_raw": l_raw, "temperature": np.float32(0.0)}, "finite and > 0"),
@@ -392,3 +400,36 @@ def test_cli_export(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     missing = ["colornet", "export", "--model", str(tmp_path / "nope.keras"), "--out", str(base)]
     assert cli.main(cli._parse_flags(missing)) == 1
+
+
+def _deny_access(monkeypatch, directory):
+    """`os.access` says no for `directory`: the tests run as root, which ignores chmod."""
+    access = os.access
+
+    def fake(path, mode, **kwargs):
+        return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", fake)
+
+
+def test_unwritable_base_dir_is_refused_before_the_model_is_loaded(tmp_path, capsys, monkeypatch):
+    # The model path does not exist: an error about it would mean the output was
+    # checked too late.
+    model = str(tmp_path / "nope.keras")
+    (tmp_path / "somefile.txt").write_text("a regular file\n")
+    base = str(tmp_path / "somefile.txt" / "models" / "colornet")
+    argv = ["colornet", "export", "--model", model, "--out", base, "--no-warmup"]
+    assert cli.main(cli._parse_flags(argv)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"colornet export: error: cannot write {base}/1: {tmp_path / 'somefile.txt'} is not a directory"
+    ]
+    # A directory this process may not write to (root ignores chmod, so os.access
+    # is made to say no for it).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _deny_access(monkeypatch, locked)
+    message = f"cannot write {locked / 'served'}/1: directory {locked} is not writable"
+    with pytest.raises(ColornetError, match=re.escape(message)):
+        export.export_saved_model(model, locked / "served")
+    assert sorted(os.listdir(tmp_path)) == ["locked", "somefile.txt"] and not os.listdir(locked)

@@ -130,3 +130,63 @@ def test_cli_prior_missing_folder_is_one_line_error(tmp_path):
     assert "Traceback" not in run.stderr
     assert "nowhere" in run.stderr
     assert not (tmp_path / "p.npz").exists()
+
+
+def _deny_access(monkeypatch, directory):
+    """`os.access` says no for `directory`: the tests run as root, which ignores chmod."""
+    access = os.access
+
+    def fake(path, mode, **kwargs):
+        return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", fake)
+
+
+def test_cli_prior_refuses_a_bad_out_before_reading_images(tmp_path, capsys, monkeypatch):
+    from colornet import cli
+
+    _write_images(tmp_path / "photos")
+    somefile = tmp_path / "somefile.txt"
+    somefile.write_text("a regular file\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _deny_access(monkeypatch, locked)
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("the output must be checked before any image is read")
+
+    monkeypatch.setattr(prior, "compute_prior_from_files", no_counting)
+    cases = [
+        (["--out", str(somefile / "p.npz")], f"cannot write {somefile / 'p.npz'}: {somefile} is not a directory"),
+        (["--out", str(tmp_path / "nowhere" / "p.npz")],
+         f"cannot write {tmp_path / 'nowhere' / 'p.npz'}: directory {tmp_path / 'nowhere'} does not exist"),
+        (["--out", str(locked / "p.npz")], f"cannot write {locked / 'p.npz'}: directory {locked} is not writable"),
+        (["--out", str(tmp_path / "photos")], f"prior file name must end with .npz, got {str(tmp_path / 'photos')!r}"),
+        (["--out", str(tmp_path / "d.npz")], f"cannot write {tmp_path / 'd.npz'}: it is a directory"),
+        (["--out", str(tmp_path / "p.npz"), "--plot", str(somefile / "p.png")],
+         f"cannot write {somefile / 'p.png'}: {somefile} is not a directory"),
+    ]
+    (tmp_path / "d.npz").mkdir()
+    before = sorted(os.listdir(tmp_path))
+    for out, message in cases:
+        argv = ["colornet", "prior", "--data", str(tmp_path / "photos"), *out]
+        assert cli.main(cli._parse_flags(argv)) == 1
+        captured = capsys.readouterr()
+        assert captured.err.strip().splitlines() == [f"colornet prior: error: {message}"]
+        assert captured.out == ""
+    # Nothing written, not even a hidden temporary file.
+    assert sorted(os.listdir(tmp_path)) == before
+    assert not os.listdir(locked) and not os.listdir(tmp_path / "d.npz")
+
+
+def test_save_prior_refuses_what_it_cannot_write(tmp_path):
+    result = prior.prior_from_histogram(
+        prior._ab_histogram(random_rgb((8, 8, 3))).numpy(), metadata={"images": 1}
+    )
+    (tmp_path / "somefile.txt").write_text("a regular file\n")
+    with pytest.raises(ColornetError, match="somefile.txt is not a directory"):
+        prior.save_prior(result, tmp_path / "somefile.txt" / "p.npz")
+    (tmp_path / "d.npz").mkdir()
+    with pytest.raises(ColornetError, match="it is a directory"):
+        prior.save_prior(result, tmp_path / "d.npz")
+    assert sorted(os.listdir(tmp_path)) == ["d.npz", "somefile.txt"]

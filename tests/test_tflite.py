@@ -11,6 +11,7 @@ benchmarks/deploy.py for the eccv16 figures.
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -172,3 +173,55 @@ def test_cli_tflite(tmp_path, capsys):
     assert cli.main(cli._parse_flags(argv)) == 1
     assert "representative" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / ".model.tflite.partial")
+
+
+def _deny_access(monkeypatch, directory):
+    """`os.access` says no for `directory`: the tests run as root, which ignores chmod."""
+    access = os.access
+
+    def fake(path, mode, **kwargs):
+        return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", fake)
+
+
+def test_bad_output_location_is_refused_before_any_work(tmp_path, monkeypatch):
+    # The model path does not exist: an error about it would mean the output was
+    # checked too late.
+    model = tmp_path / "nope.keras"
+    somefile = tmp_path / "somefile.txt"
+    somefile.write_text("a regular file\n")
+    for out, reason in (
+        (somefile / "model.tflite", f"{somefile} is not a directory"),
+        (somefile / "deeper" / "model.tflite", f"{somefile} is not a directory"),
+        (tmp_path, "it is a directory"),
+    ):
+        with pytest.raises(ColornetError, match=f"^{re.escape(f'cannot write {out}: {reason}')}$"):
+            tflite.convert(model, out)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _deny_access(monkeypatch, locked)
+    with pytest.raises(ColornetError, match=re.escape(f"directory {locked} is not writable")):
+        tflite.convert(model, locked / "new" / "model.tflite")
+    assert sorted(os.listdir(tmp_path)) == ["locked", "somefile.txt"] and not os.listdir(locked)
+
+
+def test_cli_tflite_out_below_a_regular_file(tmp_path, capsys, monkeypatch):
+    model = tmp_path / "model.keras"
+    h.vivid_tiny_model().save(model)
+    somefile = tmp_path / "somefile.txt"
+    somefile.write_text("a regular file\n")
+    out = somefile / "model.tflite"
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the output location must be checked before the conversion")
+
+    monkeypatch.setattr(tflite, "_write_saved_model", no_conversion)
+    argv = ["colornet", "tflite", "--model", str(model), "--out", str(out), "--image-size", "32"]
+    assert cli.main(cli._parse_flags(argv)) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"colornet tflite: error: cannot write {out}: {somefile} is not a directory"
+    ]
+    assert "Traceback" not in captured.out + captured.err
+    assert sorted(os.listdir(tmp_path)) == ["model.keras", "somefile.txt"]

@@ -188,13 +188,15 @@ def test_two_workers_train_to_identical_weights(photos, tmp_path):
     other_path = tf.train.latest_checkpoint(workdir / ".worker-1")
     assert chief_path.endswith("ckpt-4") and other_path.endswith("ckpt-4")
     chief, other = tf.train.load_checkpoint(chief_path), tf.train.load_checkpoint(other_path)
-    # Trainable weights are all-reduced every step, so they must agree exactly. Batch
-    # norm's moving averages follow each worker's own batches (the chief's are saved).
-    # The optimizer tracks exactly those weights, plus its moments and step count.
-    names = [n for n in chief.get_variable_to_shape_map() if n.startswith("optimizer/")]
-    assert any("_trainable_variables" in n for n in names)
+    # Gradients are all-reduced every step and batch norms use the global batch's
+    # statistics, so every variable must agree exactly: weights, moving averages,
+    # optimizer moments and step count.
+    names = [n for n in chief.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert set(names) == set(other.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"}
+    moving = [n for n in names if "moving_mean" in n or "moving_variance" in n]
+    assert moving and any(n.startswith("optimizer/") for n in names)
     for name in names:
-        np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name))
+        np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name), err_msg=name)
 
 
 def test_failing_sample_grid_does_not_stop_training(photos, tmp_path, monkeypatch, capsys):

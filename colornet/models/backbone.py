@@ -71,6 +71,7 @@ def _norm(x, config, name):
         epsilon=config.norm_epsilon,
         center=config.norm_affine,
         scale=config.norm_affine,
+        synchronized=config.norm_synchronized,
         name=name,
     )(x)
 

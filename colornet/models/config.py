@@ -56,6 +56,11 @@ class ModelConfig:
         variance 1, so Keras' statistics lag during the first few thousand steps.
         The PyTorch port's momentum 0.1 is Keras' 0.9.
       norm_epsilon: added to the variance; 1e-5 in Caffe and PyTorch.
+      norm_synchronized: under a distribution strategy, compute the training batch
+        statistics over the global batch (an all-reduce per batch norm per step), so
+        every replica and worker keeps the same moving averages, as one device would.
+        `colornet train` turns it on for the mirrored, multi_worker and tpu
+        strategies; without a strategy it changes nothing.
       weight_decay: Caffe's coupled weight decay lambda (gradient lambda * w) on
         every convolution kernel and bias. Implemented as Keras L2 regularisers of
         factor lambda / 2, because Keras' L2(l) adds l * sum(w^2), whose gradient is
@@ -72,6 +77,7 @@ class ModelConfig:
     norm_affine: bool = False
     norm_momentum: float = CAFFE_BN_MOMENTUM
     norm_epsilon: float = CAFFE_BN_EPSILON
+    norm_synchronized: bool = False
     weight_decay: float = CAFFE_WEIGHT_DECAY
 
     def __post_init__(self):
@@ -101,8 +107,9 @@ class ModelConfig:
             raise ValueError(f"norm_epsilon must be positive, got {self.norm_epsilon!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.norm_affine, bool):
-            raise TypeError(f"norm_affine must be a bool, got {self.norm_affine!r}")
+        for field in ("norm_affine", "norm_synchronized"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
 
     def replace(self, **overrides):
         """Returns a copy with some fields changed; unknown names raise ValueError."""
