@@ -8,7 +8,14 @@ threads) and the 1-minute load average, since on a shared machine wall time depe
 on what else runs; CPU s/step divided by the core count bounds an idle machine's
 wall time from below.
 
-    python benchmarks/train_step.py --preset half --batch 16 --precision mixed_bfloat16
+With --breakdown it also times, on the same batch, the loss alone: the rebalanced
+loss (soft-encoding, cross-entropy, class weights, reduction) and its gradient with
+respect to the logits, on float32 logits of the model's output shape, in a
+`tf.function` as the training step runs it (not compiled with XLA as a whole; the
+soft-encoding inside is its own XLA cluster). Printed as seconds per call and as a
+share of the mean step.
+
+    python benchmarks/train_step.py --preset half --batch 16 --precision mixed_bfloat16 [--breakdown]
 """
 
 import argparse
@@ -33,6 +40,9 @@ def _parse_args():
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time the loss and its gradient alone"
+    )
     return parser.parse_args()
 
 
@@ -41,6 +51,29 @@ def _cpu_seconds():
     # processes sharing the cores.
     t = os.times()
     return t.user + t.system
+
+
+def _time_loss(loss_fn, ab, logits_shape, steps, warmup):
+    """Seconds per call of the loss and its gradient with respect to the logits."""
+    logits = tf.random.stateless_normal(logits_shape, seed=(0, 1), stddev=3.0)
+
+    @tf.function
+    def loss_and_gradient(ab, logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = loss_fn(ab, logits)
+        return value, tape.gradient(value, logits)
+
+    for _ in range(warmup):
+        loss_and_gradient(ab, logits)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        value, _ = loss_and_gradient(ab, logits)
+        # Runs are synchronous on the CPU; fetching the value only adds certainty.
+        value.numpy()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def main():
@@ -76,6 +109,15 @@ def main():
         f"{cpu_per_step:.2f} CPU s/step, load {os.getloadavg()[0]:.1f}, "
         f"loss {float(np.asarray(loss).ravel()[0]):.1f}"
     )
+    if args.breakdown:
+        logits_shape = (args.batch, out_h, out_w, model.output_shape[-1])
+        loss_times = _time_loss(model.loss, ab, logits_shape, args.steps, args.warmup)
+        loss_mean = float(np.mean(loss_times))
+        print(
+            f"  loss alone (soft-encoding + cross-entropy + weights, forward and gradient to the "
+            f"logits {logits_shape}, tf.function): {loss_mean:.4f} s (min {min(loss_times):.4f}), "
+            f"{100 * loss_mean / mean:.1f}% of the step"
+        )
 
 
 if __name__ == "__main__":

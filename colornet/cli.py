@@ -172,7 +172,7 @@ def _add_export(subparsers):
     parser.add_argument("--temperature", type=float, default=0.38, help="default temperature")
     parser.add_argument("--max-pixels", type=int, help="largest accepted image (default 4096x4096)")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
-                        help="bfloat16: network in bfloat16 (fast on AVX512_BF16/AMX CPUs)")
+                        help="bfloat16: network in bfloat16 (for CPUs with AVX512_BF16 or AMX)")
     parser.add_argument("--jit-compile", action="store_true",
                         help="XLA-compile the network (needs a model server with XLA's CPU JIT)")
     parser.add_argument("--no-warmup", action="store_true", help="write no TF Serving warm-up requests")

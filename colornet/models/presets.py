@@ -1,7 +1,7 @@
 """Named network configurations: plain functions returning a `ModelConfig`.
 
 Costs: multiply-adds counted from the layers; step times measured on this project's
-machine (2 CPU cores with AVX-512 BF16/AMX, TF 2.21, no other work running) with
+machine (2 cores of an AMD EPYC with AVX512_BF16, no AMX; TF 2.21) with
 `python benchmarks/train_step.py --preset NAME --batch 16 --precision P`: one
 training step at batch 16, 176 x 176, with the rebalanced loss and Adam.
 """

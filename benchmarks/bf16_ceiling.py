@@ -1,0 +1,134 @@
+"""The best bfloat16 speed-up this CPU gives a convolution, whatever the model around it.
+
+Times one representative convolution of the ECCV16 network (by default 3x3, 256 to
+256 channels on 44 x 44 maps at batch 8: blocks 3 and 8 at a 176 x 176 input),
+forward and backward (gradients with respect to input and kernel), in float32 and
+in bfloat16, in TensorFlow and, if it is installed, PyTorch. Rounds alternate the
+configurations so that other work on the machine affects all of them alike.
+
+Without AMX tiles the only bfloat16 arithmetic is AVX512_BF16's VDPBF16PS, a dot
+product of bfloat16 pairs into float32 that does twice the multiply-adds of a
+float32 FMA of the same width: about 2x for a compute-bound convolution, at best.
+A whole training step also has memory-bound work (batch norm, ReLU, the loss,
+Adam) that gains at most the halved bytes, so its speed-up stays below the
+convolution's. AMX (amx_bf16, amx_tile) is what gave the 4-5x figures elsewhere.
+
+    python benchmarks/bf16_ceiling.py [--channels 256] [--size 44] [--batch 8] [--rounds 5]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+
+CPU_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _cpu_flags():
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _tf_step(x, kernel, dilation):
+    x = tf.Variable(x)
+    kernel = tf.Variable(kernel)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            y = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation)
+            # Sum in float32: a bfloat16 sum of a million terms would stall on rounding.
+            total = tf.reduce_sum(tf.cast(y, tf.float32))
+        grads = tape.gradient(total, [x, kernel])
+        # Fetching a scalar forces the whole step without copying big tensors out.
+        return tf.add_n([tf.reduce_sum(tf.cast(g[..., :1], tf.float32)) for g in grads])
+
+    return lambda: step().numpy()
+
+
+def _torch_step(x, kernel, dilation, dtype):
+    import torch
+
+    x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(dtype).requires_grad_()
+    kernel = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()).to(dtype).requires_grad_()
+
+    def step():
+        x.grad = kernel.grad = None
+        y = torch.nn.functional.conv2d(x, kernel, padding=dilation, dilation=dilation)
+        y.float().sum().backward()
+        return float(x.grad[0, 0, 0, 0]) + float(kernel.grad[0, 0, 0, 0])
+
+    return step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--channels", type=int, default=256, help="input and output channels")
+    parser.add_argument("--size", type=int, default=44, help="square feature map side, pixels")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--dilation", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="timed calls per configuration and round")
+    parser.add_argument("--no-torch", action="store_true", help="TensorFlow only")
+    args = parser.parse_args()
+
+    flags = _cpu_flags()
+    print("CPU flags: " + ", ".join(f"{name} {'yes' if name in flags else 'NO'}" for name in CPU_FLAGS))
+
+    rng = np.random.default_rng(0)
+    shape = (args.batch, args.size, args.size, args.channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = (rng.standard_normal((3, 3, args.channels, args.channels)) / (3 * args.channels**0.5)).astype(np.float32)
+    steps = {
+        "tf float32": _tf_step(x, kernel, args.dilation),
+        "tf bfloat16": _tf_step(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16), args.dilation),
+    }
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("PyTorch not installed: TensorFlow only")
+        else:
+            torch.set_num_threads(os.cpu_count())
+            steps["torch float32"] = _torch_step(x, kernel, args.dilation, torch.float32)
+            steps["torch bfloat16"] = _torch_step(x, kernel, args.dilation, torch.bfloat16)
+
+    for step in steps.values():  # warm-up: tracing, oneDNN primitive creation
+        step()
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+
+    # Forward, input gradient and kernel gradient: three convolutions' worth.
+    flops = 3 * 2 * args.batch * args.size**2 * args.channels**2 * 9
+    print(
+        f"conv 3x3 {args.channels}->{args.channels}, {args.size}x{args.size}, batch {args.batch}, "
+        f"dilation {args.dilation}, forward + backward = {flops / 1e9:.1f} GFLOP; "
+        f"{args.rounds} rounds x {args.steps} calls, threads {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'configuration':<16}{'median s':>10}{'min s':>10}{'GFLOP/s':>10}")
+    for name, values in times.items():
+        best = min(values)
+        print(f"{name:<16}{statistics.median(values):>10.4f}{best:>10.4f}{flops / best / 1e9:>10.1f}")
+    for framework in ("tf", "torch"):
+        if f"{framework} float32" in times:
+            fp32 = statistics.median(times[f"{framework} float32"])
+            bf16 = statistics.median(times[f"{framework} bfloat16"])
+            print(f"{framework}: bfloat16 speed-up over float32 {fp32 / bf16:.2f}x (medians)")
+
+
+if __name__ == "__main__":
+    main()
