@@ -7,8 +7,8 @@ mean absolute ab difference from the float32 SavedModel on `--images` generated
 photo-like images (the int8 variant is calibrated on other generated images).
 
 Variants:
-  savedmodel-f32       the export, XLA-compiled network (the float32 default)
-  savedmodel-f32-noxla the export with jit_compile=False
+  savedmodel-f32       the default export (float32, no XLA)
+  savedmodel-f32-xla   the export with jit_compile=True
   savedmodel-bf16      the export with precision="bfloat16" (no XLA, its default)
   savedmodel-bf16-xla  the same with jit_compile=True
   tflite-none, tflite-float16, tflite-dynamic, tflite-int8
@@ -48,7 +48,7 @@ from colornet.models import PRESETS, Colorizer
 
 VARIANTS = (
     "savedmodel-f32",
-    "savedmodel-f32-noxla",
+    "savedmodel-f32-xla",
     "savedmodel-bf16",
     "savedmodel-bf16-xla",
     "tflite-none",
@@ -59,8 +59,8 @@ VARIANTS = (
     "pytorch-bf16",
 )
 _EXPORT_OPTIONS = {
-    "savedmodel-f32": {"precision": "float32", "jit_compile": True},
-    "savedmodel-f32-noxla": {"precision": "float32", "jit_compile": False},
+    "savedmodel-f32": {"precision": "float32", "jit_compile": False},
+    "savedmodel-f32-xla": {"precision": "float32", "jit_compile": True},
     "savedmodel-bf16": {"precision": "bfloat16", "jit_compile": False},
     "savedmodel-bf16-xla": {"precision": "bfloat16", "jit_compile": True},
 }

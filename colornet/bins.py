@@ -137,11 +137,17 @@ def nearest_bins(ab, k):
         tf.cast(tf.bitwise.bitwise_and(packed, 511), tf.int64),
     )
     if k <= _MAX_CHAIN_K:
-        # best[j] is the j-th smallest key so far; each candidate sinks into place.
-        best = [tf.fill(tf.shape(cell), np.int64(np.iinfo(np.int64).max))] * k
+        # best[j] is the j-th smallest key so far; each candidate sinks into place:
+        # through the places filled so far, and what falls off the end is dropped.
+        best = []
         for candidate in tf.unstack(keys, num=table.shape[0]):
-            for j in range(k):
-                best[j], candidate = tf.minimum(best[j], candidate), tf.maximum(best[j], candidate)
+            for j in range(len(best)):
+                if j == k - 1:
+                    best[j] = tf.minimum(best[j], candidate)
+                else:
+                    best[j], candidate = tf.minimum(best[j], candidate), tf.maximum(best[j], candidate)
+            if len(best) < k:
+                best.append(candidate)
         best = tf.stack(best, axis=-1)
     else:  # the chain grows as k * C; keys are non-negative, so negating is exact
         best = -tf.math.top_k(-tf.transpose(keys), k=k, sorted=True).values

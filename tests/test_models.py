@@ -431,3 +431,36 @@ def test_compact_weights_file_round_trip(tmp_path):
     (tmp_path / "other.npz").write_bytes(b"junk")
     with pytest.raises(ColornetError, match="not a colornet weights file"):
         load_colorizer(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dilated_conv_equals_keras_conv2d(policy):
+    from colornet.models.backbone import DilatedConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 13, 11, 8)), tf.float32)
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        ours = DilatedConv2D(6, 3, padding="same", dilation_rate=2)
+        reference = keras.layers.Conv2D(6, 3, padding="same", dilation_rate=2)
+        ours.build(x.shape)
+        reference.build(x.shape)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reference.set_weights(ours.get_weights())
+    results = []
+    for layer in (ours, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer(x), tf.float32)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        results.append((y, *tape.gradient(loss, [x, *layer.trainable_weights])))
+    tolerance = 1e-5 if policy == "float32" else 0.0  # bf16: the same rounding steps
+    for ours_value, reference_value in zip(*results):
+        np.testing.assert_allclose(ours_value.numpy(), reference_value.numpy(), rtol=tolerance, atol=tolerance)
+    # Where the backbone uses it: only the dilated blocks (5 and 6 in Table 4).
+    model = Colorizer.from_preset("tiny")
+    dilated = [layer.name for layer in model.layers if isinstance(layer, DilatedConv2D)]
+    assert dilated and all(layer.dilation_rate == (2, 2) for layer in model.layers if layer.name in dilated)
+    assert all(layer.dilation_rate == (1, 1) for layer in model.layers
+               if isinstance(layer, keras.layers.Conv2D) and layer.name not in dilated)
