@@ -80,6 +80,11 @@ def _parse_args():
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     parser.add_argument("--images", type=int, default=4, help="images for the ab error")
     parser.add_argument("--calibration", type=int, default=16, help="int8 calibration images")
+    parser.add_argument(
+        "--photos",
+        help="real photos (folder, glob or .txt list): the first --images for the ab error, the "
+        "next --calibration for int8 calibration (default: generated photo-like images)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--workdir", help="keep the exported files here (default: a temp dir)")
@@ -225,14 +230,24 @@ def main():
     workdir = args.workdir or tempfile.mkdtemp(prefix="colornet-deploy-bench-")
     os.makedirs(workdir, exist_ok=True)
     size = args.size
-    images = [_photo_like(size, seed) for seed in range(args.images)]
-    inputs = [tflite.l_for_network(image, size).numpy() for image in images]
     calibration_dir = os.path.join(workdir, "calibration")
-    os.makedirs(calibration_dir, exist_ok=True)
-    for i in range(args.calibration):
-        tf.io.write_file(
-            os.path.join(calibration_dir, f"{i}.png"), tf.io.encode_png(_photo_like(size, 1000 + i))
-        )
+    if args.photos:
+        from colornet.data import list_image_files
+        from colornet.inference import read_image
+
+        paths = list_image_files(args.photos)[: args.images + args.calibration]
+        images = [read_image(path) for path in paths[: args.images]]
+        calibration_dir = os.path.join(workdir, "calibration.txt")
+        with open(calibration_dir, "w") as f:
+            f.write("\n".join(paths[args.images :]) + "\n")
+    else:
+        images = [_photo_like(size, seed) for seed in range(args.images)]
+        os.makedirs(calibration_dir, exist_ok=True)
+        for i in range(args.calibration):
+            tf.io.write_file(
+                os.path.join(calibration_dir, f"{i}.png"), tf.io.encode_png(_photo_like(size, 1000 + i))
+            )
+    inputs = [tflite.l_for_network(image, size).numpy() for image in images]
 
     rows, reference = [], None
     variants = list(args.variants)
@@ -280,6 +295,7 @@ def main():
     load_end = os.getloadavg()[0]
     print()
     print(f"model: {label}; input 1x{size}x{size}; {args.runs} timed runs after {args.warmup}")
+    print(f"ab error over {len(inputs)} " + (f"photos from {args.photos}" if args.photos else "generated images"))
     print(f"load average (1 min) at start {load_start:.2f}, at end {load_end:.2f}; {os.cpu_count()} CPUs")
     print(f"mean |ab| of the float32 reference: {np.mean([np.abs(r).mean() for r in reference]):.2f}")
     pytorch = {variant: median for variant, _, median, *_ in rows}.get("pytorch-f32")
