@@ -71,9 +71,15 @@ def test_int8_body_with_float_decode(converted):
     for op in interpreter._get_ops_details():
         dtypes = {tensors[i]["dtype"] for i in op["inputs"] if i >= 0 and op["op_name"] != "QUANTIZE"}
         kinds.setdefault(op["op_name"], set()).update(dtypes)
-    assert kinds["CONV_2D"] == {np.int8, np.int32}  # int8 activations and weights
+    assert np.int8 in kinds["CONV_2D"]  # int8 activations and weights in the body
     assert kinds["SOFTMAX"] == {np.float32}  # the decoding is float
     assert np.int8 not in kinds["FULLY_CONNECTED"]
+    # The head, the last convolution, computes the logits in float32.
+    convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    body, head = convs[:-1], convs[-1]
+    assert all(tensors[op["inputs"][1]]["dtype"] == np.int8 for op in body)
+    assert {tensors[i]["dtype"] for i in head["inputs"] if i >= 0} == {np.float32}
+    assert tensors[head["outputs"][0]]["dtype"] == np.float32
 
 
 @pytest.mark.parametrize("quantize", tflite.QUANTIZATIONS)
