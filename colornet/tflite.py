@@ -20,12 +20,16 @@ Quantisation (`quantize`):
   computes the logits and the decoding, softmax(logits / T) . centres, stay
   float32, as do the inputs and outputs. A trained model's logits span hundreds of
   units, so an int8 logit step is several units, which the division by T = 0.38
-  magnifies: with the bundled model, on real photos (`benchmarks/deploy.py
-  --photos`), the mean ab error against float32 was 4.2 with everything after the
-  body in int8, 1.7 with only the decoding kept float (the advice of FIELD_NOTES)
-  and 0.67 with the head float as well. The float ops are chosen by name: those
-  from the op that computes the `logits` output on, in the float model's
-  execution order (`tf.lite.experimental.QuantizationDebugger` denylists them).
+  magnifies: with a `half` model trained 900 steps, on real photos
+  (`benchmarks/deploy.py --photos`), the mean ab error against float32 was 4.2
+  with everything after the body in int8, 1.7 with only the decoding kept float
+  (the advice of FIELD_NOTES) and 0.67 with the head float as well. The float ops
+  are chosen by name: those from the op that computes the `logits` output on, in
+  the float model's execution order (`tf.lite.experimental.QuantizationDebugger`
+  denylists them). Known limit: the bundled model (2,000 steps) still errs by
+  about 4 ab units in "int8", because its batch norms, which have no scale or
+  shift, multiply some channels by large factors that one int8 scale per tensor
+  cannot hold; "dynamic" errs by about 1 on it (README, Benchmarks).
 
 Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus `TFLITE_BUILTINS_INT8`
 for "int8"): a model that would need Select TF ops (Flex) fails to convert with a
