@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 # Must run before TensorFlow initialises its devices, hence at import time.
@@ -28,3 +29,18 @@ else:
         "long", max_examples=5000, deadline=None, print_blob=True, suppress_health_check=_quiet
     )
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def deny_access(monkeypatch):
+    """`deny_access(directory)` makes `os.access` say no for that directory: the tests
+    run as root, which ignores chmod, so "unwritable" has to be simulated."""
+    access = os.access
+
+    def deny(directory):
+        def fake(path, mode, **kwargs):
+            return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", fake)
+
+    return deny

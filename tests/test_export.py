@@ -402,17 +402,7 @@ def test_cli_export(tmp_path, capsys):
     assert cli.main(cli._parse_flags(missing)) == 1
 
 
-def _deny_access(monkeypatch, directory):
-    """`os.access` says no for `directory`: the tests run as root, which ignores chmod."""
-    access = os.access
-
-    def fake(path, mode, **kwargs):
-        return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
-
-    monkeypatch.setattr(os, "access", fake)
-
-
-def test_unwritable_base_dir_is_refused_before_the_model_is_loaded(tmp_path, capsys, monkeypatch):
+def test_unwritable_base_dir_is_refused_before_the_model_is_loaded(tmp_path, capsys, monkeypatch, deny_access):
     # The model path does not exist: an error about it would mean the output was
     # checked too late.
     model = str(tmp_path / "nope.keras")
@@ -428,7 +418,7 @@ def test_unwritable_base_dir_is_refused_before_the_model_is_loaded(tmp_path, cap
     # is made to say no for it).
     locked = tmp_path / "locked"
     locked.mkdir()
-    _deny_access(monkeypatch, locked)
+    deny_access(locked)
     message = f"cannot write {locked / 'served'}/1: directory {locked} is not writable"
     with pytest.raises(ColornetError, match=re.escape(message)):
         export.export_saved_model(model, locked / "served")

@@ -132,17 +132,7 @@ def test_cli_prior_missing_folder_is_one_line_error(tmp_path):
     assert not (tmp_path / "p.npz").exists()
 
 
-def _deny_access(monkeypatch, directory):
-    """`os.access` says no for `directory`: the tests run as root, which ignores chmod."""
-    access = os.access
-
-    def fake(path, mode, **kwargs):
-        return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
-
-    monkeypatch.setattr(os, "access", fake)
-
-
-def test_cli_prior_refuses_a_bad_out_before_reading_images(tmp_path, capsys, monkeypatch):
+def test_cli_prior_refuses_a_bad_out_before_reading_images(tmp_path, capsys, monkeypatch, deny_access):
     from colornet import cli
 
     _write_images(tmp_path / "photos")
@@ -150,7 +140,7 @@ def test_cli_prior_refuses_a_bad_out_before_reading_images(tmp_path, capsys, mon
     somefile.write_text("a regular file\n")
     locked = tmp_path / "locked"
     locked.mkdir()
-    _deny_access(monkeypatch, locked)
+    deny_access(locked)
 
     def no_counting(*args, **kwargs):
         raise AssertionError("the output must be checked before any image is read")

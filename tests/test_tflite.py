@@ -181,17 +181,7 @@ def test_cli_tflite(tmp_path, capsys):
     assert not os.path.exists(tmp_path / ".model.tflite.partial")
 
 
-def _deny_access(monkeypatch, directory):
-    """`os.access` says no for `directory`: the tests run as root, which ignores chmod."""
-    access = os.access
-
-    def fake(path, mode, **kwargs):
-        return os.fspath(path) != os.fspath(directory) and access(path, mode, **kwargs)
-
-    monkeypatch.setattr(os, "access", fake)
-
-
-def test_bad_output_location_is_refused_before_any_work(tmp_path, monkeypatch):
+def test_bad_output_location_is_refused_before_any_work(tmp_path, monkeypatch, deny_access):
     # The model path does not exist: an error about it would mean the output was
     # checked too late.
     model = tmp_path / "nope.keras"
@@ -206,7 +196,7 @@ def test_bad_output_location_is_refused_before_any_work(tmp_path, monkeypatch):
             tflite.convert(model, out)
     locked = tmp_path / "locked"
     locked.mkdir()
-    _deny_access(monkeypatch, locked)
+    deny_access(locked)
     with pytest.raises(ColornetError, match=re.escape(f"directory {locked} is not writable")):
         tflite.convert(model, locked / "new" / "model.tflite")
     assert sorted(os.listdir(tmp_path)) == ["locked", "somefile.txt"] and not os.listdir(locked)
