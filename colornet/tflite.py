@@ -22,8 +22,7 @@ Quantisation (`quantize`):
   units, so an int8 logit step is several units, which the division by T = 0.38
   magnifies: with a `half` model trained 900 steps, on real photos
   (`benchmarks/deploy.py --photos`), the mean ab error against float32 was 4.2
-  with everything after the body in int8, 1.7 with only the decoding kept float
-  (the advice of FIELD_NOTES) and 0.67 with the head float as well. The float ops
+  with the head in int8 and 0.6 with the head float as well. The float ops
   are chosen by name: those from the op that computes the `logits` output on, in
   the float model's execution order (`tf.lite.experimental.QuantizationDebugger`
   denylists them). Known limit: the bundled model (2,000 steps) still errs by
