@@ -32,6 +32,18 @@ else:
 
 
 @pytest.fixture
+def bfloat16_policy():
+    """Models built in the test compute in mixed_bfloat16."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
 def deny_access(monkeypatch):
     """`deny_access(directory)` makes `os.access` say no for that directory: the tests
     run as root, which ignores chmod, so "unwritable" has to be simulated."""

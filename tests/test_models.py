@@ -83,15 +83,6 @@ def eccv16():
     return Colorizer.from_preset("eccv16")
 
 
-@pytest.fixture
-def bfloat16_policy():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 # ---- Table 4 ----------------------------------------------------------------
 
 
@@ -134,7 +125,7 @@ def test_eccv16_layers_follow_table_4(eccv16):
 def test_eccv16_batch_norm_has_no_scale_or_shift_and_follows_relu(eccv16):
     norms = [layer for layer in eccv16.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert [n.name for n in norms] == [
-        "conv1_2norm", "conv2_2norm", "conv3_3norm", "conv4_3norm",
+        "conv1_2norm", "conv2_1norm", "conv3_3norm", "conv4_3norm",
         "conv5_3norm", "conv6_3norm", "conv7_3norm",
     ]  # fmt: skip
     for norm in norms:
@@ -431,6 +422,24 @@ def test_compact_weights_file_round_trip(tmp_path):
     (tmp_path / "other.npz").write_bytes(b"junk")
     with pytest.raises(ColornetError, match="not a colornet weights file"):
         load_colorizer(tmp_path / "other.npz")
+
+
+def test_compact_weights_keep_values_beyond_float16_in_float32(tmp_path):
+    from colornet.models.loading import load_colorizer, save_compact
+
+    model = Colorizer.from_preset("tiny")
+    norm = model.get_layer("conv2_1norm")
+    variance = np.linspace(0.5, 2.0, norm.moving_variance.shape[0]).astype(np.float32)
+    variance[:2] = [7.0e4, 1.0e6]  # a trained batch norm's variance can pass 65,504
+    norm.moving_variance.assign(variance)
+    save_compact(model, tmp_path / "model.npz")
+    loaded = load_colorizer(tmp_path / "model.npz")
+    np.testing.assert_array_equal(loaded.get_layer("conv2_1norm").moving_variance.numpy(), variance)
+    with np.load(tmp_path / "model.npz") as f:
+        dtypes = {str(f[k].dtype) for k in f.files if k != "meta"}
+    assert dtypes == {"float16", "float32"}
+    x = np.random.default_rng(0).uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-3)
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])

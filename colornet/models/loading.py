@@ -73,14 +73,25 @@ def save_compact(model, path, dtype="float16"):
     """Saves a colorizer's config and weights (float16 by default) as a `.npz` file.
 
     Half the size of a float32 `.keras` file, for shipping a model inside the
-    package; weights are cast back to the model's dtype when loaded. Written
+    package; weights are cast back to the model's dtype when loaded. An array with
+    a value that `dtype` cannot hold (float16 ends at 65504; a batch norm's moving
+    variance can exceed it) is stored in float32 instead, as it is. Written
     atomically. Only arrays and JSON: loading executes nothing.
     """
     path = os.fspath(path)
-    arrays = {f"w{i:05d}": w.astype(dtype) for i, w in enumerate(model.get_weights())}
+    arrays = {f"w{i:05d}": _narrowed(w, dtype) for i, w in enumerate(model.get_weights())}
     meta = {"format": "colornet-compact", "version": 1, "model_config": model.model_config.to_dict()}
     with files.atomic_path(path, ".npz") as tmp:
         np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def _narrowed(array, dtype):
+    """`array` cast to `dtype`, or unchanged where that would overflow to infinity."""
+    with np.errstate(over="ignore"):
+        narrow = array.astype(dtype)
+    if np.array_equal(np.isfinite(narrow), np.isfinite(array)):
+        return narrow
+    return array
 
 
 def _load_compact(path):
