@@ -81,6 +81,12 @@ def _parse_args():
     parser.add_argument("--images", type=int, default=4, help="images for the ab error")
     parser.add_argument("--calibration", type=int, default=16, help="int8 calibration images")
     parser.add_argument(
+        "--calibration-percentile",
+        type=float,
+        default=tflite.DEFAULT_CALIBRATION_PERCENTILE,
+        help="int8 activation ranges (100: the calibration minimum and maximum)",
+    )
+    parser.add_argument(
         "--photos",
         help="real photos (folder, glob or .txt list): the first --images for the ab error, the "
         "next --calibration for int8 calibration (default: generated photo-like images)",
@@ -281,6 +287,7 @@ def main():
                 calibration_dir if quantize == "int8" else None,
                 image_size=size,
                 calibration_images=args.calibration,
+                calibration_percentile=args.calibration_percentile,
             )
             run = _tflite_runner(path, args.threads, size)
         outputs = [run(x) for x in inputs]

@@ -207,6 +207,13 @@ def _add_tflite(subparsers):
     parser.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8"))
     parser.add_argument("--representative", help="image folder, glob or .txt list (int8 calibration)")
     parser.add_argument("--calibration-images", type=int, default=100, help="at most this many")
+    parser.add_argument(
+        "--calibration-percentile",
+        type=float,
+        default=99.9,
+        help="int8 activation ranges cover this percentile of the calibration values; 100 for "
+        "their minimum and maximum",
+    )
     parser.add_argument("--image-size", type=int, default=256, help="side of the square input")
     parser.add_argument("--temperature", type=float, default=0.38, help="temperature of the ab output")
     parser.set_defaults(handler=_run_tflite)
@@ -223,6 +230,7 @@ def _run_tflite(args):
         image_size=args.image_size,
         temperature=args.temperature,
         calibration_images=args.calibration_images,
+        calibration_percentile=args.calibration_percentile,
     )
     print(
         f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB, {result.quantize}, input "

@@ -20,15 +20,20 @@ Quantisation (`quantize`):
   computes the logits and the decoding, softmax(logits / T) . centres, stay
   float32, as do the inputs and outputs. A trained model's logits span hundreds of
   units, so an int8 logit step is several units, which the division by T = 0.38
-  magnifies: with a `half` model trained 900 steps, on real photos
-  (`benchmarks/deploy.py --photos`), the mean ab error against float32 was 4.2
-  with the head in int8 and 0.6 with the head float as well. The float ops
-  are chosen by name: those from the op that computes the `logits` output on, in
-  the float model's execution order (`tf.lite.experimental.QuantizationDebugger`
-  denylists them). Known limit: the bundled model (2,000 steps) still errs by
-  about 4 ab units in "int8", because its batch norms, which have no scale or
-  shift, multiply some channels by large factors that one int8 scale per tensor
-  cannot hold; "dynamic" errs by about 1 on it (README, Benchmarks).
+  magnifies. The float ops are chosen by name: those from the op that computes the
+  `logits` output on, in the float model's execution order
+  (`tf.lite.experimental.QuantizationDebugger` denylists them). Each activation's
+  int8 range spans the 0.1th to 99.9th percentile of its calibration values
+  (`calibration_percentile`), not their minimum and maximum: a trained network's
+  activations have long tails that would otherwise stretch every int8 step.
+
+Every variant is converted from the model with its batch norms folded into the
+convolutions before them (`colornet.models.folding`): fewer ops, and for "int8" the
+difference between a usable model and not, as the release's batch norms (no scale)
+multiply channels by very different factors that one int8 scale per tensor cannot
+hold. Mean ab error against float32 of the bundled model on 20 real photos
+(`benchmarks/deploy.py --photos`): 4.25 before folding, 2.3 folded, 0.24 folded with
+percentile ranges (README, Benchmarks).
 
 Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus `TFLITE_BUILTINS_INT8`
 for "int8"): a model that would need Select TF ops (Flex) fails to convert with a
@@ -73,6 +78,8 @@ SIGNATURE = "serving_default"
 # The network itself has neither op type.
 _FLOAT_DECODE_OPS = ("SOFTMAX", "FULLY_CONNECTED", "BATCH_MATMUL")
 DEFAULT_CALIBRATION_IMAGES = 100
+DEFAULT_CALIBRATION_PERCENTILE = 99.9
+_HISTOGRAM_BINS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +94,8 @@ class TFLiteResult:
       size_bytes: file size.
       ops: the builtin op names in the model, sorted.
       calibration_images: images used for "int8" calibration (0 otherwise).
+      calibration_percentile: the percentile that set the int8 activation ranges
+        (None unless "int8").
     """
 
     path: str
@@ -96,6 +105,7 @@ class TFLiteResult:
     size_bytes: int
     ops: tuple
     calibration_images: int
+    calibration_percentile: float = None
 
 
 def _as_model(model_or_path):
@@ -191,7 +201,67 @@ def _float_tail(float_content):
     return [names[t] for op in ops[start:] for t in op["outputs"]]
 
 
-def _convert_int8(converter, float_nodes):
+def _percentile_ranges(calibrated, float_content, calibration, percentile):
+    """`calibrated` (a calibrated TFLite model) with activation ranges cut to percentiles.
+
+    The converter sets each activation's int8 range to its minimum and maximum over
+    the calibration inputs. A trained network's activations have long tails (on the
+    bundled model a maximum is often four times the 99.9th percentile), so a few
+    pixels stretch the int8 step for all the others, and more calibration images
+    make it worse. Here each range becomes [the (100 - p)th, the pth] percentile of
+    that tensor's values over all calibration pixels, widened to hold 0; values
+    beyond it saturate. The percentiles come from
+    a histogram of `_HISTOGRAM_BINS` bins over the converter's range per tensor, filled
+    by running the float model (`float_content`) with every tensor kept. The model's
+    input keeps its full range.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
+    graph = model.subgraphs[0]
+    ranges = {}
+    for i, tensor in enumerate(graph.tensors):
+        q = tensor.quantization
+        if i in graph.inputs or q is None or q.min is None or len(q.min) != 1 or len(q.max) != 1:
+            continue
+        if q.max[0] > q.min[0]:
+            ranges[tensor.name.decode()] = (float(q.min[0]), float(q.max[0]))
+    interpreter = _interpreter(
+        model_content=float_content, without_delegates=True, experimental_preserve_all_tensors=True
+    )
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    tracked = {
+        t["index"]: t["name"]
+        for t in interpreter.get_tensor_details()
+        if t["name"] in ranges and t["dtype"] == np.float32
+    }
+    counts = {name: np.zeros(_HISTOGRAM_BINS, np.int64) for name in tracked.values()}
+    for l_raw in calibration:
+        runner(l_raw=l_raw)
+        for index, name in tracked.items():
+            lo, hi = ranges[name]
+            bins = (interpreter.get_tensor(index).ravel() - lo) * (_HISTOGRAM_BINS / (hi - lo))
+            bins = np.clip(bins, 0, _HISTOGRAM_BINS - 1).astype(np.int64)
+            counts[name] += np.bincount(bins, minlength=_HISTOGRAM_BINS)
+    by_name = {t.name.decode(): t for t in graph.tensors}
+    for name, count in counts.items():
+        low, high = _clipped_range(count, *ranges[name], percentile)
+        by_name[name].quantization.min, by_name[name].quantization.max = [low], [high]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _clipped_range(count, lo, hi, percentile):
+    """The (100 - p)th and pth percentiles of a histogram `count` of equal bins over
+    [lo, hi], widened to hold 0 (as int8 ranges must)."""
+    edges = np.linspace(lo, hi, len(count) + 1)
+    cumulative = np.cumsum(count) / count.sum()
+    tail = 1.0 - percentile / 100.0
+    low = edges[np.searchsorted(cumulative, tail)]
+    high = edges[min(np.searchsorted(cumulative, 1.0 - tail) + 1, len(count))]
+    return float(min(low, 0.0)), float(max(high, 0.0))
+
+
+def _convert_int8(converter, float_content, float_nodes, calibration, percentile):
     with warnings.catch_warnings():
         # The debugger runs calibration with tf.lite.Interpreter, which warns that it
         # is deprecated; nothing the caller can change.
@@ -203,6 +273,11 @@ def _convert_int8(converter, float_nodes):
                 denylisted_ops=list(_FLOAT_DECODE_OPS), denylisted_nodes=list(float_nodes)
             ),
         )
+        if percentile < 100:
+            # `calibrated_model` is what the debugger quantises from.
+            debugger.calibrated_model = _percentile_ranges(
+                debugger.calibrated_model, float_content, calibration, percentile
+            )
         return debugger.get_nondebug_quantized_model()
 
 
@@ -228,6 +303,7 @@ def convert(
     image_size=256,
     temperature=c.ANNEALED_MEAN_TEMPERATURE,
     calibration_images=DEFAULT_CALIBRATION_IMAGES,
+    calibration_percentile=DEFAULT_CALIBRATION_PERCENTILE,
 ):
     """Converts a colorizer to a TFLite model (see the module docstring).
 
@@ -242,6 +318,9 @@ def convert(
       image_size: S, the side of the square input.
       temperature: annealed-mean temperature of the `ab` output (> 0).
       calibration_images: at most this many images are used for calibration.
+      calibration_percentile: "int8" activation ranges span this percentile of the
+        calibration values (and the mirror one below), in (50, 100]; 100 for the
+        converter's own minimum and maximum.
 
     Returns:
       a `TFLiteResult`.
@@ -255,15 +334,21 @@ def convert(
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < c.OUTPUT_STRIDE:
         raise ValueError(f"image_size must be an int >= {c.OUTPUT_STRIDE}, got {image_size!r}")
     temperature = decode.validate_temperature(temperature)
+    percentile_ok = isinstance(calibration_percentile, (int, float)) and not isinstance(
+        calibration_percentile, bool
+    )
+    if not (percentile_ok and 50 < calibration_percentile <= 100):
+        raise ValueError(f"calibration_percentile must be in (50, 100], got {calibration_percentile!r}")
     if quantize == "int8" and representative is None:
         raise ColornetError("int8 quantisation needs representative images (--representative DIR)")
     from colornet.export import with_precision
+    from colornet.models.folding import fold_batch_norms
 
     out_path = os.fspath(out_path)
     if os.path.isdir(out_path):
         raise ColornetError(f"cannot write {out_path}: it is a directory")
     files.check_output_location(out_path)
-    model = with_precision(_as_model(model_or_path), "float32")
+    model = fold_batch_norms(with_precision(_as_model(model_or_path), "float32"))
     calibration = (
         representative_l(representative, image_size, calibration_images) if quantize == "int8" else []
     )
@@ -274,8 +359,14 @@ def convert(
         converter = _converter(saved_model_dir, quantize, calibration)
         try:
             if quantize == "int8":
-                float_nodes = _float_tail(_converter(saved_model_dir, "none", []).convert())
-                content = _convert_int8(converter, float_nodes)
+                float_content = _converter(saved_model_dir, "none", []).convert()
+                content = _convert_int8(
+                    converter,
+                    float_content,
+                    _float_tail(float_content),
+                    calibration,
+                    calibration_percentile,
+                )
             else:
                 content = converter.convert()
         # The converter raises its ConverterError (not public API), ValueError and others.
@@ -299,6 +390,7 @@ def convert(
         size_bytes=len(content),
         ops=ops,
         calibration_images=len(calibration),
+        calibration_percentile=float(calibration_percentile) if quantize == "int8" else None,
     )
 
 
