@@ -82,7 +82,7 @@ def _parse_args():
     parser.add_argument("--calibration", type=int, default=16, help="int8 calibration images")
     parser.add_argument(
         "--calibration-percentile",
-        type=float,
+        type=lambda v: v if v == "auto" else float(v),
         default=tflite.DEFAULT_CALIBRATION_PERCENTILE,
         help="int8 activation ranges (100: the calibration minimum and maximum)",
     )
@@ -280,7 +280,7 @@ def main():
         else:
             quantize = variant.split("-", 1)[1]
             path = os.path.join(workdir, f"{variant}.tflite")
-            tflite.convert(
+            converted = tflite.convert(
                 model,
                 path,
                 quantize,
@@ -289,6 +289,8 @@ def main():
                 calibration_images=args.calibration,
                 calibration_percentile=args.calibration_percentile,
             )
+            if converted.calibration_percentile is not None:
+                print(f"{variant}: activation ranges at percentile {converted.calibration_percentile}")
             run = _tflite_runner(path, args.threads, size)
         outputs = [run(x) for x in inputs]
         if variant == "savedmodel-f32":

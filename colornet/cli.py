@@ -6,6 +6,7 @@ TensorFlow's `OpError` from a file it cannot read or write) print one line and e
 non-zero, without a traceback.
 """
 
+import argparse
 import sys
 
 from absl import app, logging
@@ -200,6 +201,16 @@ def _run_export(args):
     return 0
 
 
+def _percentile(text):
+    """argparse type of --calibration-percentile: "auto" or a number."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
 def _add_tflite(subparsers):
     parser = subparsers.add_parser("tflite", help="convert a model to TFLite (builtin ops only)")
     parser.add_argument("--model", required=True, help=".keras file or training workdir")
@@ -209,10 +220,10 @@ def _add_tflite(subparsers):
     parser.add_argument("--calibration-images", type=int, default=100, help="at most this many")
     parser.add_argument(
         "--calibration-percentile",
-        type=float,
-        default=99.9,
-        help="int8 activation ranges cover this percentile of the calibration values; 100 for "
-        "their minimum and maximum",
+        type=_percentile,
+        default="auto",
+        help="int8 activation ranges cover this percentile of the calibration values (100: "
+        "their minimum and maximum); auto: the best of 99.9, 99.99 and 100 on them",
     )
     parser.add_argument("--image-size", type=int, default=256, help="side of the square input")
     parser.add_argument("--temperature", type=float, default=0.38, help="temperature of the ab output")

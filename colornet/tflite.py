@@ -22,18 +22,23 @@ Quantisation (`quantize`):
   units, so an int8 logit step is several units, which the division by T = 0.38
   magnifies. The float ops are chosen by name: those from the op that computes the
   `logits` output on, in the float model's execution order
-  (`tf.lite.experimental.QuantizationDebugger` denylists them). Each activation's
-  int8 range spans the 0.1th to 99.9th percentile of its calibration values
-  (`calibration_percentile`), not their minimum and maximum: a trained network's
-  activations have long tails that would otherwise stretch every int8 step.
+  (`tf.lite.experimental.QuantizationDebugger` denylists them).
+  Activation ranges: a trained network's activations have long tails, and ranges
+  from their minimum and maximum (the converter's) stretch every int8 step, the
+  more so the more calibration images. `calibration_percentile=p` cuts each range
+  to the (100 - p)th..pth percentile of its calibration values; the default,
+  "auto", quantises with p = 99.9, 99.99 and 100 (the converter's ranges) and keeps
+  the model whose `ab` is nearest the float model's on the calibration images.
+  On the bundled model that is 99.9; on a network with random weights, which has
+  no long tails, it tends to be 100.
 
 Every variant is converted from the model with its batch norms folded into the
 convolutions before them (`colornet.models.folding`): fewer ops, and for "int8" the
 difference between a usable model and not, as the release's batch norms (no scale)
 multiply channels by very different factors that one int8 scale per tensor cannot
-hold. Mean ab error against float32 of the bundled model on 20 real photos
-(`benchmarks/deploy.py --photos`): 4.25 before folding, 2.3 folded, 0.24 folded with
-percentile ranges (README, Benchmarks).
+hold. Mean ab error against float32 of the bundled model on 20 real photos, 100
+calibration images (`benchmarks/deploy.py --photos`; README, Benchmarks): 4.05 with
+the converter's ranges, 0.26 with the 99.9th percentile.
 
 Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus `TFLITE_BUILTINS_INT8`
 for "int8"): a model that would need Select TF ops (Flex) fails to convert with a
@@ -78,7 +83,9 @@ SIGNATURE = "serving_default"
 # The network itself has neither op type.
 _FLOAT_DECODE_OPS = ("SOFTMAX", "FULLY_CONNECTED", "BATCH_MATMUL")
 DEFAULT_CALIBRATION_IMAGES = 100
-DEFAULT_CALIBRATION_PERCENTILE = 99.9
+DEFAULT_CALIBRATION_PERCENTILE = "auto"
+AUTO_PERCENTILES = (99.9, 99.99, 100.0)
+_AUTO_SCORING_IMAGES = 16
 _HISTOGRAM_BINS = 4096
 
 
@@ -94,8 +101,8 @@ class TFLiteResult:
       size_bytes: file size.
       ops: the builtin op names in the model, sorted.
       calibration_images: images used for "int8" calibration (0 otherwise).
-      calibration_percentile: the percentile that set the int8 activation ranges
-        (None unless "int8").
+      calibration_percentile: the percentile that set the int8 activation ranges,
+        the one chosen if "auto" was asked for (None unless "int8").
     """
 
     path: str
@@ -201,24 +208,17 @@ def _float_tail(float_content):
     return [names[t] for op in ops[start:] for t in op["outputs"]]
 
 
-def _percentile_ranges(calibrated, float_content, calibration, percentile):
-    """`calibrated` (a calibrated TFLite model) with activation ranges cut to percentiles.
+def _activation_histograms(calibrated, float_content, calibration):
+    """Each activation's values over the calibration inputs, as a histogram.
 
-    The converter sets each activation's int8 range to its minimum and maximum over
-    the calibration inputs. A trained network's activations have long tails (on the
-    bundled model a maximum is often four times the 99.9th percentile), so a few
-    pixels stretch the int8 step for all the others, and more calibration images
-    make it worse. Here each range becomes [the (100 - p)th, the pth] percentile of
-    that tensor's values over all calibration pixels, widened to hold 0; values
-    beyond it saturate. The percentiles come from
-    a histogram of `_HISTOGRAM_BINS` bins over the converter's range per tensor, filled
-    by running the float model (`float_content`) with every tensor kept. The model's
-    input keeps its full range.
+    Returns `{tensor name: (lo, hi, counts)}`: `_HISTOGRAM_BINS` equal bins over the
+    converter's range [lo, hi] of that tensor in `calibrated` (a calibrated TFLite
+    model), filled by running the float model (`float_content`) on `calibration`
+    with every tensor kept. The model's input is left out: it keeps its full range.
     """
     from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
-    graph = model.subgraphs[0]
+    graph = flatbuffer_utils.convert_bytearray_to_object(calibrated).subgraphs[0]
     ranges = {}
     for i, tensor in enumerate(graph.tensors):
         q = tensor.quantization
@@ -243,11 +243,7 @@ def _percentile_ranges(calibrated, float_content, calibration, percentile):
             bins = (interpreter.get_tensor(index).ravel() - lo) * (_HISTOGRAM_BINS / (hi - lo))
             bins = np.clip(bins, 0, _HISTOGRAM_BINS - 1).astype(np.int64)
             counts[name] += np.bincount(bins, minlength=_HISTOGRAM_BINS)
-    by_name = {t.name.decode(): t for t in graph.tensors}
-    for name, count in counts.items():
-        low, high = _clipped_range(count, *ranges[name], percentile)
-        by_name[name].quantization.min, by_name[name].quantization.max = [low], [high]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return {name: (*ranges[name], count) for name, count in counts.items()}
 
 
 def _clipped_range(count, lo, hi, percentile):
@@ -261,7 +257,36 @@ def _clipped_range(count, lo, hi, percentile):
     return float(min(low, 0.0)), float(max(high, 0.0))
 
 
+def _with_percentile_ranges(calibrated, histograms, percentile):
+    """`calibrated` with each histogrammed activation's range cut to percentiles."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
+    by_name = {t.name.decode(): t for t in model.subgraphs[0].tensors}
+    for name, (lo, hi, count) in histograms.items():
+        low, high = _clipped_range(count, lo, hi, percentile)
+        by_name[name].quantization.min, by_name[name].quantization.max = [low], [high]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _ab_error(content, float_content, inputs):
+    """Mean |ab| difference between two models' `ab` outputs on `inputs`."""
+    quantized = _interpreter(model_content=content).get_signature_runner(SIGNATURE)
+    reference = _interpreter(model_content=float_content).get_signature_runner(SIGNATURE)
+    return float(
+        np.mean([np.abs(quantized(l_raw=x)["ab"] - reference(l_raw=x)["ab"]).mean() for x in inputs])
+    )
+
+
 def _convert_int8(converter, float_content, float_nodes, calibration, percentile):
+    """The int8 model and the percentile its activation ranges were cut at.
+
+    The converter calibrates once; each candidate percentile (`AUTO_PERCENTILES` for
+    "auto") then sets the activation ranges (`_with_percentile_ranges`; 100 keeps the
+    converter's minimum and maximum) and quantises. With several candidates, the one
+    whose `ab` output is nearest the float model's on the first
+    `_AUTO_SCORING_IMAGES` calibration images wins.
+    """
     with warnings.catch_warnings():
         # The debugger runs calibration with tf.lite.Interpreter, which warns that it
         # is deprecated; nothing the caller can change.
@@ -273,12 +298,24 @@ def _convert_int8(converter, float_content, float_nodes, calibration, percentile
                 denylisted_ops=list(_FLOAT_DECODE_OPS), denylisted_nodes=list(float_nodes)
             ),
         )
-        if percentile < 100:
+        calibrated = debugger.calibrated_model
+        candidates = AUTO_PERCENTILES if percentile == "auto" else (float(percentile),)
+        histograms = None
+        if min(candidates) < 100:
+            histograms = _activation_histograms(calibrated, float_content, calibration)
+        results = []
+        for candidate in candidates:
             # `calibrated_model` is what the debugger quantises from.
-            debugger.calibrated_model = _percentile_ranges(
-                debugger.calibrated_model, float_content, calibration, percentile
+            debugger.calibrated_model = (
+                calibrated if candidate == 100 else _with_percentile_ranges(calibrated, histograms, candidate)
             )
-        return debugger.get_nondebug_quantized_model()
+            content = debugger.get_nondebug_quantized_model()
+            if len(candidates) == 1:
+                return content, candidate
+            error = _ab_error(content, float_content, calibration[:_AUTO_SCORING_IMAGES])
+            results.append((error, candidate, content))
+        _, candidate, content = min(results, key=lambda r: r[0])
+        return content, candidate
 
 
 def op_names(model_content):
@@ -320,7 +357,9 @@ def convert(
       calibration_images: at most this many images are used for calibration.
       calibration_percentile: "int8" activation ranges span this percentile of the
         calibration values (and the mirror one below), in (50, 100]; 100 for the
-        converter's own minimum and maximum.
+        converter's own minimum and maximum; "auto" tries each of
+        `AUTO_PERCENTILES` and keeps the model whose `ab` output is nearest the float
+        model's on the calibration images.
 
     Returns:
       a `TFLiteResult`.
@@ -334,11 +373,13 @@ def convert(
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < c.OUTPUT_STRIDE:
         raise ValueError(f"image_size must be an int >= {c.OUTPUT_STRIDE}, got {image_size!r}")
     temperature = decode.validate_temperature(temperature)
-    percentile_ok = isinstance(calibration_percentile, (int, float)) and not isinstance(
-        calibration_percentile, bool
+    percentile_ok = calibration_percentile == "auto" or (
+        isinstance(calibration_percentile, (int, float))
+        and not isinstance(calibration_percentile, bool)
+        and 50 < calibration_percentile <= 100
     )
-    if not (percentile_ok and 50 < calibration_percentile <= 100):
-        raise ValueError(f"calibration_percentile must be in (50, 100], got {calibration_percentile!r}")
+    if not percentile_ok:
+        raise ValueError(f"calibration_percentile must be 'auto' or in (50, 100], got {calibration_percentile!r}")
     if quantize == "int8" and representative is None:
         raise ColornetError("int8 quantisation needs representative images (--representative DIR)")
     from colornet.export import with_precision
@@ -352,6 +393,7 @@ def convert(
     calibration = (
         representative_l(representative, image_size, calibration_images) if quantize == "int8" else []
     )
+    chosen_percentile = None
     workdir = tempfile.mkdtemp(prefix="colornet-tflite-")
     try:
         saved_model_dir = os.path.join(workdir, "saved_model")
@@ -360,7 +402,7 @@ def convert(
         try:
             if quantize == "int8":
                 float_content = _converter(saved_model_dir, "none", []).convert()
-                content = _convert_int8(
+                content, chosen_percentile = _convert_int8(
                     converter,
                     float_content,
                     _float_tail(float_content),
@@ -390,7 +432,7 @@ def convert(
         size_bytes=len(content),
         ops=ops,
         calibration_images=len(calibration),
-        calibration_percentile=float(calibration_percentile) if quantize == "int8" else None,
+        calibration_percentile=chosen_percentile if quantize == "int8" else None,
     )
 
 

@@ -125,7 +125,7 @@ def test_eccv16_layers_follow_table_4(eccv16):
 def test_eccv16_batch_norm_has_no_scale_or_shift_and_follows_relu(eccv16):
     norms = [layer for layer in eccv16.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert [n.name for n in norms] == [
-        "conv1_2norm", "conv2_1norm", "conv3_3norm", "conv4_3norm",
+        "conv1_2norm", "conv2_2norm", "conv3_3norm", "conv4_3norm",
         "conv5_3norm", "conv6_3norm", "conv7_3norm",
     ]  # fmt: skip
     for norm in norms:
@@ -440,6 +440,69 @@ def test_compact_weights_keep_values_beyond_float16_in_float32(tmp_path):
     assert dtypes == {"float16", "float32"}
     x = np.random.default_rng(0).uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_equals_keras_batch_norm(policy, affine):
+    from colornet.models.backbone import FusedBatchNorm
+
+    x = tf.constant(np.random.default_rng(0).normal(3.0, 2.0, (4, 9, 7, 6)), tf.float32)
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        ours = FusedBatchNorm(center=affine, scale=affine, momentum=0.9)
+        reference = keras.layers.BatchNormalization(center=affine, scale=affine, momentum=0.9)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for layer in (ours, reference):
+        layer.build(x.shape)
+        if affine:
+            layer.gamma.assign(np.linspace(0.5, 2.0, 6))
+            layer.beta.assign(np.linspace(-1.0, 1.0, 6))
+    x = tf.cast(x, ours.compute_dtype)
+    upstream = tf.constant(np.random.default_rng(1).normal(size=x.shape), tf.float32)
+    results = []
+    for layer in (ours, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+        grads = tape.gradient(loss, [x] + layer.trainable_weights)
+        results.append((y, grads, layer.moving_mean.numpy(), layer.moving_variance.numpy()))
+    (y, grads, mean, variance), (y_ref, grads_ref, mean_ref, variance_ref) = results
+    assert y.dtype == y_ref.dtype
+    np.testing.assert_allclose(np.float32(y), np.float32(y_ref), atol=1e-5)
+    for g, g_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(np.float32(g), np.float32(g_ref), rtol=1e-4, atol=1e-4)
+    # Both average the biased batch variance into the moving one.
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-6)
+    np.testing.assert_allclose(variance, variance_ref, rtol=1e-6)
+    # Inference is Keras' own code.
+    np.testing.assert_allclose(np.float32(ours(x)), np.float32(reference(x)), atol=1e-5)
+
+
+def test_fused_adam_equals_keras_adam():
+    from colornet.models.solver import FusedAdam
+
+    rng = np.random.default_rng(0)
+    shapes = [(3, 3, 2, 4), (4,)]
+    start = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 3, 0.5, staircase=True)
+    finals = []
+    for optimizer in (
+        FusedAdam(schedule, beta_1=0.9, beta_2=0.99, epsilon=1e-8),
+        keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.99, epsilon=1e-8),
+    ):
+        variables = [keras.Variable(v) for v in start]
+        optimizer.build(variables)
+        apply = tf.function(lambda grads: optimizer.apply(grads, variables))  # noqa: B023
+        for step in range(7):
+            apply([tf.constant(np.random.default_rng(step).normal(size=s), tf.float32) for s in shapes])
+        finals.append(([v.numpy() for v in variables], [v.numpy() for v in optimizer.variables]))
+    (ours, ours_slots), (reference, reference_slots) = finals
+    for a, b in zip(ours + ours_slots, reference + reference_slots):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(ours[0], start[0])
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])

@@ -65,8 +65,54 @@ def _decay(config):
     }
 
 
+@keras.saving.register_keras_serializable(package="colornet")
+class FusedBatchNorm(keras.layers.BatchNormalization):
+    """`BatchNormalization` whose training step is TensorFlow's fused kernel.
+
+    Keras' batch norm casts bfloat16 activations to float32, computes the moments,
+    normalises and casts back: several passes over the activations, forward and
+    backward. In training (4-D input, channels last, not synchronized, no mask, no
+    renorm), this layer calls `tf.compat.v1.nn.fused_batch_norm` instead: one fused
+    op each way (oneDNN's on x86), on bfloat16 activations directly, with float32
+    statistics. Same variables, same moving-average update with the same biased
+    batch variance, same output up to rounding (tests/test_models.py compares them);
+    inference and every other case are Keras' own code. With `FusedAdam`, an
+    `eccv16` bf16 training step took 4.8% less time than with Keras' batch norm and
+    Adam (`benchmarks/fused_ops.py`).
+    """
+
+    def _fusable(self, inputs, training, mask):
+        return (
+            training
+            and self.trainable
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3, [-1], [3])
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
+        offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, scale, offset, epsilon=self.epsilon, is_training=True
+        )
+        # The fused op returns the unbiased (n - 1) variance; Keras averages the biased one.
+        count = tf.cast(tf.size(inputs) // channels, tf.float32)
+        variance = variance * (count - 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
+        return tf.cast(outputs, self.compute_dtype)
+
+
 def _norm(x, config, name):
-    return keras.layers.BatchNormalization(
+    return FusedBatchNorm(
         momentum=config.norm_momentum,
         epsilon=config.norm_epsilon,
         center=config.norm_affine,
