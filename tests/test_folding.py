@@ -30,8 +30,8 @@ def _inputs():
     return np.random.default_rng(1).uniform(0, 100, (2, 40, 48, 1)).astype(np.float32)
 
 
-def _kinds(model):
-    return {type(layer).__name__ for layer in model.layers}
+def _has_batch_norm(model):
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 @pytest.mark.parametrize(
@@ -45,10 +45,10 @@ def test_folded_model_computes_the_same_logits(overrides):
     x = _inputs()
     want = model(x, training=False).numpy()
     got = folded(x).numpy()
-    assert "BatchNormalization" not in _kinds(folded)
+    assert not _has_batch_norm(folded)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     # The original model is untouched and still has its batch norms.
-    assert "BatchNormalization" in _kinds(model)
+    assert _has_batch_norm(model)
     np.testing.assert_array_equal(model(x, training=False).numpy(), want)
 
 
@@ -64,7 +64,7 @@ def test_a_negative_scale_after_relu_is_left_unfolded():
     # s * relu(z) = relu(s * z) needs s > 0; such a batch norm stays as it is.
     model = _with_statistics(Colorizer.from_preset("tiny", norm_affine=True), negative_scale=True)
     folded = fold_batch_norms(model)
-    assert "BatchNormalization" in _kinds(folded)
+    assert _has_batch_norm(folded)
     x = _inputs()
     want = model(x, training=False).numpy()
     np.testing.assert_allclose(folded(x).numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

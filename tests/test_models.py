@@ -527,9 +527,14 @@ def test_dilated_conv_equals_keras_conv2d(policy):
             y = tf.cast(layer(x), tf.float32)
             loss = tf.reduce_sum(y * tf.sin(y))
         results.append((y, *tape.gradient(loss, [x, *layer.trainable_weights])))
-    tolerance = 1e-5 if policy == "float32" else 0.0  # bf16: the same rounding steps
+    # float32: summation order differs (oneDNN), so errors scale with the values;
+    # bf16: the same rounding steps.
+    tolerance = 1e-5 if policy == "float32" else 0.0
     for ours_value, reference_value in zip(*results):
-        np.testing.assert_allclose(ours_value.numpy(), reference_value.numpy(), rtol=tolerance, atol=tolerance)
+        scale = max(1.0, float(np.abs(reference_value.numpy()).max()))
+        np.testing.assert_allclose(
+            ours_value.numpy(), reference_value.numpy(), rtol=tolerance, atol=tolerance * scale
+        )
     # Where the backbone uses it: only the dilated blocks (5 and 6 in Table 4).
     model = Colorizer.from_preset("tiny")
     dilated = [layer.name for layer in model.layers if isinstance(layer, DilatedConv2D)]
