@@ -269,13 +269,15 @@ def _with_percentile_ranges(calibrated, histograms, percentile):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _ab_error(content, float_content, inputs):
-    """Mean |ab| difference between two models' `ab` outputs on `inputs`."""
-    quantized = _interpreter(model_content=content).get_signature_runner(SIGNATURE)
-    reference = _interpreter(model_content=float_content).get_signature_runner(SIGNATURE)
-    return float(
-        np.mean([np.abs(quantized(l_raw=x)["ab"] - reference(l_raw=x)["ab"]).mean() for x in inputs])
-    )
+def _ab_outputs(content, inputs):
+    """A model's `ab` output for each of `inputs`."""
+    runner = _interpreter(model_content=content).get_signature_runner(SIGNATURE)
+    return [runner(l_raw=x)["ab"] for x in inputs]
+
+
+def _ab_error(content, inputs, reference):
+    """Mean |ab| difference between a model's `ab` on `inputs` and `reference`."""
+    return float(np.mean([np.abs(a - b).mean() for a, b in zip(_ab_outputs(content, inputs), reference)]))
 
 
 def _convert_int8(converter, float_content, float_nodes, calibration, percentile):
@@ -303,6 +305,8 @@ def _convert_int8(converter, float_content, float_nodes, calibration, percentile
         histograms = None
         if min(candidates) < 100:
             histograms = _activation_histograms(calibrated, float_content, calibration)
+        scoring = calibration[:_AUTO_SCORING_IMAGES]
+        reference = _ab_outputs(float_content, scoring) if len(candidates) > 1 else None
         results = []
         for candidate in candidates:
             # `calibrated_model` is what the debugger quantises from.
@@ -312,7 +316,7 @@ def _convert_int8(converter, float_content, float_nodes, calibration, percentile
             content = debugger.get_nondebug_quantized_model()
             if len(candidates) == 1:
                 return content, candidate
-            error = _ab_error(content, float_content, calibration[:_AUTO_SCORING_IMAGES])
+            error = _ab_error(content, scoring, reference)
             results.append((error, candidate, content))
         _, candidate, content = min(results, key=lambda r: r[0])
         return content, candidate

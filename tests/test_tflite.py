@@ -159,8 +159,8 @@ def test_percentile_ranges_are_narrower_and_auto_keeps_the_nearest(converted, tm
     # "auto" chose by the ab error on the calibration images: the same model as the
     # fixed choice that wins on them.
     calibration = tflite.representative_l(representative, h.IMAGE_SIZE)
-    float_content = _read(results["none"].path)
-    errors = {p: tflite._ab_error(_read(r.path), float_content, calibration) for p, r in fixed.items()}
+    reference = tflite._ab_outputs(_read(results["none"].path), calibration)
+    errors = {p: tflite._ab_error(_read(r.path), calibration, reference) for p, r in fixed.items()}
     best = min(errors, key=errors.get)
     assert results["int8"].calibration_percentile == best, errors
     assert _read(results["int8"].path) == _read(fixed[best].path)
