@@ -130,10 +130,9 @@ class DilatedConv2D(keras.layers.Conv2D):
     `tf.nn.convolution`, which off TPUs wraps an undilated one in
     SpaceToBatchND / BatchToSpaceND, which slows its gradient and keeps oneDNN from
     fusing bias and ReLU into it. `tf.nn.conv2d` with `dilations` computes the same
-    thing directly (tests/test_models.py compares outputs and gradients); the
-    change took an eccv16 bf16 training step from 26% to 10% slower than PyTorch's
-    (README, Benchmarks: `benchmarks/pytorch_step.py`). Channels-last only, as the
-    whole network is.
+    thing directly (tests/test_models.py compares outputs and gradients) and made an
+    eccv16 bf16 training step markedly faster (README, Benchmarks). Channels-last
+    only, as the whole network is.
     """
 
     def __init__(self, *args, **kwargs):
