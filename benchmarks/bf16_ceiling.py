@@ -13,7 +13,13 @@ A whole training step also has memory-bound work (batch norm, ReLU, the loss,
 Adam) that gains at most the halved bytes, so its speed-up stays below the
 convolution's. AMX (amx_bf16, amx_tile) is what gave the 4-5x figures elsewhere.
 
+`--pass input` or `--pass kernel` times one gradient alone (TF's
+Conv2DBackpropInput or Conv2DBackpropFilter, PyTorch's convolution_backward for that
+output only), `--pass forward` the forward convolution alone: the same oneDNN
+kernels run in both frameworks, so this shows where their times differ.
+
     python benchmarks/bf16_ceiling.py [--channels 256] [--size 44] [--batch 8] [--rounds 5]
+        [--pass all|forward|input|kernel]
 """
 
 import argparse
@@ -37,7 +43,61 @@ def _cpu_flags():
     return set()
 
 
-def _tf_step(x, kernel, dilation):
+PASSES = ("all", "forward", "input", "kernel")
+
+
+def _tf_pass(x, kernel, dilation, which):
+    """One convolution pass alone, as the op TF's gradient of conv2d runs."""
+    x, kernel = tf.constant(x), tf.constant(kernel)
+    y = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation)  # stands in for dL/dy
+    dilations = [1, dilation, dilation, 1]
+
+    @tf.function
+    def step():
+        if which == "forward":
+            out = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation)
+        elif which == "input":
+            out = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x), filter=kernel, out_backprop=y, strides=[1, 1, 1, 1],
+                padding="SAME", dilations=dilations,
+            )
+        else:
+            out = tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=tf.shape(kernel), out_backprop=y, strides=[1, 1, 1, 1],
+                padding="SAME", dilations=dilations,
+            )
+        return tf.cast(tf.reshape(out, [-1])[0], tf.float32)
+
+    return lambda: step().numpy()
+
+
+def _torch_pass(x, kernel, dilation, dtype, which):
+    import torch
+
+    x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(dtype)
+    kernel = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()).to(dtype)
+    conv = dict(stride=1, padding=dilation, dilation=dilation)
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(x, kernel, **conv)
+    mask = [which == "input", which == "kernel", False]
+
+    def step():
+        with torch.no_grad():
+            if which == "forward":
+                out = torch.nn.functional.conv2d(x, kernel, **conv)
+            else:
+                grads = torch.ops.aten.convolution_backward(
+                    y, x, kernel, None, [1, 1], [dilation] * 2, [dilation] * 2, False, [0, 0], 1, mask
+                )
+                out = grads[0] if which == "input" else grads[1]
+        return float(out.reshape(-1)[0])
+
+    return step
+
+
+def _tf_step(x, kernel, dilation, which="all"):
+    if which != "all":
+        return _tf_pass(x, kernel, dilation, which)
     x = tf.Variable(x)
     kernel = tf.Variable(kernel)
 
@@ -54,7 +114,9 @@ def _tf_step(x, kernel, dilation):
     return lambda: step().numpy()
 
 
-def _torch_step(x, kernel, dilation, dtype):
+def _torch_step(x, kernel, dilation, dtype, which="all"):
+    if which != "all":
+        return _torch_pass(x, kernel, dilation, dtype, which)
     import torch
 
     x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(dtype).requires_grad_()
@@ -78,6 +140,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="timed calls per configuration and round")
     parser.add_argument("--no-torch", action="store_true", help="TensorFlow only")
+    parser.add_argument("--pass", dest="which", choices=PASSES, default="all",
+                        help="time forward and both gradients (all), or one of them alone")
     args = parser.parse_args()
 
     flags = _cpu_flags()
@@ -88,8 +152,8 @@ def main():
     x = rng.standard_normal(shape).astype(np.float32)
     kernel = (rng.standard_normal((3, 3, args.channels, args.channels)) / (3 * args.channels**0.5)).astype(np.float32)
     steps = {
-        "tf float32": _tf_step(x, kernel, args.dilation),
-        "tf bfloat16": _tf_step(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16), args.dilation),
+        "tf float32": _tf_step(x, kernel, args.dilation, args.which),
+        "tf bfloat16": _tf_step(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16), args.dilation, args.which),
     }
     if not args.no_torch:
         try:
@@ -98,8 +162,8 @@ def main():
             print("PyTorch not installed: TensorFlow only")
         else:
             torch.set_num_threads(os.cpu_count())
-            steps["torch float32"] = _torch_step(x, kernel, args.dilation, torch.float32)
-            steps["torch bfloat16"] = _torch_step(x, kernel, args.dilation, torch.bfloat16)
+            steps["torch float32"] = _torch_step(x, kernel, args.dilation, torch.float32, args.which)
+            steps["torch bfloat16"] = _torch_step(x, kernel, args.dilation, torch.bfloat16, args.which)
 
     for step in steps.values():  # warm-up: tracing, oneDNN primitive creation
         step()
@@ -113,10 +177,12 @@ def main():
                 times[name].append(time.perf_counter() - start)
 
     # Forward, input gradient and kernel gradient: three convolutions' worth.
-    flops = 3 * 2 * args.batch * args.size**2 * args.channels**2 * 9
+    passes = 3 if args.which == "all" else 1
+    flops = passes * 2 * args.batch * args.size**2 * args.channels**2 * 9
+    label = "forward + backward" if args.which == "all" else f"{args.which} pass"
     print(
         f"conv 3x3 {args.channels}->{args.channels}, {args.size}x{args.size}, batch {args.batch}, "
-        f"dilation {args.dilation}, forward + backward = {flops / 1e9:.1f} GFLOP; "
+        f"dilation {args.dilation}, {label} = {flops / 1e9:.1f} GFLOP; "
         f"{args.rounds} rounds x {args.steps} calls, threads {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
     print(f"{'configuration':<16}{'median s':>10}{'min s':>10}{'GFLOP/s':>10}")
