@@ -19,7 +19,7 @@ output only), `--pass forward` the forward convolution alone: the same oneDNN
 kernels run in both frameworks, so this shows where their times differ.
 
     python benchmarks/bf16_ceiling.py [--channels 256] [--size 44] [--batch 8] [--rounds 5]
-        [--pass all|forward|input|kernel]
+        [--pass all|forward|input|kernel] [--threads N]
 """
 
 import argparse
@@ -142,7 +142,9 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="TensorFlow only")
     parser.add_argument("--pass", dest="which", choices=PASSES, default="all",
                         help="time forward and both gradients (all), or one of them alone")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TF intra-op and PyTorch threads")
     args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
     flags = _cpu_flags()
     print("CPU flags: " + ", ".join(f"{name} {'yes' if name in flags else 'NO'}" for name in CPU_FLAGS))
@@ -161,7 +163,7 @@ def main():
         except ImportError:
             print("PyTorch not installed: TensorFlow only")
         else:
-            torch.set_num_threads(os.cpu_count())
+            torch.set_num_threads(args.threads)
             steps["torch float32"] = _torch_step(x, kernel, args.dilation, torch.float32, args.which)
             steps["torch bfloat16"] = _torch_step(x, kernel, args.dilation, torch.bfloat16, args.which)
 
@@ -183,7 +185,7 @@ def main():
     print(
         f"conv 3x3 {args.channels}->{args.channels}, {args.size}x{args.size}, batch {args.batch}, "
         f"dilation {args.dilation}, {label} = {flops / 1e9:.1f} GFLOP; "
-        f"{args.rounds} rounds x {args.steps} calls, threads {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+        f"{args.rounds} rounds x {args.steps} calls, threads {args.threads}, load {os.getloadavg()[0]:.1f}"
     )
     print(f"{'configuration':<16}{'median s':>10}{'min s':>10}{'GFLOP/s':>10}")
     for name, values in times.items():
