@@ -35,7 +35,7 @@ import tensorflow as tf
 CPU_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
 
 
-def _cpu_flags():
+def cpu_flags():
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
             if line.startswith("flags"):
@@ -146,7 +146,7 @@ def main():
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
-    flags = _cpu_flags()
+    flags = cpu_flags()
     print("CPU flags: " + ", ".join(f"{name} {'yes' if name in flags else 'NO'}" for name in CPU_FLAGS))
 
     rng = np.random.default_rng(0)

@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import export, tflite
+from colornet.cli import calibration_percentile_arg
 from colornet.models import PRESETS, Colorizer
 
 VARIANTS = (
@@ -82,7 +83,7 @@ def _parse_args():
     parser.add_argument("--calibration", type=int, default=16, help="int8 calibration images")
     parser.add_argument(
         "--calibration-percentile",
-        type=lambda v: v if v == "auto" else float(v),
+        type=calibration_percentile_arg,
         default=tflite.DEFAULT_CALIBRATION_PERCENTILE,
         help="int8 activation ranges (100: the calibration minimum and maximum)",
     )

@@ -25,16 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bf16_ceiling import cpu_flags  # noqa: E402  (benchmarks/, the script's own folder)
 
 CPU_FLAGS = ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
-
-
-def _cpu_flags():
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def _tflite_model(kernels, biases, shape, int8):
@@ -126,7 +119,7 @@ def main():
             times[name].append((time.perf_counter() - start) / args.steps)
 
     macs = args.layers * args.size**2 * 9 * c * c
-    flags = _cpu_flags()
+    flags = cpu_flags()
     print(f"{args.layers} x conv 3x3 {c}->{c} at {args.size}x{args.size}, batch 1, {args.threads} threads: "
           f"{macs / 1e9:.2f} GMAC per call; CPU flags: "
           + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS))

@@ -201,7 +201,7 @@ def _run_export(args):
     return 0
 
 
-def _percentile(text):
+def calibration_percentile_arg(text):
     """argparse type of --calibration-percentile: "auto" or a number."""
     if text == "auto":
         return text
@@ -220,7 +220,7 @@ def _add_tflite(subparsers):
     parser.add_argument("--calibration-images", type=int, default=100, help="at most this many")
     parser.add_argument(
         "--calibration-percentile",
-        type=_percentile,
+        type=calibration_percentile_arg,
         default="auto",
         help="int8 activation ranges cover this percentile of the calibration values (100: "
         "their minimum and maximum); auto: the best of 99.9, 99.99 and 100 on them",
