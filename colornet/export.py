@@ -245,7 +245,7 @@ class _Graph:
 
     def resize_l(self, l_raw):
         """`(B, H, W, 1)` L -> `(B, S, S, 1)` at the network's native size."""
-        return tf.image.resize(l_raw, self.net_size, method="bilinear", antialias=True)
+        return inference.network_input(l_raw, self.net_size[0])
 
     def ab_small(self, l_small, temperature):
         """`(B, S, S, 1)` L and `[B]` temperatures -> `(B, S/4, S/4, 2)` float32 ab."""

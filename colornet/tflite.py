@@ -72,7 +72,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, data, files
+from colornet import color, data, files, inference
 from colornet import constants as c
 from colornet.errors import ColornetError
 from colornet.layers import decode
@@ -129,8 +129,7 @@ def l_for_network(rgb_uint8, image_size):
     L is computed at full resolution and resized (bilinear, antialiased; aspect ratio
     not kept), the same steps as the SavedModel signatures.
     """
-    l_raw = color.rgb_to_lab(rgb_uint8)[..., :1]
-    return tf.image.resize(l_raw[None], (image_size, image_size), method="bilinear", antialias=True)
+    return inference.network_input(color.rgb_to_lab(rgb_uint8)[None, ..., :1], image_size)
 
 
 def representative_l(source, image_size, limit=DEFAULT_CALIBRATION_IMAGES):
@@ -494,7 +493,5 @@ class TFLiteColorizer:
         rgb_uint8 = tf.convert_to_tensor(rgb_uint8, tf.uint8)
         ab_small = self(l_for_network(rgb_uint8, self.image_size).numpy())["ab"]
         l_raw = color.rgb_to_lab(rgb_uint8)[..., :1]
-        from colornet.inference import join_l_ab
-
-        rgb = join_l_ab(l_raw[None], ab_small)[0]
+        rgb = inference.join_l_ab(l_raw[None], ab_small)[0]
         return tf.cast(tf.round(rgb * 255.0), tf.uint8).numpy()
