@@ -247,6 +247,12 @@ def _run_tflite(args):
         f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB, {result.quantize}, input "
         f"1x{result.image_size}x{result.image_size}x1, ops: {' '.join(result.ops)}"
     )
+    if result.calibration_images:
+        print(
+            f"calibrated on {result.calibration_images} images; activation ranges at percentile "
+            f"{result.calibration_percentile:g}"
+            + (" (chosen by auto)" if args.calibration_percentile == "auto" else "")
+        )
     return 0
 
 

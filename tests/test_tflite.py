@@ -259,6 +259,14 @@ def test_cli_tflite(tmp_path, capsys):
     assert cli.main(cli._parse_flags(argv)) == 1
     assert "representative" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / ".model.tflite.partial")
+    representative = tmp_path / "representative"
+    representative.mkdir()
+    for i in range(3):
+        (representative / f"{i}.png").write_bytes(h.encode(smooth_rgb(40, 48, seed=200 + i), "png"))
+    assert cli.main(cli._parse_flags([*argv, "--representative", str(representative)])) == 0
+    printed = capsys.readouterr().out
+    chosen = re.search(r"calibrated on 3 images; activation ranges at percentile ([0-9.]+) \(chosen by auto\)", printed)
+    assert chosen and float(chosen.group(1)) in tflite.AUTO_PERCENTILES, printed
 
 
 def test_bad_output_location_is_refused_before_any_work(tmp_path, monkeypatch, deny_access):
