@@ -435,7 +435,7 @@ def convert(
         size_bytes=len(content),
         ops=ops,
         calibration_images=len(calibration),
-        calibration_percentile=chosen_percentile if quantize == "int8" else None,
+        calibration_percentile=chosen_percentile,
     )
 
 
@@ -490,8 +490,7 @@ class TFLiteColorizer:
 
     def colorize(self, rgb_uint8):
         """`(H, W, 3)` uint8 RGB -> `(H, W, 3)` uint8 RGB with predicted colours."""
-        rgb_uint8 = tf.convert_to_tensor(rgb_uint8, tf.uint8)
-        ab_small = self(l_for_network(rgb_uint8, self.image_size).numpy())["ab"]
-        l_raw = color.rgb_to_lab(rgb_uint8)[..., :1]
-        rgb = inference.join_l_ab(l_raw[None], ab_small)[0]
+        l_raw = color.rgb_to_lab(tf.convert_to_tensor(rgb_uint8, tf.uint8))[None, ..., :1]
+        ab_small = self(inference.network_input(l_raw, self.image_size).numpy())["ab"]
+        rgb = inference.join_l_ab(l_raw, ab_small)[0]
         return tf.cast(tf.round(rgb * 255.0), tf.uint8).numpy()
