@@ -136,6 +136,27 @@ def _run_train(args):
     return 0
 
 
+def _add_recalibrate(subparsers):
+    parser = subparsers.add_parser(
+        "recalibrate",
+        help="recompute a model's batch-norm statistics for its own weights, on photos",
+    )
+    parser.add_argument("--model", required=True, help=".keras file, compact .npz or training workdir")
+    parser.add_argument("--data", required=True, help="photos: folder (recursive), glob or .txt list of paths")
+    parser.add_argument("--out", required=True, help="output .keras or compact .npz file")
+    parser.add_argument("--images", type=int, default=256, help="photos to use (default 256)")
+    parser.add_argument("--size", type=int, default=256, help="side the photos are seen at (default 256)")
+    parser.set_defaults(handler=_run_recalibrate)
+
+
+def _run_recalibrate(args):
+    from colornet import recalibrate
+
+    used = recalibrate.recalibrate_file(args.model, args.data, args.out, images=args.images, size=args.size)
+    print(f"wrote {args.out}: batch-norm statistics recomputed on {used} images")
+    return 0
+
+
 def _add_import_official(subparsers):
     parser = subparsers.add_parser(
         "import-official",
@@ -359,7 +380,7 @@ def _run_demo(args):
     return 0
 
 
-_SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_import_official, _add_export, _add_tflite,
+_SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_recalibrate, _add_import_official, _add_export, _add_tflite,
                 _add_colorize, _add_evaluate, _add_demo)
 
 

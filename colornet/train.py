@@ -11,7 +11,8 @@ Workdir layout:
                         atomically after a save has been written in full, so a
                         process killed mid-save leaves the previous one current
   logs/                 TensorBoard: losses, learning rate, throughput, samples
-  model.keras           the final model (written atomically at the end)
+  model.keras           the final model (written atomically at the end), its
+                        batch-norm statistics recomputed for its final weights
 
 One Keras "epoch" is one checkpoint interval (`checkpoint_every` steps), so a
 killed run loses at most one interval of work.
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import time
+import typing
 
 import keras
 import tensorflow as tf
@@ -54,9 +56,14 @@ class TrainConfig:
     crop: int = c.TRAIN_CROP
     prior: str | None = None  # None: package prior; "uniform": no rebalancing; or .npz
     k: int = c.SOFT_ENCODE_K
-    learning_rate: float = 3.16e-5
-    lr_decay_every: int = 215_000
-    lr_decay: float = 0.316
+    learning_rate: float = 3.16e-5  # at step 0 ("step"), the peak ("cosine", "wsd")
+    lr_schedule: str = "step"  # "step" (the paper's), "cosine" or "wsd": see SolverConfig
+    lr_decay_every: int = 215_000  # "step" only
+    lr_decay: float = 0.316  # "step" only
+    warmup_steps: int = 0  # "cosine" and "wsd"
+    decay_start: int | None = None  # "wsd": step where the linear decay to 0 at `steps` begins
+    ema: float = 0.0  # momentum of a moving average of the weights (0: none)
+    recalibrate_images: int = 256  # precise batch-norm statistics at the end (0: skip)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 50
@@ -91,14 +98,14 @@ class TrainConfig:
             key, sep, text = pair.partition("=")
             if not sep or key not in fields:
                 raise ValueError(f"--set expects key=value with key one of {sorted(fields)}, got {pair!r}")
-            default = getattr(base, key)
+            kinds = typing.get_args(fields[key].type) or (fields[key].type,)
             if text.lower() in ("none", "null"):
                 changes[key] = None
-            elif isinstance(default, bool):
+            elif bool in kinds:
                 changes[key] = text.lower() in ("1", "true", "yes")
-            elif isinstance(default, int) or key in ("steps", "epochs"):
+            elif int in kinds:
                 changes[key] = int(text)
-            elif isinstance(default, float):
+            elif float in kinds:
                 changes[key] = float(text)
             else:
                 changes[key] = text
@@ -152,8 +159,13 @@ def build_model(config):
     model.compile(
         optimizer=SolverConfig(
             learning_rate=config.learning_rate,
+            schedule=config.lr_schedule,
             decay_steps=config.lr_decay_every,
             decay_rate=config.lr_decay,
+            warmup_steps=config.warmup_steps,
+            total_steps=_total_steps(config),
+            decay_start=config.decay_start,
+            ema=config.ema,
         ).optimizer(),
         loss=RebalancedLoss(class_weights=config.prior, k=config.k),
         metrics=[UnweightedCrossEntropy(k=config.k)],
@@ -275,8 +287,21 @@ def _sample_batch(config):
     return None
 
 
-def _save_final_model(model, workdir):
-    path = os.path.join(workdir, "model.keras")
+def _save_final_model(model, config):
+    """Writes `model.keras` with batch-norm statistics recomputed for the final weights.
+
+    The checkpoints keep the moving averages training left (a resumed run goes on
+    from them); only the final model gets precise statistics (`colornet.recalibrate`).
+    """
+    from colornet import recalibrate
+
+    if config.recalibrate_images:
+        used = recalibrate.recalibrate_on_images(
+            model, config.data, images=config.recalibrate_images, size=c.TRAIN_RESIZE
+        )
+        if config.verbose:
+            print(f"batch-norm statistics recomputed on {used} training images")
+    path = os.path.join(config.workdir, "model.keras")
     with files.atomic_path(path, ".keras") as tmp:
         model.save(tmp)
     return path
@@ -309,7 +334,9 @@ def train(config):
     start_step = _step(model.optimizer)
     if start_step >= total_steps:
         print(f"already trained to step {start_step} (target {total_steps}): nothing to do")
-        return {"step": start_step, "model": _save_final_model(model, config.workdir)}
+        if model.optimizer.use_ema:
+            model.optimizer.finalize_variable_values(model.trainable_variables)
+        return {"step": start_step, "model": _save_final_model(model, config)}
     if start_step and config.verbose:
         print(f"resuming from {manager.latest_checkpoint} at step {start_step}")
 
@@ -347,7 +374,7 @@ def train(config):
         "step": step,
         "seconds": time.perf_counter() - started,
         "checkpoint": manager.latest_checkpoint,
-        "model": _save_final_model(model, config.workdir),
+        "model": _save_final_model(model, config),
     }
 
 
@@ -447,7 +474,7 @@ def _train_multi_worker(config, strategy):
     result = {"step": step, "seconds": time.perf_counter() - started}
     if chief:
         result["checkpoint"] = manager.latest_checkpoint
-        result["model"] = _save_final_model(model, config.workdir)
+        result["model"] = _save_final_model(model, config)
     else:
         result["checkpoint"] = manager.latest_checkpoint
     return result

@@ -1,0 +1,180 @@
+"""Precise batch-norm statistics: recompute every moving mean and variance of a model.
+
+A batch norm trains on each batch's own statistics and keeps, for inference, an
+exponential moving average of them. With Caffe's momentum 0.999 that average forgets
+slowly: after 2,000 steps 0.999^2000 = 13.5 % of it is still the initial value, and
+the rest averages statistics of weights that have since moved. Inference, export
+and TFLite all use these averages, so a short run colours with statistics that no
+longer describe its own network (FIELD_NOTES: a blue cast over every photo, or
+washed-out colour).
+
+`recalibrate_batch_norm` replaces them with the statistics of the final weights
+("precise BN", Wu & Johnson 2021, "Rethinking batch in BatchNorm", Sec. 3): the model
+runs forward in training mode (each batch norm normalises with the batch's own
+statistics, exactly as in training) over a set of photographs, no gradient step; the
+input of every batch norm is accumulated, and its moving mean and variance are set to
+the mean and (biased) variance over all pixels of all those photographs. Only the
+moving statistics change; every trained weight stays as it was.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colornet import constants as c
+from colornet.errors import ColornetError
+
+DEFAULT_IMAGES = 256
+DEFAULT_BATCH_SIZE = 32
+
+
+def batch_norms(model):
+    """The model's batch-norm layers, in order."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+class _Moments:
+    """Per-channel mean and variance over many batches, combined in float64 from each
+    batch's own (Chan et al.'s pairwise update, which avoids the cancellation of
+    E[x^2] - E[x]^2)."""
+
+    def __init__(self, channels):
+        self.count = 0
+        self.mean = np.zeros(channels, np.float64)
+        self.m2 = np.zeros(channels, np.float64)  # sum of squared deviations
+
+    def add(self, mean, variance, count):
+        mean = np.asarray(mean, np.float64)
+        total = self.count + count
+        delta = mean - self.mean
+        self.m2 += np.asarray(variance, np.float64) * count + delta**2 * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+
+    def mean_variance(self):
+        return self.mean, self.m2 / self.count
+
+
+def _probe(model, norms):
+    """A function from `l_raw` to per-channel (mean, variance, count) of every batch
+    norm's input, the model running in training mode."""
+    inputs_model = keras.Model(model.inputs, [norm.input for norm in norms])
+
+    @tf.function
+    def moments(l_raw):
+        tensors = inputs_model(l_raw, training=True)
+        out = []
+        for x in tensors:
+            mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2])
+            out.append((mean, variance, tf.size(x[..., 0])))
+        return out
+
+    return moments
+
+
+def recalibrate_batch_norm(model, batches, *, max_images=None):
+    """Sets every batch norm's moving statistics to those of `model`'s own weights.
+
+    Args:
+      model: a Keras model (a `Colorizer`); changed in place.
+      batches: an iterable of `l_raw` batches `(B, H, W, 1)` (L in 0..100), or of
+        `(l_raw, ab)` pairs as `colornet.data.eval_dataset` yields. Batches should be
+        as large as training's: each batch norm normalises with its batch's
+        statistics during the pass, as it did in training.
+      max_images: stop after this many images (None: every batch).
+
+    Returns:
+      The number of images used.
+
+    Raises:
+      ColornetError: the model has no batch norm, or `batches` held no image.
+    """
+    norms = batch_norms(model)
+    if not norms:
+        raise ColornetError("the model has no batch norm: nothing to recalibrate")
+    saved = [[w.numpy() for w in norm.non_trainable_weights] for norm in norms]
+    moments = _probe(model, norms)
+    totals = [_Moments(norm.moving_mean.shape[0]) for norm in norms]
+    images = 0
+    for batch in batches:
+        l_raw = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if max_images is not None:
+            l_raw = l_raw[: max_images - images]
+        if len(l_raw) == 0:
+            break
+        for total, (mean, variance, count) in zip(totals, moments(tf.cast(l_raw, tf.float32))):
+            total.add(mean.numpy(), variance.numpy(), int(count))
+        images += len(l_raw)
+        if max_images is not None and images >= max_images:
+            break
+    # The forward passes in training mode moved the moving averages a little; what
+    # is assigned below replaces them, and without images the originals come back.
+    if not images:
+        for norm, weights in zip(norms, saved):
+            for variable, value in zip(norm.non_trainable_weights, weights):
+                variable.assign(value)
+        raise ColornetError("no images to recalibrate the batch-norm statistics on")
+    for norm, total in zip(norms, totals):
+        mean, variance = total.mean_variance()
+        norm.moving_mean.assign(mean.astype(np.float32))
+        norm.moving_variance.assign(variance.astype(np.float32))
+    return images
+
+
+def recalibrate_on_images(
+    model,
+    source,
+    *,
+    images=DEFAULT_IMAGES,
+    batch_size=DEFAULT_BATCH_SIZE,
+    size=c.TRAIN_RESIZE,
+):
+    """`recalibrate_batch_norm` on photographs: `images` readable images of `source`
+    (folder, glob, `.txt` list, ...; fewer if it holds fewer), drawn in a fixed random
+    order, shorter side resized to `size` and a `size` x `size` crop, the size the
+    network sees photos at in inference.
+
+    Returns the number of images used.
+    """
+    from colornet import data
+
+    if not isinstance(images, int) or images < 1:
+        raise ValueError(f"images must be a positive integer, got {images!r}")
+    try:
+        available = data.count_images(source)
+    except ColornetError:  # a source whose size is not recorded: the stream repeats
+        available = images
+    # A fixed seed: the same photos every time, sampled across the whole source.
+    dataset = data.train_dataset(
+        source, batch_size=min(batch_size, images, available), crop=size, resize=size, seed=0
+    )
+    return recalibrate_batch_norm(model, dataset, max_images=min(images, available))
+
+
+def recalibrate_file(model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE):
+    """Loads a colorizer, recomputes its batch-norm statistics on `source` and writes
+    it to `out`: a `.keras` file, or a compact `.npz` (`save_compact`), written
+    atomically (a failed run leaves no file behind).
+
+    Args:
+      model_path: a `.keras` file, a compact `.npz` or a training workdir.
+      source: photographs, as for `recalibrate_on_images`.
+      out: the output path; its extension chooses the format.
+
+    Returns:
+      The number of images used.
+    """
+    from colornet import files
+    from colornet.models import loading
+
+    out = str(out)
+    if not out.endswith((".keras", ".npz")):
+        raise ColornetError(f"{out}: the output must end in .keras or .npz")
+    model = loading.load_colorizer(model_path)
+    used = recalibrate_on_images(model, source, images=images, size=size)
+    if out.endswith(".npz"):
+        loading.save_compact(model, out)
+    else:
+        with files.atomic_path(out, ".keras") as tmp:
+            model.save(tmp)
+    return used
