@@ -287,24 +287,47 @@ def _sample_batch(config):
     return None
 
 
-def _save_final_model(model, config):
-    """Writes `model.keras` with batch-norm statistics recomputed for the final weights.
+def _recalibrated_copy(model, config):
+    """A copy of `model` with batch-norm statistics recomputed for its final weights
+    on training photos (`colornet.recalibrate`); `model` itself if that is turned off.
 
-    The checkpoints keep the moving averages training left (a resumed run goes on
-    from them); only the final model gets precise statistics (`colornet.recalibrate`).
+    The copy is a plain network outside any distribution strategy: a synchronized
+    batch norm called by one worker alone would wait for the others forever.
     """
     from colornet import recalibrate
+    from colornet.models import Colorizer
 
-    if config.recalibrate_images:
-        used = recalibrate.recalibrate_on_images(
-            model, config.data, images=config.recalibrate_images, size=c.TRAIN_RESIZE
-        )
-        if config.verbose:
-            print(f"batch-norm statistics recomputed on {used} training images")
+    if not config.recalibrate_images:
+        return model
+    plain = Colorizer.from_preset(config.preset)
+    plain.set_weights(model.get_weights())
+    used = recalibrate.recalibrate_on_images(
+        plain, config.data, images=config.recalibrate_images, size=c.TRAIN_RESIZE
+    )
+    if config.verbose:
+        print(f"batch-norm statistics recomputed on {used} training images")
+    return plain
+
+
+def _save_final_model(model, config):
     path = os.path.join(config.workdir, "model.keras")
     with files.atomic_path(path, ".keras") as tmp:
         model.save(tmp)
     return path
+
+
+def _finish(model, config, checkpointer):
+    """The end of a run: the EMA weights (if kept) and precise batch-norm statistics
+    go into the model, the last checkpoint and `model.keras`, so that the workdir and
+    the file load as the same finished model; an extended run resumes from it.
+    Running it again on a finished model changes nothing but the sample of photos.
+    """
+    if model.optimizer.use_ema:
+        # `fit` has done this already; a run stopped before its end has not.
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    model.set_weights(_recalibrated_copy(model, config).get_weights())
+    checkpointer.save()
+    return _save_final_model(model, config)
 
 
 def train(config):
@@ -332,11 +355,10 @@ def train(config):
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     start_step = _step(model.optimizer)
+    checkpointer = _Checkpointer(manager, total_steps)
     if start_step >= total_steps:
-        print(f"already trained to step {start_step} (target {total_steps}): nothing to do")
-        if model.optimizer.use_ema:
-            model.optimizer.finalize_variable_values(model.trainable_variables)
-        return {"step": start_step, "model": _save_final_model(model, config)}
+        print(f"already trained to step {start_step} (target {total_steps}): finishing the model only")
+        return {"step": start_step, "model": _finish(model, config, checkpointer)}
     if start_step and config.verbose:
         print(f"resuming from {manager.latest_checkpoint} at step {start_step}")
 
@@ -349,7 +371,6 @@ def train(config):
         seed=config.seed + start_step,
     )
     interval = config.checkpoint_every
-    checkpointer = _Checkpointer(manager, total_steps)
     logger = _TensorBoardLogger(os.path.join(config.workdir, "logs"), config, _sample_batch(config))
     started = time.perf_counter()
     model.fit(
@@ -367,14 +388,12 @@ def train(config):
             f"Last good checkpoint: {manager.latest_checkpoint}. Lower the learning rate "
             "or check the data, then run again to resume from it."
         )
-    step = _step(model.optimizer)
-    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
-        checkpointer.save()
+    model_path = _finish(model, config, checkpointer)
     return {
-        "step": step,
+        "step": _step(model.optimizer),
         "seconds": time.perf_counter() - started,
         "checkpoint": manager.latest_checkpoint,
-        "model": _save_final_model(model, config),
+        "model": model_path,
     }
 
 
@@ -474,7 +493,7 @@ def _train_multi_worker(config, strategy):
     result = {"step": step, "seconds": time.perf_counter() - started}
     if chief:
         result["checkpoint"] = manager.latest_checkpoint
-        result["model"] = _save_final_model(model, config)
+        result["model"] = _save_final_model(_recalibrated_copy(model, config), config)
     else:
         result["checkpoint"] = manager.latest_checkpoint
     return result

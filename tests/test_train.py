@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import train
+from colornet import recalibrate, train
 from colornet.errors import ColornetError
 from colornet.models.loading import load_colorizer
 from tests.images import smooth_rgb
@@ -102,7 +102,7 @@ _MIRRORED_SCRIPT = """
 import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from colornet import train
+from colornet import recalibrate, train
 config = train.TrainConfig(**eval(sys.argv[1]))
 summary = train.train(config)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", summary["step"])
@@ -209,3 +209,29 @@ def test_failing_sample_grid_does_not_stop_training(photos, tmp_path, monkeypatc
     summary = train.train(_config(photos, tmp_path / "run", steps=3, sample_every=1))
     assert summary["step"] == 3
     assert "sample grid at step 1 not written: preview broke" in capsys.readouterr().out
+
+
+def _moving_statistics(model):
+    return [w.numpy() for norm in recalibrate.batch_norms(model) for w in (norm.moving_mean, norm.moving_variance)]
+
+
+def test_finished_model_has_precise_batch_norm_statistics(photos, tmp_path):
+    """The final model's statistics are those of its own weights: recomputing them
+    changes nothing. Without recalibration the moving averages of training remain,
+    which differ."""
+    train.train(_config(photos, tmp_path / "run", recalibrate_images=8))
+    train.train(_config(photos, tmp_path / "raw", recalibrate_images=0))
+    for name, expect_precise in (("run", True), ("raw", False)):
+        model = load_colorizer(tmp_path / name / "model.keras")
+        before = _moving_statistics(model)
+        recalibrate.recalibrate_on_images(model, photos, images=8)
+        after = _moving_statistics(model)
+        close = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(before, after))
+        assert close == expect_precise, name
+    # The workdir's last checkpoint holds the finished model too.
+    x = np.random.default_rng(0).uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(
+        load_colorizer(tmp_path / "run")(x).numpy(),
+        load_colorizer(tmp_path / "run" / "model.keras")(x).numpy(),
+        atol=1e-5,
+    )

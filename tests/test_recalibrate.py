@@ -1,0 +1,158 @@
+"""Precise batch-norm statistics: the oracle is NumPy float64 moments of each batch
+norm's input, and the behaviour that matters, inference output equal to the
+batch-statistics output on the calibration photos."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colornet import color, inference, recalibrate
+from colornet.errors import ColornetError
+from colornet.models import Colorizer
+from colornet.models.loading import load_colorizer, save_compact
+from tests.images import smooth_rgb
+
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(12):
+        png = tf.io.encode_png(smooth_rgb(SIZE, SIZE + 8 * (i % 3), seed=i)).numpy()
+        (folder / f"img{i:02d}.png").write_bytes(png)
+    return str(folder)
+
+
+def _stale_model(seed=0):
+    """A `tiny` colorizer whose moving statistics describe some other network, and
+    whose head is scaled up so that the decoded ab varies by tens of units."""
+    tf.random.set_seed(seed)
+    model = Colorizer.from_preset("tiny")
+    for norm in recalibrate.batch_norms(model):
+        norm.moving_mean.assign(norm.moving_mean + 2.0)
+        norm.moving_variance.assign(norm.moving_variance * 4.0)
+    head = model.get_layer("conv8_313")
+    head.kernel.assign(head.kernel * 40.0)
+    return model
+
+
+def _l_batches(seed=0, batches=3, size=8):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(batches):
+        rgb = np.stack([smooth_rgb(32, 32, seed=int(s)) for s in rng.integers(0, 10_000, size)])
+        out.append(color.rgb_to_lab(rgb)[..., :1].numpy())
+    return out
+
+
+def test_moving_statistics_are_the_moments_of_each_norm_input_in_training_mode():
+    model = _stale_model()
+    batches = _l_batches()
+    norms = recalibrate.batch_norms(model)
+    inputs_of = keras.Model(model.inputs, [n.input for n in norms])
+    # Oracle: every batch through the network in training mode (batch statistics),
+    # all pixels of all batches pooled, float64 moments.
+    pooled = [[] for _ in norms]
+    for l_raw in batches:
+        for store, x in zip(pooled, inputs_of(l_raw, training=True)):
+            store.append(np.asarray(x, np.float64).reshape(-1, x.shape[-1]))
+    trainable_before = [w.numpy() for w in model.trainable_weights]
+
+    used = recalibrate.recalibrate_batch_norm(model, batches)
+
+    assert used == sum(len(b) for b in batches)
+    for norm, store in zip(norms, pooled):
+        pixels = np.concatenate(store)
+        # float32 activations and float32 per-batch moments: relative 1e-5.
+        np.testing.assert_allclose(norm.moving_mean.numpy(), pixels.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(norm.moving_variance.numpy(), pixels.var(0), rtol=1e-4, atol=1e-6)
+    for before, after in zip(trainable_before, model.trainable_weights):
+        np.testing.assert_array_equal(before, after.numpy())
+
+
+def _mean_ab(model, l_raw, training):
+    return inference.decode_logits(model(l_raw, training=training)).numpy().mean(axis=(0, 1, 2))
+
+
+def test_inference_output_matches_batch_statistics_after_recalibration(photos):
+    model = _stale_model(seed=1)
+    calibration = next(iter(inference_l(photos)))
+    batch_stats = _mean_ab(model, calibration, training=True)
+    stale = _mean_ab(model, calibration, training=False)
+    # The test can fail: stale statistics move the mean colour by several units.
+    assert np.abs(stale - batch_stats).max() > 2.0, (stale, batch_stats)
+
+    used = recalibrate.recalibrate_on_images(model, photos, images=12, batch_size=12, size=SIZE)
+
+    assert used == 12
+    # The issue's criterion: mean ab within about one unit of the batch-statistics output.
+    np.testing.assert_allclose(_mean_ab(model, calibration, training=False), batch_stats, atol=1.0)
+
+
+def inference_l(photos):
+    from colornet import data
+
+    return (l_raw for l_raw, _ in data.eval_dataset(photos, batch_size=12, crop=SIZE, resize=SIZE))
+
+
+def test_no_images_is_an_error_and_leaves_the_statistics_alone():
+    model = _stale_model()
+    before = [w.numpy() for w in model.non_trainable_weights]
+    with pytest.raises(ColornetError, match="no images"):
+        recalibrate.recalibrate_batch_norm(model, [])
+    for value, variable in zip(before, model.non_trainable_weights):
+        np.testing.assert_array_equal(value, variable.numpy())
+
+
+def test_max_images_stops_early():
+    model = _stale_model()
+    assert recalibrate.recalibrate_batch_norm(model, _l_batches(batches=3, size=4), max_images=6) == 6
+
+
+def _run_cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "colornet.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_command_writes_a_recalibrated_compact_model(photos, tmp_path):
+    stale = _stale_model(seed=2)
+    source = tmp_path / "stale.npz"
+    save_compact(stale, source, dtype="float32")
+    out = tmp_path / "fixed.npz"
+
+    result = _run_cli("recalibrate", "--model", str(source), "--data", photos, "--out", str(out),
+                      "--images", "8", "--size", str(SIZE))
+
+    assert result.returncode == 0, result.stderr
+    assert "8 images" in result.stdout
+    fixed = load_colorizer(out)
+    for got, want in zip(fixed.trainable_weights, stale.trainable_weights):
+        # Trained weights are unchanged up to the compact file's float16 rounding.
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-3, atol=1e-4)
+    calibration = next(iter(inference_l(photos)))
+    np.testing.assert_allclose(
+        _mean_ab(fixed, calibration, training=False), _mean_ab(stale, calibration, training=True), atol=1.0
+    )
+
+
+def test_command_errors_are_one_line_and_write_nothing(photos, tmp_path):
+    source = tmp_path / "m.npz"
+    save_compact(_stale_model(), source)
+    bad_out = _run_cli("recalibrate", "--model", str(source), "--data", photos, "--out", str(tmp_path / "m.h5"))
+    assert bad_out.returncode == 1
+    assert bad_out.stderr.strip().splitlines()[-1].startswith("colornet recalibrate: error:")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_photos = _run_cli("recalibrate", "--model", str(source), "--data", str(empty), "--out",
+                         str(tmp_path / "out.npz"))
+    assert no_photos.returncode == 1
+    assert "Traceback" not in no_photos.stderr
+    assert sorted(os.listdir(tmp_path)) == ["empty", "m.npz"]
