@@ -64,6 +64,9 @@ class TrainConfig:
     decay_start: int | None = None  # "wsd": step where the linear decay to 0 at `steps` begins
     ema: float = 0.0  # momentum of a moving average of the weights (0: none)
     recalibrate_images: int = 256  # precise batch-norm statistics at the end (0: skip)
+    # A new run starts from this checkpoint (prefix, or a workdir: its latest), step and
+    # optimizer state included, e.g. to finish a long "wsd" run with a decay branch.
+    init_from: str | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 50
@@ -354,6 +357,10 @@ def train(config):
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    elif config.init_from:
+        checkpoint.restore(_init_checkpoint(config.init_from)).assert_existing_objects_matched()
+        if config.verbose:
+            print(f"starting from {config.init_from} at step {_step(model.optimizer)}")
     start_step = _step(model.optimizer)
     checkpointer = _Checkpointer(manager, total_steps)
     if start_step >= total_steps:
@@ -395,6 +402,18 @@ def train(config):
         "checkpoint": manager.latest_checkpoint,
         "model": model_path,
     }
+
+
+def _init_checkpoint(path):
+    """The checkpoint prefix `init_from` names: itself, or a workdir's latest."""
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+        if latest is None:
+            raise ColornetError(f"init_from {path}: the workdir has no complete checkpoint")
+        return latest
+    if not tf.io.gfile.exists(path + ".index"):
+        raise ColornetError(f"init_from {path}: not a checkpoint prefix (no {path}.index) nor a workdir")
+    return path
 
 
 def _worker_id(strategy):

@@ -235,3 +235,21 @@ def test_finished_model_has_precise_batch_norm_statistics(photos, tmp_path):
         load_colorizer(tmp_path / "run" / "model.keras")(x).numpy(),
         atol=1e-5,
     )
+
+
+def test_init_from_branches_a_run_with_its_own_schedule(photos, tmp_path):
+    """A decay branch: a new workdir starts from another run's checkpoint (weights,
+    optimizer state and step) and goes on with its own schedule; the source is untouched."""
+    trunk = tmp_path / "trunk"
+    train.train(_config(photos, trunk, lr_schedule="wsd", steps=6, recalibrate_images=0))
+    source_files = sorted(os.listdir(trunk / "checkpoints"))
+    branch = _config(
+        photos, tmp_path / "branch", lr_schedule="wsd", steps=9, decay_start=6,
+        init_from=str(trunk / "checkpoints" / "ckpt-3"), recalibrate_images=0,
+    )
+    summary = train.train(branch)
+    assert summary["step"] == 9
+    assert _checkpoint_steps(tmp_path / "branch") == [6, 9]  # from step 3, every 3 steps
+    assert sorted(os.listdir(trunk / "checkpoints")) == source_files
+    with pytest.raises(ColornetError, match="not a checkpoint prefix"):
+        train.train(_config(photos, tmp_path / "bad", init_from=str(tmp_path / "nowhere")))
