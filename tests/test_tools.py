@@ -1,0 +1,79 @@
+"""The scripts under tools/ that make README's training figures."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colornet import evaluate, inference, train
+from colornet.models import Colorizer
+from tests.images import smooth_rgb
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import learning_curve  # noqa: E402
+import temperature_sweep  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        (folder / f"img{i}.png").write_bytes(tf.io.encode_png(smooth_rgb(40, 48, seed=i)).numpy())
+    return str(folder)
+
+
+def test_evenly_spaced_spreads_the_subset_over_the_sorted_list(photos):
+    paths = sorted(os.listdir(photos))
+    picked = [os.path.basename(p) for p in learning_curve.evenly_spaced(photos, 3)]
+    assert picked == [paths[0], paths[2], paths[4]]
+    assert len(learning_curve.evenly_spaced(photos, 100)) == len(paths)
+
+
+def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
+    workdir = tmp_path / "run"
+    config = train.TrainConfig(
+        data=photos, workdir=str(workdir), preset="tiny", steps=4, batch_size=2, resize=40, crop=32,
+        prior="uniform", checkpoint_every=2, sample_every=100, verbose=0, learning_rate=1e-3, ema=0.9,
+        recalibrate_images=0,
+    )
+    train.train(config)
+    out = tmp_path / "curve.png"
+    argv = ["--workdir", str(workdir), "--data", photos, "--images", "3", "--calibration-images", "4",
+            "--out", str(out)]
+    learning_curve.main(argv)
+    cache = json.loads((workdir / "curve.json").read_text())
+    (scores,) = cache.values()
+    assert sorted(scores) == ["2", "4"]
+    assert scores["4"]["images_seen"] == 8
+    # The step-4 score is the evaluation of the finished checkpoint, recomputed here.
+    model = learning_curve.finished_model(config, str(workdir / "checkpoints" / "ckpt-4"), 4)
+    expected = evaluate.evaluate(model, learning_curve.evenly_spaced(photos, 3), resolutions=("native",),
+                                 verbose=0)["native"]["model"]
+    assert scores["4"]["auc_raw"] == pytest.approx(expected["auc_raw"], abs=1e-6)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    mtime = os.path.getmtime(workdir / "curve.json")
+    learning_curve.main(argv)  # nothing new to score: the cache is not rewritten
+    assert os.path.getmtime(workdir / "curve.json") == mtime
+
+
+def test_cached_predictor_runs_the_network_once_per_image():
+    calls = []
+
+    class Counting(inference.KerasPredictor):
+        def logits(self, l_small):
+            calls.append(1)
+            return super().logits(l_small)
+
+    tf.random.set_seed(0)
+    base = Counting(Colorizer.from_preset("tiny"))
+    cached = temperature_sweep.CachedPredictor(base)
+    l_small = np.random.default_rng(0).uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
+    first = cached.logits(l_small)
+    again = cached.logits(l_small.copy())
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first, again)
+    # float16 storage: relative error of at most 2^-11.
+    np.testing.assert_allclose(first, base.logits(l_small), rtol=2**-11, atol=1e-6)
