@@ -239,8 +239,7 @@ def main():
     size = args.size
     calibration_dir = os.path.join(workdir, "calibration")
     if args.photos:
-        from colornet.data import list_image_files
-        from colornet.inference import read_image
+        from colornet.data import list_image_files, read_image
 
         paths = list_image_files(args.photos)[: args.images + args.calibration]
         images = [read_image(path) for path in paths[: args.images]]

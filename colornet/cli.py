@@ -12,6 +12,7 @@ import sys
 from absl import app, logging
 from absl.flags import argparse_flags
 
+from colornet import console
 from colornet.errors import ColornetError, first_line
 
 
@@ -300,9 +301,9 @@ def _add_colorize(subparsers):
 
 
 def _run_colorize(args):
-    from colornet import inference
+    from colornet import batch
 
-    summary = inference.colorize_files(
+    summary = batch.colorize_files(
         args.inputs,
         args.out,
         args.model,
@@ -388,9 +389,14 @@ def _parse_flags(argv):
     parser = argparse_flags.ArgumentParser(
         prog="colornet", description="Colorful Image Colorization in TensorFlow/Keras."
     )
+    verbose_help = "show everything TensorFlow prints as well (start-up lines, INFO logs)"
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in _SUBCOMMANDS:
         add(subparsers)
+    # Also after the subcommand; SUPPRESS keeps a flag given before it.
+    for subparser in subparsers.choices.values():
+        subparser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     return parser.parse_args(argv[1:])
 
 
@@ -402,9 +408,12 @@ def _user_errors():
 
 
 def main(args):
-    # absl's default INFO level would interleave TF's checkpoint chatter with progress.
-    logging.set_verbosity(logging.WARNING)
+    verbose = getattr(args, "verbose", False)
+    if not verbose:
+        # absl's default INFO level would interleave TF's checkpoint chatter with progress.
+        logging.set_verbosity(logging.WARNING)
     try:
+        console.load_tensorflow(verbose)
         return args.handler(args)
     except _user_errors() as error:  # evaluated when an exception arrives
         print(f"colornet {args.command}: error: {first_line(error)}", file=sys.stderr)

@@ -14,8 +14,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from colornet import batch, data, inference, predictors
 from colornet import constants as c
-from colornet import inference
 from colornet.errors import ColornetError
 
 DEFAULT_OUT_DIR = "colornet_demo"
@@ -55,7 +55,7 @@ def sample_photos():
     photos = []
     for name, title, credit in PHOTOS:
         image = np.asarray(getattr(skdata, name)())
-        photos.append((name, title, credit, inference.as_rgb(image)))
+        photos.append((name, title, credit, data.as_rgb(image)))
     return photos
 
 
@@ -69,7 +69,7 @@ def grid(rows, row_height=GRID_ROW_HEIGHT, gap=8):
     """Stacks rows of panels (`[[(H, W, 3) uint8, ...], ...]`), each row scaled to
     `row_height`, on a white background."""
     strips = [
-        inference.side_by_side([_resize_height(panel, row_height) for panel in row], gap)
+        batch.side_by_side([_resize_height(panel, row_height) for panel in row], gap)
         for row in rows
     ]
     width = max(strip.shape[1] for strip in strips)
@@ -119,7 +119,7 @@ def run_demo(
 
     Args:
       out_dir: output directory (created if needed); existing demo files are replaced.
-      model: None for the bundled model, or anything `inference.load_predictor` takes.
+      model: None for the bundled model, or anything `predictors.load_predictor` takes.
       temperature: annealed-mean temperature.
       verbose: 1 prints each photo as it is done.
 
@@ -130,8 +130,8 @@ def run_demo(
       ColornetError: the model cannot be loaded or scikit-image is missing.
     """
     temperature = inference.validate_decoding("annealed-mean", temperature)
-    predictor = inference.load_predictor(model)
-    size = inference.resolve_size(predictor)
+    predictor = predictors.load_predictor(model)
+    size = predictors.resolve_size(predictor)
     photos = sample_photos()
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -143,13 +143,13 @@ def run_demo(
             predictor, rgb, size, "annealed-mean", temperature
         ).numpy()
         path = os.path.join(out_dir, f"{name}.png")
-        inference.write_png(path, coloured)
+        batch.write_png(path, coloured)
         written.append(path)
         rows.append([inference.grey_rgb(rgb).numpy(), coloured, rgb])
         if verbose:
             print(f"colourised {name} ({rgb.shape[1]}x{rgb.shape[0]})", flush=True)
     grid_path = os.path.join(out_dir, "grid.png")
-    inference.write_png(grid_path, grid(rows))
+    batch.write_png(grid_path, grid(rows))
     model_name = "the bundled model" if model is None else f"the model {predictor.source}"
     index_path = os.path.join(out_dir, "index.html")
     _write_text(index_path, _page(photos, temperature, model_name))

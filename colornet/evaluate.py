@@ -35,12 +35,12 @@ reported on stderr and counted.
 import json
 import os
 
-import keras
 import tensorflow as tf
 
-from colornet import color, data, files, inference, metrics
+from colornet import color, data, files, inference, metrics, predictors
 from colornet import constants as c
-from colornet.errors import ColornetError
+from colornet.console import progress_bar
+from colornet.errors import ColornetError, first_line
 
 RESOLUTIONS = ("native", "full")
 PSNR_CAP_DB = 100.0
@@ -120,7 +120,7 @@ def evaluate(
     Args:
       model: None for the bundled model, a path (`.keras`, training workdir,
         checkpoint prefix, SavedModel directory, `.tflite`), a `keras.Model` or an
-        `inference.Predictor`.
+        `predictors.Predictor`.
       source: image folder (recursive), glob, `.txt` list of paths or a list of these.
       limit: evaluate at most this many images (the first readable ones, in sorted
         path order).
@@ -148,32 +148,30 @@ def evaluate(
         )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
-    predictor = inference.load_predictor(model)
-    size = inference.resolve_size(predictor, size)
+    predictor = predictors.load_predictor(model)
+    size = predictors.resolve_size(predictor, size)
 
     images, skipped = data.decoded_images(source, resize=None)
     total = skipped.listed if limit is None else min(limit, skipped.listed)
     if limit is not None:
         images = images.take(limit)
     tallies = {name: _Tally() for name in resolutions}
-    progress = keras.utils.Progbar(total, unit_name="image") if verbose else None
     count = 0
     try:
-        for image in images:
-            for name, tally in tallies.items():
-                truth = native_crop(image, size) if name == "native" else image
-                lab_true = color.rgb_to_lab(truth)
-                l_raw = lab_true[..., :1]
-                predicted = inference.predict_rgb(predictor, l_raw, size, method, temperature)
-                tally.add(truth, lab_true, {"model": predicted, "grey": inference.grey_from_l(l_raw)})
-            count += 1
-            if progress:
-                progress.update(count)
+        with progress_bar(total, verbose) as progress:
+            for image in images:
+                for name, tally in tallies.items():
+                    truth = native_crop(image, size) if name == "native" else image
+                    lab_true = color.rgb_to_lab(truth)
+                    l_raw = lab_true[..., :1]
+                    predicted = inference.predict_rgb(predictor, l_raw, size, method, temperature)
+                    tally.add(truth, lab_true, {"model": predicted, "grey": inference.grey_from_l(l_raw)})
+                count += 1
+                if progress:
+                    progress.update(count)
     except tf.errors.InvalidArgumentError as error:
         # The pipeline raises this when every listed file was unreadable.
-        raise ColornetError(inference._first_line(error)) from None
-    if progress and count != total:  # fewer images than listed: some were skipped
-        progress.update(count, finalize=True)
+        raise ColornetError(first_line(error)) from None
     if count == 0:
         raise ColornetError(f"no readable image in {source}")
     result = {

@@ -20,12 +20,12 @@ import functools
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from colornet import bins, color, files
 from colornet import constants as c
+from colornet.console import progress_bar
 from colornet.errors import ColornetError
 
 FORMAT_VERSION = 1
@@ -116,13 +116,13 @@ def compute_prior(
       A `Prior`.
     """
     histogram = np.zeros(_AB_CELLS**2, dtype=np.int64)
-    progress = keras.utils.Progbar(total, unit_name="image") if verbose else None
     count = 0
-    for image in images:
-        histogram += _ab_histogram(image).numpy()
-        count += 1
-        if progress:
-            progress.update(count)
+    with progress_bar(total, verbose) as progress:
+        for image in images:
+            histogram += _ab_histogram(image).numpy()
+            count += 1
+            if progress:
+                progress.update(count)
     return prior_from_histogram(
         histogram, sigma, lam, {**(metadata or {}), "images": count}
     )

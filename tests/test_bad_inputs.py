@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colornet import cli, data, inference, prior
+from colornet import batch, cli, data, inference, predictors, prior
 from colornet.errors import ColornetError
 from tests import bad_inputs as b
 from tests import deploy_helpers as h
@@ -113,24 +113,24 @@ def test_read_image_every_case(name, corpus):
     case, path = CASES[name], corpus[1][name]
     if case.readable:
         want = case.upright if case.upright is not None else case.expected
-        np.testing.assert_array_equal(inference.read_image(path), want)
+        np.testing.assert_array_equal(data.read_image(path), want)
     else:
         with pytest.raises(ColornetError, match=case.message) as info:
-            inference.read_image(path)
+            data.read_image(path)
         message = str(info.value)
         assert message.startswith(f"{path}: ") and "\n" not in message
 
 
 def test_read_image_path_cases(paths):
     for path in (paths.non_utf8, paths.long_name):
-        assert inference.read_image(path).shape == (20, 24, 3)
+        assert data.read_image(path).shape == (20, 24, 3)
     for path, reason in (
         (paths.directory, "Is a directory"),
         (paths.missing, "No such file"),
         (os.path.join(paths.under_file, "x.png"), "Not a directory"),
     ):
         with pytest.raises(ColornetError, match=reason) as info:
-            inference.read_image(path)
+            data.read_image(path)
         assert str(info.value).startswith(f"{path}: cannot read the file")
 
 
@@ -182,7 +182,7 @@ def test_a_folder_of_only_bad_files_raises_instead_of_spinning(tmp_path):
 )
 def test_colorize_rejects_bad_arrays(model_path, image, message):
     with pytest.raises(ValueError, match=message):
-        inference.colorize(image, model=model_path, size=SIZE)
+        predictors.colorize(image, model=model_path, size=SIZE)
 
 
 def test_colorize_tiny_and_odd_arrays(model_path):
@@ -192,12 +192,12 @@ def test_colorize_tiny_and_odd_arrays(model_path):
         np.full((3, 2), 65535, np.uint16),
         np.zeros((5, 7, 4), np.float64),
     ):
-        out = inference.colorize(image, model=model_path, size=SIZE)
+        out = predictors.colorize(image, model=model_path, size=SIZE)
         assert out.dtype == np.uint8 and out.shape == image.shape[:2] + (3,)
 
 
 def test_nan_l_into_the_network_is_a_clear_error(model_path):
-    predictor = inference.load_predictor(model_path)
+    predictor = predictors.load_predictor(model_path)
     l_raw = np.full((8, 8, 1), 50.0, np.float32)
     for bad in (np.nan, np.inf):
         l_raw[3, 3] = bad
@@ -221,7 +221,7 @@ def _files(root):
 def test_colorize_files_over_the_corpus(model_path, corpus, paths, tmp_path, capsys):
     folder, written = corpus
     out = str(tmp_path / "out")
-    summary = inference.colorize_files(
+    summary = batch.colorize_files(
         [folder, paths.non_utf8, paths.long_name, paths.directory, paths.missing],
         out,
         model=model_path,
@@ -475,7 +475,7 @@ def tflite_model(tmp_path_factory):
 
 def test_tflite_helper_on_the_readable_cases(tflite_model, corpus):
     for name in GOOD:
-        rgb = inference.read_image(corpus[1][name])
+        rgb = data.read_image(corpus[1][name])
         out = tflite_model.colorize(rgb)
         assert out.dtype == np.uint8 and out.shape == rgb.shape
     with pytest.raises(ValueError, match="l_raw must have shape"):

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from colornet import cli, color, demo, inference
+from colornet import batch, cli, color, data, demo, inference, predictors
 from colornet.errors import ColornetError
 from colornet.models import Colorizer
 from tests import deploy_helpers as h
@@ -63,7 +63,7 @@ def _write(path, content):
 def test_colorize_matches_the_steps(vivid):
     model, path = vivid
     rgb = smooth_rgb(37, 53, seed=1)
-    out = inference.colorize(rgb, model=path, size=SIZE)
+    out = predictors.colorize(rgb, model=path, size=SIZE)
     assert out.shape == (37, 53, 3) and out.dtype == np.uint8
     _, expected, _ = h.reference_colorize(model, h.l_of(rgb)[None], image_size=SIZE)
     # Same ops in the same order: equal but for a level where rounding falls on .5.
@@ -72,35 +72,35 @@ def test_colorize_matches_the_steps(vivid):
 
 def test_colorize_keeps_l_and_ignores_colour(plain):
     rgb = smooth_rgb(40, 48, seed=2)
-    out = inference.colorize(rgb, model=plain, size=SIZE)
+    out = predictors.colorize(rgb, model=plain, size=SIZE)
     l_in = color.rgb_to_lab(rgb)[..., 0].numpy()
     l_out = color.rgb_to_lab(out)[..., 0].numpy()
     # uint8 rounding moves L by well under 1; ab near grey stays in gamut.
     assert np.abs(l_in - l_out).max() < 1.0
     # A grey image with the same L: the same colours (L differs by rounding only).
     grey = inference.grey_rgb(rgb).numpy()
-    assert np.abs(inference.colorize(grey, model=plain, size=SIZE).astype(int) - out).max() <= 2
+    assert np.abs(predictors.colorize(grey, model=plain, size=SIZE).astype(int) - out).max() <= 2
 
 
 def test_colorize_input_forms(vivid):
     _, path = vivid
     rgb = smooth_rgb(30, 34, seed=3)
-    reference = inference.colorize(rgb, model=path, size=SIZE)
+    reference = predictors.colorize(rgb, model=path, size=SIZE)
     rgba = np.concatenate([rgb, np.full((30, 34, 1), 7, np.uint8)], axis=-1)
-    np.testing.assert_array_equal(inference.colorize(rgba, model=path, size=SIZE), reference)
+    np.testing.assert_array_equal(predictors.colorize(rgba, model=path, size=SIZE), reference)
     # Float input in [0, 1]: L is not rounded to uint8 first, so a level may differ.
-    as_float = inference.colorize(rgb / 255.0, model=path, size=SIZE)
+    as_float = predictors.colorize(rgb / 255.0, model=path, size=SIZE)
     assert np.abs(as_float.astype(int) - reference).max() <= 1
     grey = rgb[..., 1]
     np.testing.assert_array_equal(
-        inference.colorize(grey, model=path, size=SIZE),
-        inference.colorize(np.repeat(grey[..., None], 3, axis=-1), model=path, size=SIZE),
+        predictors.colorize(grey, model=path, size=SIZE),
+        predictors.colorize(np.repeat(grey[..., None], 3, axis=-1), model=path, size=SIZE),
     )
     np.testing.assert_array_equal(
-        inference.colorize(grey[..., None], model=path, size=SIZE),
-        inference.colorize(grey, model=path, size=SIZE),
+        predictors.colorize(grey[..., None], model=path, size=SIZE),
+        predictors.colorize(grey, model=path, size=SIZE),
     )
-    sixteen = inference.colorize(rgb.astype(np.uint16) * 257, model=path, size=SIZE)
+    sixteen = predictors.colorize(rgb.astype(np.uint16) * 257, model=path, size=SIZE)
     assert np.abs(sixteen.astype(int) - reference).max() <= 1
 
 
@@ -108,13 +108,13 @@ def test_decodings_and_argument_errors(vivid):
     _, path = vivid
     rgb = smooth_rgb(24, 24, seed=4)
     results = {
-        method: inference.colorize(rgb, model=path, method=method, size=SIZE)
+        method: predictors.colorize(rgb, model=path, method=method, size=SIZE)
         for method in inference.DECODE_METHODS
     }
     # The mode is the most saturated, the mean the least.
     sat = {k: float(np.abs(color.rgb_to_lab(v)[..., 1:]).mean()) for k, v in results.items()}
     assert sat["mode"] > sat["annealed-mean"] > sat["mean"]
-    hot = inference.colorize(rgb, model=path, temperature=1.0, size=SIZE)
+    hot = predictors.colorize(rgb, model=path, temperature=1.0, size=SIZE)
     np.testing.assert_array_equal(hot, results["mean"])
     for kwargs, message in [
         ({"method": "median"}, "method must be one of"),
@@ -122,25 +122,25 @@ def test_decodings_and_argument_errors(vivid):
         ({"size": 30}, "multiple of 4"),
     ]:
         with pytest.raises(ValueError, match=message):
-            inference.colorize(rgb, model=path, **kwargs)
+            predictors.colorize(rgb, model=path, **kwargs)
     for image, message in [
         (np.zeros((4, 4, 2), np.uint8), "shape"),
         (np.full((4, 4, 3), 2.0), r"\[0, 1\]"),
         (np.zeros((4, 4, 3), np.int32), "uint8, uint16 or float"),
     ]:
         with pytest.raises(ValueError, match=message):
-            inference.colorize(image, model=path)
+            predictors.colorize(image, model=path)
 
 
 def test_bundled_model(vivid, monkeypatch, tmp_path):
     _, path = vivid
-    monkeypatch.setattr(inference, "BUNDLED_MODEL_PATH", str(tmp_path / "missing.keras"))
+    monkeypatch.setattr(predictors, "BUNDLED_MODEL_PATH", str(tmp_path / "missing.keras"))
     with pytest.raises(ColornetError, match="bundled model .*missing.keras.*--model"):
-        inference.colorize(smooth_rgb(8, 8))
-    monkeypatch.setattr(inference, "BUNDLED_MODEL_PATH", path)
+        predictors.colorize(smooth_rgb(8, 8))
+    monkeypatch.setattr(predictors, "BUNDLED_MODEL_PATH", path)
     np.testing.assert_array_equal(
-        inference.colorize(smooth_rgb(20, 20), size=SIZE),
-        inference.colorize(smooth_rgb(20, 20), model=path, size=SIZE),
+        predictors.colorize(smooth_rgb(20, 20), size=SIZE),
+        predictors.colorize(smooth_rgb(20, 20), model=path, size=SIZE),
     )
 
 
@@ -157,15 +157,15 @@ def test_workdir_and_checkpoint(vivid, tmp_path):
     )
     prefix = manager.save()
     rgb = smooth_rgb(21, 29, seed=6)
-    expected = inference.colorize(rgb, model=path, size=SIZE)
+    expected = predictors.colorize(rgb, model=path, size=SIZE)
     for source in (str(workdir), prefix):
-        np.testing.assert_array_equal(inference.colorize(rgb, model=source, size=SIZE), expected)
+        np.testing.assert_array_equal(predictors.colorize(rgb, model=source, size=SIZE), expected)
     with pytest.raises(ColornetError, match="neither a training workdir"):
-        inference.load_predictor(str(tmp_path))
+        predictors.load_predictor(str(tmp_path))
     with pytest.raises(ColornetError, match="expected a .keras file"):
-        inference.load_predictor(str(workdir / "config.json"))
+        predictors.load_predictor(str(workdir / "config.json"))
     with pytest.raises(ColornetError, match="no such file"):
-        inference.load_predictor(str(tmp_path / "nothing.keras"))
+        predictors.load_predictor(str(tmp_path / "nothing.keras"))
 
 
 def test_saved_model_and_tflite(vivid, tmp_path_factory):
@@ -178,19 +178,19 @@ def test_saved_model_and_tflite(vivid, tmp_path_factory):
     tflite.convert(model, tflite_path, image_size=h.IMAGE_SIZE)
     rgb = smooth_rgb(45, 31, seed=7)
     expected = {
-        method: inference.colorize(rgb, model=model, method=method, size=h.IMAGE_SIZE)
+        method: predictors.colorize(rgb, model=model, method=method, size=h.IMAGE_SIZE)
         for method in ("annealed-mean", "mode")
     }
     # A version directory, the base directory (its largest version), a .tflite file.
     for source in (exported.path, os.path.dirname(exported.path), tflite_path):
-        predictor = inference.load_predictor(source)
+        predictor = predictors.load_predictor(source)
         assert predictor.size == h.IMAGE_SIZE
         for method, reference in expected.items():
-            got = inference.colorize(rgb, model=predictor, method=method)
+            got = predictors.colorize(rgb, model=predictor, method=method)
             assert got.shape == (45, 31, 3)
             assert np.abs(got.astype(int) - reference).max() <= FORMAT_ATOL, (source, method)
         with pytest.raises(ValueError, match="exported with"):
-            inference.colorize(rgb, model=predictor, size=2 * h.IMAGE_SIZE)
+            predictors.colorize(rgb, model=predictor, size=2 * h.IMAGE_SIZE)
 
 
 # ----------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_exif_orientation_6_by_hand(tmp_path):
     with open(path, "rb") as f:
         stored = tf.io.decode_jpeg(f.read(), dct_method="INTEGER_ACCURATE").numpy()
     assert stored.shape == (24, 40, 3)  # TF ignores the tag
-    upright = inference.read_image(path)
+    upright = data.read_image(path)
     assert upright.shape == (40, 24, 3)
     np.testing.assert_array_equal(upright, np.rot90(stored, -1))
     # 90 degrees clockwise: the stored top-left corner (white) ends up top-right.
@@ -244,23 +244,23 @@ def test_every_orientation_matches_pillow(byte_order):
     rgb = _asymmetric(10, 16)
     for orientation in range(1, 9):
         jpeg = _jpeg_with_orientation(rgb, orientation, byte_order)
-        assert inference.jpeg_exif_orientation(jpeg) == orientation
+        assert data.jpeg_exif_orientation(jpeg) == orientation
         stored = np.asarray(Image.open(io.BytesIO(jpeg)))
         expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(jpeg))))
-        np.testing.assert_array_equal(inference.apply_orientation(stored, orientation), expected)
+        np.testing.assert_array_equal(data.apply_orientation(stored, orientation), expected)
 
 
 def test_orientation_parser_is_robust():
     jpeg = tf.io.encode_jpeg(_asymmetric()).numpy()
-    assert inference.jpeg_exif_orientation(jpeg) == 1
-    assert inference.jpeg_exif_orientation(_png(_asymmetric())) == 1
-    assert inference.jpeg_exif_orientation(b"") == 1
+    assert data.jpeg_exif_orientation(jpeg) == 1
+    assert data.jpeg_exif_orientation(_png(_asymmetric())) == 1
+    assert data.jpeg_exif_orientation(b"") == 1
     with_tag = _jpeg_with_orientation(_asymmetric(), 6)
     for cut in (3, 10, 20, 30, 40):
-        assert inference.jpeg_exif_orientation(with_tag[:cut]) in (1, 6)
-    assert inference.jpeg_exif_orientation(_jpeg_with_orientation(_asymmetric(), 9)) == 1
+        assert data.jpeg_exif_orientation(with_tag[:cut]) in (1, 6)
+    assert data.jpeg_exif_orientation(_jpeg_with_orientation(_asymmetric(), 9)) == 1
     with pytest.raises(ValueError, match="1..8"):
-        inference.apply_orientation(_asymmetric(), 0)
+        data.apply_orientation(_asymmetric(), 0)
 
 
 def test_read_image_formats(tmp_path):
@@ -277,19 +277,19 @@ def test_read_image_formats(tmp_path):
         image.save(buffer, format="PNG")
         buffers[name] = _write(str(tmp_path / name), buffer.getvalue())
     np.testing.assert_array_equal(
-        inference.read_image(buffers["grey.png"]), np.repeat(grey[..., None], 3, -1)
+        data.read_image(buffers["grey.png"]), np.repeat(grey[..., None], 3, -1)
     )
-    np.testing.assert_array_equal(inference.read_image(buffers["rgba.png"]), rgb)
+    np.testing.assert_array_equal(data.read_image(buffers["rgba.png"]), rgb)
     palette = Image.open(buffers["palette.png"]).convert("RGB")
-    np.testing.assert_array_equal(inference.read_image(buffers["palette.png"]), np.asarray(palette))
+    np.testing.assert_array_equal(data.read_image(buffers["palette.png"]), np.asarray(palette))
     np.testing.assert_array_equal(
-        inference.read_image(buffers["grey16.png"]), np.repeat(grey[..., None], 3, -1)
+        data.read_image(buffers["grey16.png"]), np.repeat(grey[..., None], 3, -1)
     )
     bad = _write(str(tmp_path / "bad.png"), b"\x89PNG\r\n\x1a\nbroken")
     with pytest.raises(ColornetError):
-        inference.read_image(bad)
+        data.read_image(bad)
     with pytest.raises(ColornetError, match="cannot read"):
-        inference.read_image(str(tmp_path / "absent.png"))
+        data.read_image(str(tmp_path / "absent.png"))
 
 
 # ----------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def test_colorize_files_layout_and_failures(vivid, tmp_path, capsys):
     _tree(src)
     single = _write(str(tmp_path / "single.png"), _png(smooth_rgb(10, 12, seed=3)))
     out = str(tmp_path / "out")
-    summary = inference.colorize_files(
+    summary = batch.colorize_files(
         [src, single, str(tmp_path / "missing.png")], out, model=path, size=SIZE
     )
     assert _files(out) == ["a.png", "single.png", "sub/b.png", "sub/deeper/c.png"]
@@ -337,7 +337,7 @@ def test_colorize_files_glob_compare_and_safety(vivid, tmp_path, capsys):
     # Same output name as a.png; a.jpg comes first in sorted order and wins.
     _write(f"{src}/a.jpg", tf.io.encode_jpeg(smooth_rgb(8, 8), quality=100).numpy())
     out = os.path.join(src, "results")  # inside the input folder
-    summary = inference.colorize_files(
+    summary = batch.colorize_files(
         [os.path.join(src, "*.*"), os.path.join(src, "sub", "*.png")],
         out,
         model=path,
@@ -351,7 +351,7 @@ def test_colorize_files_glob_compare_and_safety(vivid, tmp_path, capsys):
     assert np.asarray(Image.open(f"{out}/a.png")).shape == (8, 3 * 8 + 2 * 8, 3)
     assert np.asarray(Image.open(f"{out}/b.png")).shape == (18, 2 * 22 + 8, 3)
     # Running again over the folder does not take the results as inputs.
-    again = inference.colorize_files([src], out, model=path, size=SIZE)
+    again = batch.colorize_files([src], out, model=path, size=SIZE)
     assert all(not p.startswith(out) for p, _ in again.written)
     assert not [f for f in _files(out) if f.startswith(".") or ".tmp" in f]
     # An output directory that leads elsewhere through a symbolic link is refused.
@@ -360,11 +360,11 @@ def test_colorize_files_glob_compare_and_safety(vivid, tmp_path, capsys):
     trap = tmp_path / "trap"
     (trap).mkdir()
     os.symlink(outside, trap / "sub")
-    escaped = inference.colorize_files([src], str(trap), model=path, size=SIZE, verbose=0)
+    escaped = batch.colorize_files([src], str(trap), model=path, size=SIZE, verbose=0)
     assert not os.listdir(outside)
     assert any("outside the output directory" in reason for _, reason in escaped.failed)
     with pytest.raises(ColornetError, match="outside"):
-        inference._output_path(os.path.realpath(str(tmp_path)), "../x.png")
+        batch._output_path(os.path.realpath(str(tmp_path)), "../x.png")
     capsys.readouterr()
 
 
@@ -404,7 +404,7 @@ def test_cli_colorize_subprocess(vivid, tmp_path):
 
 
 def test_cli_colorize_without_bundled_model(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(inference, "BUNDLED_MODEL_PATH", str(tmp_path / "absent.keras"))
+    monkeypatch.setattr(predictors, "BUNDLED_MODEL_PATH", str(tmp_path / "absent.keras"))
     _write(str(tmp_path / "x.png"), _png(smooth_rgb(8, 8)))
     args = cli._parse_flags(
         ["colornet", "colorize", str(tmp_path / "x.png"), "-o", str(tmp_path / "o")]

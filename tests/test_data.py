@@ -18,6 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from colornet import cli, data
+from colornet.data import tfrecords
 from colornet.errors import ColornetError
 from tests.bad_inputs import png_claiming
 from tests.images import random_rgb, smooth_rgb
@@ -650,7 +651,7 @@ def test_prepare_writes_manifest_last_then_renames(tmp_path, monkeypatch):
     _good_and_bad_folder(tmp_path / "photos")
     out = tmp_path / "records"
     seen = {}
-    write_json = data._write_json
+    write_json = tfrecords._write_json
 
     def spy(path, value):
         directory = os.path.dirname(path)
@@ -662,7 +663,7 @@ def test_prepare_writes_manifest_last_then_renames(tmp_path, monkeypatch):
         seen["partial"] = os.path.basename(directory)
         write_json(path, value)
 
-    monkeypatch.setattr(data, "_write_json", spy)
+    monkeypatch.setattr(tfrecords, "_write_json", spy)
     data.prepare(tmp_path / "photos", out, shards=1, verbose=0)
     assert seen == {
         "out_exists": False,
@@ -680,7 +681,7 @@ def test_interrupted_prepare_is_not_read_as_complete(tmp_path, monkeypatch):
     def killed(path, value):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "_write_json", killed)
+    monkeypatch.setattr(tfrecords, "_write_json", killed)
     with pytest.raises(KeyboardInterrupt):
         data.prepare(tmp_path / "photos", out, shards=2, verbose=0)
     assert not out.exists()

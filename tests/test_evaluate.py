@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import cli, color, evaluate, inference, metrics
+from colornet import cli, color, evaluate, inference, metrics, predictors
 from colornet.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
@@ -72,7 +72,7 @@ def test_full_resolution_is_the_colorize_path(model_path, photos):
     root, images = photos
     rgb = images["a.png"]
     result = evaluate.evaluate(model_path, os.path.join(root, "a.png"), size=SIZE, verbose=0)
-    predicted = inference.colorize(rgb, model=model_path, size=SIZE)
+    predicted = predictors.colorize(rgb, model=model_path, size=SIZE)
     ab_true = color.rgb_to_lab(rgb)[..., 1:]
     ab_pred = color.rgb_to_lab(predicted)[..., 1:]
     full = result["full"]["model"]

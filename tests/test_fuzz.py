@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from colornet import data, inference, losses
+from colornet import data, inference, losses, predictors
 from colornet.errors import ColornetError
 from colornet.layers import decode, soft_encode
 from tests import deploy_helpers as h
@@ -122,7 +122,7 @@ def test_read_image_as_colorize_does(scratch_file, content):
         f.write(content)
     start = time.perf_counter()
     try:
-        _check_image(inference.read_image(scratch_file, MAX_PIXELS))
+        _check_image(data.read_image(scratch_file, MAX_PIXELS))
     except ColornetError as error:
         message = str(error)
         assert message.startswith(f"{scratch_file}: ") and "\n" not in message
@@ -137,7 +137,7 @@ def _examples(share):
 @given(image_bytes())
 @_examples(2.5)
 def test_exif_parser_never_raises(content):
-    assert 1 <= inference.jpeg_exif_orientation(content) <= 8
+    assert 1 <= data.jpeg_exif_orientation(content) <= 8
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,7 @@ def test_soft_encoding_and_loss_clamp_or_refuse(ab):
 def test_colorize_arrays_refuse_nan_and_out_of_range(image):
     model = _tiny_model()
     try:
-        out = inference.colorize(image, model=model, size=16)
+        out = predictors.colorize(image, model=model, size=16)
     except ValueError as error:
         assert "NaN or Inf" in str(error) or "[0, 1]" in str(error)
         assert not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1)
@@ -227,7 +227,7 @@ _MODEL = []
 
 def _tiny_model():
     if not _MODEL:
-        _MODEL.append(inference.load_predictor(h.vivid_tiny_model()))
+        _MODEL.append(predictors.load_predictor(h.vivid_tiny_model()))
     return _MODEL[0]
 
 

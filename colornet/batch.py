@@ -1,0 +1,213 @@
+"""Colourise files, folders and globs into PNGs: planning, output names, skipping, summary.
+
+`colorize_files(inputs, out_dir)` is what `colornet colorize` runs. Each input file
+is read by `colornet.data.read_image` (the one decoder, EXIF orientation applied),
+coloured by `colornet.inference.colorize_rgb` with a model from
+`colornet.predictors.load_predictor`, and written atomically as a PNG.
+"""
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from colornet import constants as c
+from colornet import data, files, inference, predictors
+from colornet.console import progress_bar
+from colornet.errors import ColornetError, first_line
+
+
+def side_by_side(panels, gap=8):
+    """Joins same-height `(H, W, 3)` uint8 images left to right with white gaps."""
+    panels = [np.asarray(p) for p in panels]
+    height = panels[0].shape[0]
+    if any(p.shape[0] != height for p in panels):
+        raise ValueError(f"panels must have the same height, got {[p.shape[0] for p in panels]}")
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    pieces = []
+    for i, panel in enumerate(panels):
+        if i:
+            pieces.append(spacer)
+        pieces.append(panel)
+    return np.concatenate(pieces, axis=1)
+
+
+def write_png(path, rgb):
+    """Writes `(H, W, 3)` uint8 as a PNG atomically (a temporary file, then a rename)."""
+    encoded = tf.io.encode_png(np.asarray(rgb, np.uint8)).numpy()
+    with files.atomic_path(path, ".png") as tmp, open(tmp, "wb") as f:
+        f.write(encoded)
+
+
+def _is_glob(path):
+    return any(ch in path for ch in "*?[")
+
+
+def _glob_root(pattern):
+    """The directory part of a glob pattern before its first wildcard."""
+    parts = pattern.replace(os.sep, "/").split("/")
+    fixed = []
+    for part in parts[:-1]:
+        if _is_glob(part):
+            break
+        fixed.append(part)
+    if not fixed:
+        return "."
+    return "/".join(fixed) or "/"
+
+
+def _is_within(path, directory):
+    return os.path.commonpath([path, directory]) == directory
+
+
+def _plan_argument(argument, out_real):
+    """`[(input path, output path relative to out_dir)]` for one command-line argument."""
+    argument = os.fspath(argument)
+    paths = data.list_image_files(argument)
+    if os.path.isdir(argument):
+        root = os.path.abspath(argument)
+    elif not os.path.exists(argument) and _is_glob(argument):
+        root = os.path.abspath(_glob_root(argument))
+    else:
+        root = None  # a file or a .txt list: base names
+    planned = []
+    for path in paths:
+        if os.path.exists(path) and _is_within(os.path.realpath(path), out_real):
+            continue  # an earlier output: never colourise what we wrote
+        rel = os.path.relpath(path, root) if root is not None else os.path.basename(path)
+        planned.append((path, os.path.splitext(rel)[0] + ".png"))
+    return planned
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorizeSummary:
+    """What `colorize_files` did.
+
+    Attributes:
+      out_dir: the output directory (absolute).
+      written: `[(input path, output path)]`.
+      failed: `[(input or argument, reason)]`, one line each.
+    """
+
+    out_dir: str
+    written: list
+    failed: list
+
+
+def _output_path(out_real, rel):
+    target = os.path.normpath(os.path.join(out_real, rel))
+    if os.path.isabs(rel) or target == out_real or not _is_within(target, out_real):
+        raise ColornetError(f"its output path {rel} would lie outside the output directory")
+    parent = os.path.dirname(target)
+    # Check what exists before creating anything: a symbolic link inside out_dir
+    # must not lead the new folders elsewhere.
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not _is_within(os.path.realpath(existing), out_real):
+        raise ColornetError(f"{existing} leads outside the output directory (a symbolic link)")
+    os.makedirs(parent, exist_ok=True)
+    if not _is_within(os.path.realpath(parent), out_real):  # a link made in the meantime
+        raise ColornetError(f"{parent} leads outside the output directory (a symbolic link)")
+    return target
+
+
+def colorize_files(
+    inputs,
+    out_dir,
+    model=None,
+    *,
+    temperature=c.ANNEALED_MEAN_TEMPERATURE,
+    method="annealed-mean",
+    size=None,
+    compare=False,
+    max_pixels=None,
+    verbose=1,
+):
+    """Colourises image files into PNGs under `out_dir`, at each input's resolution.
+
+    Each result is `out_dir/<path of the input relative to its argument>.png`: for a
+    folder, relative to that folder (searched recursively); for a glob, relative to
+    the pattern's directory before its first wildcard; for a file (or a `.txt` list
+    of files), the base name. Outputs are written atomically and never outside
+    `out_dir`; files already inside `out_dir` are not taken as inputs.
+
+    A file that cannot be read, decoded or written, or an argument that names
+    nothing, is reported (one line on stderr when `verbose`) and skipped; the rest
+    are done. Two inputs with the same output name: the first is done, the second
+    fails.
+
+    Args:
+      inputs: a path, folder or glob, or a list of them.
+      out_dir: output directory (created if needed).
+      model: as for `colorize`.
+      temperature, method, size: as for `colorize`.
+      compare: write a side-by-side image instead: grey input | colourised |
+        original (the last only when the input has colour, `has_color`).
+      max_pixels: largest image accepted (default `colornet.data.MAX_PIXELS`).
+      verbose: 1 shows a progress bar and reports failures as they happen.
+
+    Returns:
+      a `ColorizeSummary`.
+
+    Raises:
+      ColornetError: the model cannot be loaded or `out_dir` is not a directory.
+    """
+    temperature = inference.validate_decoding(method, temperature)
+    predictor = predictors.load_predictor(model)
+    size = predictors.resolve_size(predictor, size)
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not inputs:
+        raise ColornetError("no input given")
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ColornetError(f"{out_dir} exists and is not a directory")
+    os.makedirs(out_dir, exist_ok=True)
+    out_real = os.path.realpath(out_dir)
+
+    failed = []
+
+    def fail(name, reason):
+        failed.append((name, reason))
+        if verbose:
+            print(f"colornet: skipped {name}: {reason}", file=sys.stderr, flush=True)
+
+    jobs, sources, claimed = [], set(), {}
+    for argument in inputs:
+        try:
+            planned = _plan_argument(argument, out_real)
+        except ColornetError as error:
+            fail(os.fspath(argument), str(error))
+            continue
+        for path, rel in planned:
+            if path in sources:
+                continue
+            sources.add(path)
+            key = os.path.normcase(os.path.normpath(rel))
+            if key in claimed:
+                fail(path, f"its output {rel} is already the output of {claimed[key]}")
+                continue
+            claimed[key] = path
+            jobs.append((path, rel))
+
+    written = []
+    with progress_bar(len(jobs), verbose and jobs) as progress:
+        for done, (path, rel) in enumerate(jobs, 1):
+            try:
+                target = _output_path(out_real, rel)
+                rgb = data.read_image(path, max_pixels)
+                result = inference.colorize_rgb(predictor, rgb, size, method, temperature).numpy()
+                if compare:
+                    panels = [inference.grey_rgb(rgb).numpy(), result]
+                    if inference.has_color(rgb):
+                        panels.append(rgb)
+                    result = side_by_side(panels)
+                write_png(target, result)
+                written.append((path, target))
+            except (ColornetError, OSError, tf.errors.OpError) as error:
+                fail(path, first_line(error).removeprefix(f"{path}: "))
+            if progress:
+                progress.update(done)
+    return ColorizeSummary(out_dir=out_dir, written=written, failed=failed)

@@ -1,0 +1,257 @@
+"""Load any model colornet writes, and colourise image arrays with it.
+
+`load_predictor(model)` takes a `.keras` file, a compact `.npz` weights file, a
+training workdir (its latest checkpoint), a checkpoint prefix inside a workdir
+(`workdir/checkpoints/ckpt-N`), a SavedModel written by `colornet export` (a version
+directory or the base directory, whose largest version is taken) or a `.tflite`
+file written by `colornet tflite`, and gives a `Predictor`: L at the network's
+native size in, logits out. Every format gives logits, so every decoding and
+temperature works with every format. None means the bundled model,
+`BUNDLED_MODEL_PATH`.
+
+`colorize(image)`: one image array -> uint8 RGB at the input's own resolution, the
+way `colornet.inference` describes. S is 256 (`DEFAULT_SIZE`, the training
+resolution) for Keras models and whatever a SavedModel or TFLite file was exported
+with.
+"""
+
+import functools
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colornet import constants as c
+from colornet import data, export, inference, tflite
+from colornet.errors import ColornetError
+from colornet.models.colorizer import Colorizer
+from colornet.models.loading import is_workdir, load_colorizer
+
+BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "colornet_half.npz")
+DEFAULT_SIZE = c.TRAIN_RESIZE  # the network's native input side for Keras models
+
+
+class Predictor:
+    """Maps L at the network's native size to 313-way logits, whatever the model format.
+
+    Attributes:
+      size: the input side a model requires (SavedModel, TFLite), or None when any
+        size works (Keras).
+      source: what was loaded, for messages and reports.
+    """
+
+    size = None
+    source = ""
+
+    def logits(self, l_small):
+        """`(1, S, S, 1)` float32 L in 0..100 -> `(1, S/4, S/4, 313)` float32 logits."""
+        raise NotImplementedError
+
+
+class KerasPredictor(Predictor):
+    """A Keras `Colorizer` (or any Keras model from `l_raw` to logits)."""
+
+    def __init__(self, model, source="keras model"):
+        self.model = model
+        self.source = source
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def logits(l_small):
+            return tf.cast(model(l_small, training=False), tf.float32)
+
+        self._logits = logits
+
+    def logits(self, l_small):
+        return self._logits(tf.convert_to_tensor(l_small, tf.float32))
+
+
+class SavedModelPredictor(Predictor):
+    """A SavedModel written by `colornet.export`, through its `probabilities` signature."""
+
+    def __init__(self, path):
+        self.source = path
+        try:
+            loaded = tf.saved_model.load(path)
+        except Exception as error:  # noqa: BLE001 (TF raises several types for a bad directory)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ColornetError(f"{path}: not a loadable SavedModel ({first})") from None
+        if "probabilities" not in loaded.signatures:
+            raise ColornetError(
+                f"{path}: not a colornet SavedModel (no 'probabilities' signature; "
+                "write one with `colornet export`)"
+            )
+        self._loaded = loaded  # the signature needs its variables alive
+        self._signature = loaded.signatures["probabilities"]
+        config_path = os.path.join(path, export.ASSETS_EXTRA, export.EXPORT_CONFIG_NAME)
+        try:
+            with open(config_path) as f:
+                self.size = int(json.load(f)["export_config"]["image_size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            # The signature resizes to its own size anyway; any input size works.
+            self.size = None
+
+    def logits(self, l_small):
+        return self._signature(l_raw=tf.convert_to_tensor(l_small, tf.float32))["logits"]
+
+
+class TFLitePredictor(Predictor):
+    """A `.tflite` file written by `colornet.tflite.convert`, run with LiteRT."""
+
+    def __init__(self, path, num_threads=None):
+        self.source = path
+        try:
+            self._runner = tflite.TFLiteColorizer(path, num_threads=num_threads)
+        except ColornetError:
+            raise
+        except Exception as error:  # noqa: BLE001 (LiteRT raises several types on bad files)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ColornetError(f"{path}: not a loadable colornet TFLite model ({first})") from None
+        self.size = self._runner.image_size
+
+    def logits(self, l_small):
+        return tf.convert_to_tensor(self._runner(np.asarray(l_small, np.float32))["logits"])
+
+
+def _saved_model_dir(path):
+    """`path` if it holds a SavedModel, else its largest numbered version, else None."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [
+        int(name)
+        for name in os.listdir(path)
+        if name.isdigit() and os.path.isfile(os.path.join(path, name, "saved_model.pb"))
+    ]
+    return os.path.join(path, str(max(versions))) if versions else None
+
+
+def _load_checkpoint(prefix):
+    """A Keras `Colorizer` from one checkpoint of a training workdir (`.../checkpoints/ckpt-N`)."""
+    workdir = os.path.dirname(os.path.dirname(os.path.abspath(prefix)))
+    config_path = os.path.join(workdir, "config.json")
+    try:
+        with open(config_path) as f:
+            preset = json.load(f)["preset"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ColornetError(
+            f"{prefix}: a checkpoint needs its workdir's config.json ({config_path}: {error})"
+        ) from None
+    model = Colorizer.from_preset(preset)
+    try:
+        tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        raise ColornetError(f"{prefix}: cannot restore the checkpoint ({error})") from None
+    return model
+
+
+def _load_path(path):
+    if os.path.isfile(path + ".index") and not os.path.isdir(path):
+        return KerasPredictor(_load_checkpoint(path), source=path)
+    if not os.path.exists(path):
+        raise ColornetError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        if is_workdir(path):
+            return KerasPredictor(load_colorizer(path), source=path)
+        saved_model = _saved_model_dir(path)
+        if saved_model is not None:
+            return SavedModelPredictor(saved_model)
+        raise ColornetError(
+            f"{path}: neither a training workdir (config.json and checkpoints/) nor a "
+            "SavedModel directory (saved_model.pb, or numbered versions holding one)"
+        )
+    if path.endswith(".tflite"):
+        return TFLitePredictor(path)
+    if path.endswith((".keras", ".npz")):
+        return KerasPredictor(load_colorizer(path), source=path)
+    raise ColornetError(
+        f"{path}: expected a .keras file, a .npz weights file, a .tflite file, a training workdir, a checkpoint "
+        "prefix (workdir/checkpoints/ckpt-N) or a SavedModel directory"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_load(path, mtime):
+    del mtime  # part of the cache key: a rewritten file is loaded again
+    return _load_path(path)
+
+
+def load_predictor(model=None):
+    """A `Predictor` for what users pass as a model (see the module docstring).
+
+    Args:
+      model: None (the bundled model), a path, a `keras.Model` or a `Predictor`.
+        Model files are loaded once and cached (until the file changes);
+        directories are loaded on every call, so keep the returned `Predictor`.
+
+    Raises:
+      ColornetError: the bundled model is missing, the path does not exist or is not
+        a model colornet can load.
+    """
+    if isinstance(model, Predictor):
+        return model
+    if isinstance(model, keras.Model):
+        return KerasPredictor(model)
+    if model is None:
+        if not os.path.isfile(BUNDLED_MODEL_PATH):
+            raise ColornetError(
+                f"the bundled model {BUNDLED_MODEL_PATH} is not installed (it ships once "
+                "training finishes); pass a model instead (--model PATH: a .keras file, a "
+                "training workdir, a SavedModel directory or a .tflite file)"
+            )
+        model = BUNDLED_MODEL_PATH
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"model must be None, a path, a keras.Model or a Predictor, got {type(model).__name__}"
+        )
+    path = os.path.abspath(os.fspath(model))
+    if not os.path.isfile(path):
+        return _load_path(path)  # directories change without their mtime changing
+    return _cached_load(path, os.stat(path).st_mtime_ns)
+
+
+def resolve_size(predictor, size=None):
+    """The side the network runs at: `size`, the model's fixed size, or `DEFAULT_SIZE`.
+
+    Raises:
+      ValueError: `size` is not a positive multiple of 4, or differs from a fixed-size
+        model's.
+    """
+    if size is None:
+        return predictor.size or DEFAULT_SIZE
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < c.OUTPUT_STRIDE:
+        raise ValueError(f"size must be an int >= {c.OUTPUT_STRIDE}, got {size!r}")
+    if size % c.OUTPUT_STRIDE:
+        raise ValueError(f"size must be a multiple of {c.OUTPUT_STRIDE}, got {size}")
+    if predictor.size is not None and size != predictor.size:
+        raise ValueError(
+            f"size {size} differs from the {predictor.size} x {predictor.size} input that "
+            f"{predictor.source} was exported with; leave size unset"
+        )
+    return int(size)
+
+
+
+def colorize(image, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, method="annealed-mean", size=None):
+    """Colourises an image array at its own resolution (see the module docstring).
+
+    Args:
+      image: `(H, W)`, `(H, W, 1)`, `(H, W, 3)` or `(H, W, 4)`; uint8, uint16 or float
+        in [0, 1]. Colour is ignored: only the image's L is used.
+      model: None for the bundled model, a path (`.keras`, workdir, checkpoint,
+        SavedModel, `.tflite`), a `keras.Model` or a `Predictor`.
+      temperature: annealed-mean temperature T > 0 (paper: 0.38).
+      method: "annealed-mean", "mean" or "mode".
+      size: side the network runs at; None for the model's (256 for Keras models).
+
+    Returns:
+      `(H, W, 3)` uint8 NumPy array.
+
+    For many images with one model, pass `model=load_predictor(...)` once: a model
+    file given by path is cached, a `keras.Model` is wrapped (and traced) per call.
+    """
+    temperature = inference.validate_decoding(method, temperature)
+    rgb = data.as_rgb(image)
+    predictor = load_predictor(model)
+    size = resolve_size(predictor, size)
+    return inference.colorize_rgb(predictor, rgb, size, method, temperature).numpy()
