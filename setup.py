@@ -17,6 +17,7 @@ setup(
         "absl-py",
         "tensorboard",  # training logs; TF 2.21 no longer pulls it in
         "scikit-image",  # `colornet demo`: its bundled public-domain/CC0 sample photos
+        "pillow",  # EXIF orientation of JPEG files (colornet.data.images); scikit-image needs it too
     ],
     extras_require={
         "plot": ["matplotlib"],
