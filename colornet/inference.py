@@ -98,14 +98,13 @@ def validate_decoding(method, temperature):
     return decode.validate_temperature(temperature)
 
 
-
 def predict_rgb(predictor, l_raw, size, method="annealed-mean", temperature=c.ANNEALED_MEAN_TEMPERATURE):
     """Colourises one image's L with a `Predictor`, keeping its full resolution.
 
     Args:
-      predictor: a `Predictor` (`load_predictor`).
+      predictor: a `colornet.predictors.Predictor` (anything with `logits(l_small)`).
       l_raw: `(H, W, 1)` float L in 0..100 (see `checked_l`).
-      size: the side the network runs at (`resolve_size`).
+      size: the side the network runs at (`colornet.predictors.resolve_size`).
       method, temperature: the decoding (`decode_logits`).
 
     Returns:
