@@ -193,7 +193,7 @@ def colorize_files(
             jobs.append((path, rel))
 
     written = []
-    with progress_bar(len(jobs), verbose and jobs) as progress:
+    with progress_bar(len(jobs), verbose and bool(jobs)) as progress:
         for done, (path, rel) in enumerate(jobs, 1):
             try:
                 target = _output_path(out_real, rel)

@@ -22,9 +22,17 @@ QUIET_LOG_LEVEL = "2"
 @contextlib.contextmanager
 def held_stderr():
     """Holds back everything written to file descriptor 2 inside the block (by Python,
-    C++ or any library); replays it on stderr if the block raises, drops it otherwise."""
+    C++ or any library); replays it on stderr if the block raises, drops it otherwise.
+
+    A process killed inside the block (TensorFlow aborting while it loads) loses what
+    was held: `colornet --verbose` shows it. Without a file descriptor 2 to hold, the
+    block runs as is."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
     caught = tempfile.TemporaryFile()
     os.dup2(caught.fileno(), 2)
     failed = True

@@ -32,18 +32,31 @@ from colornet.data.pipelines import (
 )
 from colornet.data.sources import (
     IMAGE_EXTENSIONS,
+    MANIFEST_FORMAT,
     MANIFEST_NAME,
+    MANIFEST_VERSION,
     SHUFFLE_BUFFER,
     check_filesystem,
     count_images,
     list_image_files,
 )
-from colornet.data.tfrecords import PrepareSummary, prepare
+from colornet.data.tfrecords import (
+    IMAGES_PER_SHARD,
+    PREPARE_JPEG_QUALITY,
+    SHARD_PATTERN,
+    PrepareSummary,
+    prepare,
+)
 
 __all__ = [
+    "IMAGES_PER_SHARD",
     "IMAGE_EXTENSIONS",
+    "MANIFEST_FORMAT",
     "MANIFEST_NAME",
+    "MANIFEST_VERSION",
     "MAX_PIXELS",
+    "PREPARE_JPEG_QUALITY",
+    "SHARD_PATTERN",
     "SHUFFLE_BUFFER",
     "PrepareSummary",
     "SkipCounter",
