@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import evaluate, inference, train
+from colornet import evaluate, predictors, train
 from colornet.models import Colorizer
 from tests.images import smooth_rgb
 
@@ -62,7 +62,7 @@ def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
 def test_cached_predictor_runs_the_network_once_per_image():
     calls = []
 
-    class Counting(inference.KerasPredictor):
+    class Counting(predictors.KerasPredictor):
         def logits(self, l_small):
             calls.append(1)
             return super().logits(l_small)

@@ -17,10 +17,10 @@ import sys
 
 import tensorflow as tf
 
-from colornet import evaluate, inference
+from colornet import evaluate, predictors
 
 
-class CachedPredictor(inference.Predictor):
+class CachedPredictor(predictors.Predictor):
     """A predictor that remembers each input's logits (float16), keyed by its bytes."""
 
     def __init__(self, predictor):
@@ -48,7 +48,7 @@ def main(argv):
     from learning_curve import evenly_spaced  # this folder is on sys.path when run as a script
 
     source = evenly_spaced(args.data, args.images) if args.images else args.data
-    predictor = CachedPredictor(inference.load_predictor(args.model))
+    predictor = CachedPredictor(predictors.load_predictor(args.model))
     rows = []
     print(f"{'T':>6} {'AuC rebal':>10} {'(grey)':>8} {'AuC raw':>8} {'(grey)':>8} {'colour/truth':>13}")
     for temperature in args.temperatures:
