@@ -3,7 +3,9 @@
 Each handler parses its arguments, calls one library function and returns an exit
 code. Errors a user can cause (`ColornetError`, `ValueError`, `OSError`, and
 TensorFlow's `OpError` from a file it cannot read or write) print one line and exit
-non-zero, without a traceback.
+non-zero, without a traceback. On stderr a command prints only its own messages:
+TensorFlow's start-up lines are held aside while it loads (`colornet.console`);
+`--verbose` shows them.
 """
 
 import argparse
