@@ -32,7 +32,7 @@ def photos(tmp_path_factory):
 def _stale_model(seed=0):
     """A `tiny` colorizer whose moving statistics describe some other network, and
     whose head is scaled up so that the decoded ab varies by tens of units."""
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)  # the initial weights, in any process
     model = Colorizer.from_preset("tiny")
     for norm in recalibrate.batch_norms(model):
         norm.moving_mean.assign(norm.moving_mean + 2.0)
