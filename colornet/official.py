@@ -5,7 +5,8 @@ Two releases hold the same network (github.com/richzhang/colorization):
 - the PyTorch port, `colorization_release_v2-9b330a0b.pth`: a `state_dict` of
   `colorizers/eccv16.py` (`model1.0.weight` ... `model8.6.bias`, `model_out.weight`).
   Batch norms are affine, the input is (L - 50) / 100. Loads into the
-  `eccv16_pytorch` preset. Reading it needs PyTorch (`pip install 'colornet[torch]'`).
+  `eccv16_pytorch` preset. Read by `colornet.pth` without PyTorch (tensors and
+  containers only: a file that names anything else is refused, no code is run).
 - the Caffe release, `colorization_release_v2.caffemodel`: a serialised Caffe
   `NetParameter`. Batch norms have no scale or shift, the input is L - 50. Loads
   into the `eccv16` preset. Read with the decoder below, which needs neither Caffe
@@ -35,13 +36,13 @@ What differs between the frameworks and how it is handled:
 """
 
 import os
-import re
 from collections.abc import Mapping
 
 import keras
+import ml_dtypes
 import numpy as np
 
-from colornet import bins, files
+from colornet import bins, files, pth
 from colornet.errors import ColornetError
 from colornet.models.colorizer import Colorizer
 
@@ -61,19 +62,23 @@ CAFFE_DECODE_LAYER = "class8_ab"
 # difference (bins are 10 apart).
 BIN_TOLERANCE = 0.01
 
+_ML_FLOATS = {ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2}
+
 # Keras kernels (kH, kW, a, b) from PyTorch/Caffe kernels (b, a, kH, kW), for both
 # convolutions and transposed convolutions.
 _TO_KERAS_KERNEL = (2, 3, 1, 0)
 _FROM_KERAS_KERNEL = (3, 2, 0, 1)
 
 
-def import_official(path, out=None):
+def import_official(path, out=None, network=None):
     """Reads the authors' released ECCV16 model and returns it as a `Colorizer`.
 
     Args:
       path: the PyTorch port's checkpoint (`.pth`, a `state_dict` saved with
         `torch.save`) or the Caffe release's `.caffemodel` (chosen by extension).
       out: if given, a `.keras` path the model is also saved to, atomically.
+      network: the `ModelConfig` to fill, for files of the same layout at another
+        width or depth; None for the release's own (`eccv16_pytorch` or `eccv16`).
 
     Returns:
       an `eccv16_pytorch` (PyTorch) or `eccv16` (Caffe) `Colorizer` with the
@@ -83,7 +88,7 @@ def import_official(path, out=None):
     Raises:
       ColornetError: for a missing or unreadable file, a file that is not the ECCV16
         colorizer (wrong parameter names or shapes, non-finite values, decoding
-        weights other than colornet's bins), missing PyTorch, or a bad `out`.
+        weights other than colornet's bins), or a bad `out`.
     """
     path = os.fspath(path)
     if out is not None:
@@ -91,21 +96,22 @@ def import_official(path, out=None):
     if not os.path.isfile(path):
         raise ColornetError(f"{path}: no such file")
     if path.endswith(".caffemodel"):
-        model = convert_caffe_blobs(read_caffemodel(path), source=path)
+        model = convert_caffe_blobs(read_caffemodel(path), source=path, network=network)
     else:
-        model = convert_state_dict(_load_state_dict(path), source=path)
+        model = convert_state_dict(pth.load(path), source=path, network=network)
     if out is not None:
         save_colorizer(model, out)
     return model
 
 
-def convert_state_dict(state_dict, source="state_dict"):
+def convert_state_dict(state_dict, source="state_dict", network=None):
     """Builds an `eccv16_pytorch` `Colorizer` from the PyTorch port's `state_dict`.
 
     Args:
       state_dict: mapping of the port's parameter names to tensors or arrays
         (`num_batches_tracked` entries are optional and ignored).
       source: how error messages name the input (e.g. its path).
+      network: the `ModelConfig` to fill; None for `eccv16_pytorch`.
 
     Raises:
       ColornetError: for missing, unexpected or misshapen parameters, non-finite
@@ -122,7 +128,7 @@ def convert_state_dict(state_dict, source="state_dict"):
             raise ColornetError(f"{source}: parameter name {name!r} is not a string")
         if not name.endswith(".num_batches_tracked"):
             arrays[name] = _to_numpy(value, name, source)
-    model = Colorizer.from_preset(PYTORCH_PRESET)
+    model = Colorizer(network) if network else Colorizer.from_preset(PYTORCH_PRESET)
     plan = _pytorch_plan(model)
     expected = {name: shape for sources in plan.values() for name, shape in sources}
     expected[PYTORCH_DECODE_WEIGHT] = (2, bins.ab_bins().shape[0], 1, 1)
@@ -136,7 +142,7 @@ def convert_state_dict(state_dict, source="state_dict"):
     return model
 
 
-def convert_caffe_blobs(layers, source="caffemodel"):
+def convert_caffe_blobs(layers, source="caffemodel", network=None):
     """Builds an `eccv16` `Colorizer` from the Caffe release's parameter blobs.
 
     Args:
@@ -144,6 +150,7 @@ def convert_caffe_blobs(layers, source="caffemodel"):
         Caffe's shapes), as `read_caffemodel` returns. Layers the network does not
         use (the training net's data and loss layers) are ignored.
       source: how error messages name the input.
+      network: the `ModelConfig` to fill; None for `eccv16`.
 
     Raises:
       ColornetError: for missing or misshapen blobs, non-finite values, or a
@@ -154,7 +161,7 @@ def convert_caffe_blobs(layers, source="caffemodel"):
         layer_name = CAFFE_LAYER_ALIASES.get(layer_name, layer_name)
         for index, blob in enumerate(layer_blobs):
             blobs[_caffe_key(layer_name, index)] = np.asarray(blob, dtype=np.float32)
-    model = Colorizer.from_preset(CAFFE_PRESET)
+    model = Colorizer(network) if network else Colorizer.from_preset(CAFFE_PRESET)
     plan = _caffe_plan(model)
     expected = {name: shape for sources in plan.values() for name, shape in sources}
     _check_parameters(blobs, expected, source, allow_extra=True)
@@ -198,30 +205,12 @@ def _check_output_path(path):
 # --- PyTorch -----------------------------------------------------------------------
 
 
-def _load_state_dict(path):
-    try:
-        import torch
-    except ImportError:
-        raise ColornetError(
-            "reading a PyTorch checkpoint needs PyTorch: pip install 'colornet[torch]'"
-        ) from None
-    try:
-        # weights_only: tensors and plain containers only, no pickled code is run.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file
-        # The first line, without the terminal colour codes torch puts in some messages.
-        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().split("\n")[0][:200]
-        raise ColornetError(
-            f"{path}: not a PyTorch checkpoint that loads safely ({type(error).__name__}: "
-            f"{reason}); expected the release's .pth or .caffemodel"
-        ) from None
-
-
 def _to_numpy(value, name, source):
     if hasattr(value, "detach"):  # a torch.Tensor; numpy has no bfloat16
         value = value.detach().cpu().float().numpy()
     array = np.asarray(value)
-    if array.dtype.kind not in "fiu":
+    # ml_dtypes' bfloat16 and float8 (as `colornet.pth` reads them) have kind "V".
+    if array.dtype.kind not in "fiu" and array.dtype.type not in _ML_FLOATS:
         raise ColornetError(f"{source}: {name} is not a numeric tensor ({type(value).__name__})")
     return array.astype(np.float32)
 
