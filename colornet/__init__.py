@@ -35,6 +35,9 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     if name in _EXPORTS:
+        if _EXPORTS[name] == "colornet.models":
+            # Registers the released weights as presets of `Colorizer.from_preset`.
+            importlib.import_module("colornet.pretrained")
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value

@@ -9,6 +9,7 @@ TensorFlow's start-up lines are held aside while it loads (`colornet.console`);
 """
 
 import argparse
+import os
 import sys
 
 from absl import app, logging
@@ -185,11 +186,38 @@ def _run_import_official(args):
     return 0
 
 
+def _add_pretrained(subparsers):
+    parser = subparsers.add_parser(
+        "pretrained",
+        help="list the authors' released models usable as --model NAME, or fetch one now",
+        description="Without NAME: each release's source, size, checksum, licence and whether it "
+        "is cached. With NAME: download, verify, convert and cache it now (e.g. before going "
+        "offline), or, with --file, take a copy downloaded by hand.",
+    )
+    parser.add_argument("name", nargs="?", help="a released model to fetch now")
+    parser.add_argument("--file", help="the release file, downloaded by hand: verified, converted, cached")
+    parser.set_defaults(handler=_run_pretrained)
+
+
+def _run_pretrained(args):
+    from colornet import pretrained
+
+    if args.name is None:
+        if args.file:
+            raise ColornetError("--file needs the NAME of the release it is")
+        print(pretrained.describe())
+        return 0
+    path = pretrained.fetch(args.name, local_file=args.file)
+    print(f"{args.name}: {path}")
+    return 0
+
+
 def _add_export(subparsers):
     parser = subparsers.add_parser(
         "export", help="write a TF Serving SavedModel version (atomically) under a base directory"
     )
-    parser.add_argument("--model", required=True, help=".keras file or training workdir")
+    parser.add_argument("--model", required=True, help=".keras file, training workdir or a "
+                        "pretrained name (colornet pretrained)")
     parser.add_argument("--out", required=True, help="model base directory, e.g. models/colornet")
     parser.add_argument("--version", type=int, help="version number (default: largest + 1, or 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
@@ -237,7 +265,8 @@ def calibration_percentile_arg(text):
 
 def _add_tflite(subparsers):
     parser = subparsers.add_parser("tflite", help="convert a model to TFLite (builtin ops only)")
-    parser.add_argument("--model", required=True, help=".keras file or training workdir")
+    parser.add_argument("--model", required=True, help=".keras file, training workdir or a "
+                        "pretrained name (colornet pretrained)")
     parser.add_argument("--out", required=True, help="output .tflite file")
     parser.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8"))
     parser.add_argument("--representative", help="image folder, glob or .txt list (int8 calibration)")
@@ -292,7 +321,8 @@ def _add_colorize(subparsers):
     parser.add_argument("inputs", nargs="+", metavar="IMG_OR_DIR", help="image files, folders or globs")
     parser.add_argument("-o", "--out", required=True, help="output directory (created if needed)")
     parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
-                        "directory or .tflite file (default: the bundled model)")
+                        "directory, .tflite file or pretrained name (colornet pretrained; default: "
+                        "the bundled model)")
     parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
     parser.add_argument("--decode", default="annealed-mean", choices=("annealed-mean", "mean", "mode"))
     parser.add_argument("--compare", action="store_true",
@@ -325,7 +355,8 @@ def _add_evaluate(subparsers):
         help="AuC (raw, rebalanced), PSNR and colourfulness of a model beside the grey baseline",
     )
     parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
-                        "directory or .tflite file (default: the bundled model)")
+                        "directory, .tflite file or pretrained name (colornet pretrained; default: "
+                        "the bundled model)")
     parser.add_argument("--data", required=True, help="image folder (recursive), glob or .txt list of paths")
     parser.add_argument("--limit", type=int, help="evaluate the first N readable images")
     parser.add_argument("--json", metavar="FILE", help="also write the results, with the "
@@ -370,7 +401,7 @@ def _add_demo(subparsers):
         "demo", help="colourise scikit-image's sample photos and write a page to look at"
     )
     parser.add_argument("-o", "--out", default="colornet_demo", help="output directory")
-    parser.add_argument("--model", help="a model instead of the bundled one")
+    parser.add_argument("--model", help="a model (or pretrained name) instead of the bundled one")
     parser.set_defaults(handler=_run_demo)
 
 
@@ -384,7 +415,7 @@ def _run_demo(args):
 
 
 _SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_recalibrate, _add_import_official, _add_export, _add_tflite,
-                _add_colorize, _add_evaluate, _add_demo)
+                _add_colorize, _add_evaluate, _add_demo, _add_pretrained)
 
 
 def _parse_flags(argv):
@@ -416,6 +447,10 @@ def main(args):
         logging.set_verbosity(logging.WARNING)
     try:
         console.load_tensorflow(verbose)
+        if getattr(args, "model", None) and not os.path.exists(args.model):
+            from colornet import pretrained  # --model NAME: a released model, fetched on first use
+
+            args.model = pretrained.model_path(args.model)
         return args.handler(args)
     except _user_errors() as error:  # evaluated when an exception arrives
         print(f"colornet {args.command}: error: {first_line(error)}", file=sys.stderr)

@@ -180,7 +180,8 @@ def load_predictor(model=None):
     """A `Predictor` for what users pass as a model (see the module docstring).
 
     Args:
-      model: None (the bundled model), a path, a `keras.Model` or a `Predictor`.
+      model: None (the bundled model), a path, a pretrained name (`colornet.pretrained`;
+        downloaded on first use), a `keras.Model` or a `Predictor`.
         Model files are loaded once and cached (until the file changes);
         directories are loaded on every call, so keep the returned `Predictor`.
 
@@ -204,6 +205,10 @@ def load_predictor(model=None):
         raise TypeError(
             f"model must be None, a path, a keras.Model or a Predictor, got {type(model).__name__}"
         )
+    if isinstance(model, str) and not os.path.exists(model):
+        from colornet import pretrained  # a released model's name: fetched, then its .keras file
+
+        model = pretrained.model_path(model)
     path = os.path.abspath(os.fspath(model))
     if not os.path.isfile(path):
         return _load_path(path)  # directories change without their mtime changing

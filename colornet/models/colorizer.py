@@ -51,10 +51,15 @@ class Colorizer(keras.Model):
 
     @classmethod
     def from_preset(cls, name, **overrides):
-        """Builds a preset (`colornet.models.PRESETS`), with `ModelConfig` fields changed.
+        """Builds a preset (`colornet.models.PRESETS`), with `ModelConfig` fields changed,
+        or loads released weights by name (`colornet pretrained`; fetched on first use).
 
         Example: `Colorizer.from_preset("half", padding="same")`.
         """
+        if name in presets.PRETRAINED:
+            if overrides:
+                raise ValueError(f"{name!r} has released weights for a fixed network; got overrides {overrides}")
+            return presets.PRETRAINED[name]()
         return cls(presets.get_preset(name, **overrides))
 
     @classmethod

@@ -9,6 +9,10 @@ training step at batch 16, 176 x 176, with the rebalanced loss and Adam.
 from colornet.models.config import ModelConfig
 
 PRESETS = {}
+# Presets with released weights: name -> function returning a built `Colorizer`.
+# `colornet.pretrained` (which downloads, so sits above the models) fills it in when
+# imported; `Colorizer.from_preset` looks names up here, so models never import it.
+PRETRAINED = {}
 
 
 def register_preset(function):
@@ -79,5 +83,6 @@ def get_preset(name, **overrides):
       ValueError: for an unknown preset or field.
     """
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+        pretrained = f"; with released weights: {sorted(PRETRAINED)}" if PRETRAINED else ""
+        raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}{pretrained}")
     return PRESETS[name]().replace(**overrides)

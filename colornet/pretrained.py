@@ -1,0 +1,272 @@
+"""The authors' released ImageNet models by name: download, verify, convert, cache.
+
+`Colorizer.from_preset("eccv16_imagenet")`, `colornet colorize --model
+eccv16_imagenet` and the other commands taking `--model` fetch a release on first
+use: download (from `COLORNET_WEIGHTS_MIRROR` if set), check its size and SHA-256,
+convert it with `colornet.official` (whose name, shape and bin checks are the
+layout check) and save the converted model as `.keras` in the cache. Later uses
+load that file and need no network. Only a complete, verified, converted model is
+ever written under a cache name; downloads go to hidden temporary files that are
+removed on any failure.
+
+Cache: `$COLORNET_CACHE`, else `$XDG_CACHE_HOME/colornet`, else `~/.cache/colornet`.
+A cached model's name carries the first 8 hex digits of its release's SHA-256, so
+a release with another checksum is never mistaken for a cached one.
+
+Importing this module registers the names as presets of `Colorizer.from_preset`
+(`colornet.models.presets.PRETRAINED`): models never import the download code.
+"""
+
+import dataclasses
+import glob
+import os
+import shutil
+import sys
+import urllib.parse
+
+from colornet import download, official
+from colornet.errors import ColornetError
+from colornet.models import presets
+from colornet.models.loading import load_colorizer
+
+MIRROR_ENV = "COLORNET_WEIGHTS_MIRROR"
+_PARTIAL_PREFIX = ".{}.download."
+CACHE_ENV = "COLORNET_CACHE"
+
+LICENCE = (
+    "BSD 2-Clause, Copyright (c) 2016 Richard Zhang, Phillip Isola, Alexei A. Efros "
+    "(github.com/richzhang/colorization, LICENSE; the repository names no other terms "
+    "for its model files)"
+)
+_BERKELEY = "http://eecs.berkeley.edu/~rich.zhang/projects/2016_colorization/files/demo_v2/"
+# Open Model Zoo records size and SHA-256 of each file its downloader fetches.
+_OMZ = "OpenVINO Open Model Zoo models/public/{}/model.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """One released model file and what to build from it.
+
+    Args:
+      name: the preset name (`--model NAME`).
+      url: where the authors publish the file; its last part is the file name a
+        mirror must hold.
+      size: its size in bytes, or None if unknown.
+      sha256: its SHA-256 (64 hex digits), or None if no checksum is published.
+      checksum_source: where `size` and `sha256` were published.
+      description: one line for `colornet pretrained`.
+      licence: the licence of the weights, as their authors state it.
+      network: the `ModelConfig` to convert into; None for the importer's own
+        (`eccv16_pytorch` for a `.pth`, `eccv16` for a `.caffemodel`).
+    """
+
+    name: str
+    url: str
+    size: int | None
+    sha256: str | None
+    checksum_source: str
+    description: str
+    licence: str = LICENCE
+    network: object = None
+
+    @property
+    def file_name(self):
+        return os.path.basename(urllib.parse.urlsplit(self.url).path)
+
+
+RELEASES = {}
+
+
+def register(release):
+    """Makes `release` available by name, here and to `Colorizer.from_preset`."""
+    RELEASES[release.name] = release
+    presets.PRETRAINED[release.name] = lambda: load(release.name)
+    return release
+
+
+register(Release(
+    name="eccv16_imagenet",
+    url="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+    size=128_976_165,
+    # The file name's 9b330a0b is this hash's start (torch.hub's convention).
+    sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
+    checksum_source=_OMZ.format("colorization-v2") + " (commit 57fb5b33)",
+    description="the authors' PyTorch port of the ECCV16 ImageNet model (the `eccv16_pytorch` network)",
+))
+register(Release(
+    name="eccv16_imagenet_caffe",
+    url=_BERKELEY + "colorization_release_v2.caffemodel",
+    size=128_946_764,
+    sha256="f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1",
+    checksum_source=_OMZ.format("colorization-v2") + " (commit 161867c1)",
+    description="the original Caffe release of the ECCV16 ImageNet model (the `eccv16` network)",
+))
+register(Release(
+    name="eccv16_imagenet_norebal",
+    url=_BERKELEY + "colorization_release_v2_norebal.caffemodel",
+    size=128_946_454,
+    sha256="6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159",
+    checksum_source=_OMZ.format("colorization-v2-norebal") + " (commit 161867c1)",
+    description="the same network trained without class rebalancing: duller, safer colours (Caffe)",
+))
+
+
+def get_release(name):
+    if name not in RELEASES:
+        raise ColornetError(f"unknown pretrained model {name!r}; available: {', '.join(sorted(RELEASES))}")
+    return RELEASES[name]
+
+
+def is_pretrained_name(value):
+    """True for a registered name that is not also an existing path (a path wins)."""
+    return isinstance(value, str) and value in RELEASES and not os.path.exists(value)
+
+
+def cache_dir():
+    """`$COLORNET_CACHE`, else `$XDG_CACHE_HOME/colornet`, else `~/.cache/colornet`."""
+    if os.environ.get(CACHE_ENV):
+        return os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV]))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.abspath(base), "colornet")
+
+
+def source_url(release):
+    """The release's URL, or the same file name under `$COLORNET_WEIGHTS_MIRROR`."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return release.url
+    if urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
+        raise ColornetError(f"{MIRROR_ENV}={mirror!r}: expected a base URL starting with http://, https:// or file://")
+    return mirror.rstrip("/") + "/" + urllib.parse.quote(release.file_name)
+
+
+def cached_path(release):
+    tag = f"-{release.sha256[:8]}" if release.sha256 else ""
+    return os.path.join(cache_dir(), f"{release.name}{tag}.keras")
+
+
+def load(name):
+    """The named release as a `Colorizer`, fetched and converted on first use."""
+    path = fetch(name)
+    try:
+        return load_colorizer(path)
+    except ColornetError as error:
+        raise ColornetError(
+            f"the cached {name} model cannot be read ({error}); delete {path} to fetch it again"
+        ) from None
+
+
+def model_path(value):
+    """What `--model` means: the cached `.keras` of a pretrained name (fetched if
+    needed), or `value` unchanged."""
+    return fetch(value) if is_pretrained_name(value) else value
+
+
+def fetch(name, local_file=None, quiet=False):
+    """Makes sure the named release is in the cache; returns the cached `.keras` path.
+
+    Args:
+      name: a registered name.
+      local_file: the release file already downloaded (by hand): verified and
+        converted instead of downloading.
+      quiet: no progress messages on stderr.
+
+    Raises:
+      ColornetError: one line naming the URL (or file) and what to do instead, for
+        no network, an HTTP error, a timeout, a wrong size or checksum, a file that
+        is not the release's layout, or a cache that cannot be written. Nothing is
+        left in the cache under a name a later run would use.
+    """
+    release = get_release(name)
+    path = cached_path(release)
+    if local_file is None and os.path.isfile(path):
+        return path
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ColornetError(f"cannot create the cache {directory} ({error.strerror}); set {CACHE_ENV}") from None
+    _check_free_space(release, directory)
+    lock = os.path.join(directory, f".{os.path.basename(path)}.lock")
+    with download.lock(lock, quiet=quiet):
+        if local_file is None and os.path.isfile(path):  # another process fetched it meanwhile
+            return path
+        for stale in _partial_downloads(release):  # from a killed process that held this lock
+            os.unlink(stale)
+        if local_file is not None:
+            try:
+                download.check_file(os.fspath(local_file), release.size, release.sha256)
+            except OSError as error:
+                raise ColornetError(f"{local_file}: {error.strerror}") from None
+            _convert(release, os.fspath(local_file), path, quiet)
+            return path
+        url = source_url(release)
+        try:
+            with download.verified_download(
+                url, directory, prefix=_PARTIAL_PREFIX.format(release.name),
+                suffix=os.path.splitext(release.file_name)[1], size=release.size, sha256=release.sha256,
+                timeout=download.DEFAULT_TIMEOUT, quiet=quiet,
+            ) as raw:
+                _convert(release, raw, path, quiet)
+        except ColornetError as error:
+            raise ColornetError(f"{error}; {_advice(release)}") from None
+    return path
+
+
+def _convert(release, raw, path, quiet):
+    if not quiet:
+        print(f"converting {release.file_name} to {path}", file=sys.stderr, flush=True)
+    model = official.import_official(raw, network=release.network)
+    try:
+        official.save_colorizer(model, path)
+    except OSError as error:
+        raise ColornetError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _advice(release):
+    # The failed URL starts the message; name the authors' own if a mirror failed.
+    where = "it" if source_url(release) == release.url else release.url
+    return (
+        f"instead, download {where} by hand and run `colornet pretrained {release.name} --file FILE`, "
+        f"or set {MIRROR_ENV} to a URL or file:// folder that holds {release.file_name}"
+    )
+
+
+def _check_free_space(release, directory):
+    """Refuses early a download that cannot fit: the file plus the converted model,
+    each about the release's size."""
+    if release.size is None:
+        return
+    needed = 2 * release.size
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise ColornetError(
+            f"{directory}: {free / 1e6:.0f} MB free, {release.name} needs about {needed / 1e6:.0f} MB "
+            f"(download and converted model); free space or set {CACHE_ENV} to another disk"
+        )
+
+
+def describe():
+    """The `colornet pretrained` listing: one block per release."""
+    blocks = []
+    for release in RELEASES.values():
+        path = cached_path(release)
+        cached = f"yes, {path}" if os.path.isfile(path) else "no (downloaded on first use)"
+        size = f"{release.size:,} bytes" if release.size is not None else "unknown"
+        checksum = f"SHA-256 {release.sha256}" if release.sha256 else "none published: unverified"
+        blocks.append("\n".join([
+            f"{release.name}: {release.description}",
+            f"  source:   {source_url(release)}",
+            f"  size:     {size}",
+            f"  checksum: {checksum}",
+            f"            (as published in {release.checksum_source})" if release.sha256 else "",
+            f"  cached:   {cached}",
+            f"  licence:  {release.licence}",
+        ]).replace("\n\n", "\n"))
+    return "\n".join(blocks) + f"\ncache: {cache_dir()} (set {CACHE_ENV} to move it)"
+
+
+def _partial_downloads(release):
+    """Temporary files of this release's downloads (a killed process leaves one)."""
+    pattern = _PARTIAL_PREFIX.format(glob.escape(release.name)) + "*.part*"
+    return sorted(glob.glob(os.path.join(cache_dir(), pattern)))

@@ -1,0 +1,420 @@
+"""Released models by name (`colornet.pretrained`, `colornet.download`).
+
+The real release files cannot be downloaded here (no network), and no test reaches
+the internet. Fake releases in the real formats are served from a local HTTP server
+on 127.0.0.1 (or a file:// folder) through `COLORNET_WEIGHTS_MIRROR`: small ones of
+the `tiny` network, registered as test releases with their own sizes and checksums,
+and one of the real ECCV16 layout (the PyTorch network of tests/test_official.py,
+saved by real `torch.save`) fetched under the real name `eccv16_imagenet` with the
+fake's checksum swapped into the table for the test. The oracle for weights is the
+importer run directly on the in-memory tensors; for the real layout, PyTorch's own
+forward pass.
+"""
+
+import collections
+import dataclasses
+import hashlib
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from colornet import bins, cli, download, official, pretrained  # noqa: E402
+from colornet.errors import ColornetError  # noqa: E402
+from colornet.layers import decode  # noqa: E402
+from colornet.models import Colorizer, presets  # noqa: E402
+
+TINY_PYTORCH = presets.get_preset("tiny", l_scale=100.0, norm_affine=True, norm_momentum=0.9)
+TINY_CAFFE = presets.get_preset("tiny")
+
+
+class Server:
+    """Serves `files` (path -> bytes) on 127.0.0.1; `modes[path]` misbehaves:
+    "truncate" (announces the whole file, sends half, closes), "stall" (headers, then
+    nothing), "delay" (waits 1.5 s first)."""
+
+    def __init__(self):
+        self.files, self.modes, self.requests = {}, {}, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                data, mode = server.files.get(self.path), server.modes.get(self.path)
+                if data is None:
+                    self.send_error(404, "Not Found")
+                    return
+                if mode == "delay":
+                    time.sleep(1.5)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if mode == "stall":
+                    time.sleep(3)
+                    return
+                self.wfile.write(data[: len(data) // 2] if mode == "truncate" else data)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch):
+    running = Server()
+    monkeypatch.setenv(pretrained.MIRROR_ENV, running.url + "/weights")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """Test releases are registered into copies of the tables, dropped afterwards."""
+    monkeypatch.setattr(pretrained, "RELEASES", dict(pretrained.RELEASES))
+    monkeypatch.setattr(presets, "PRETRAINED", dict(presets.PRETRAINED))
+    return pretrained.RELEASES
+
+
+def _tiny_state_dict(seed=0):
+    """A state dict of the port's layout (names `model{b}.{i}.*`) for the tiny network."""
+    rng = np.random.default_rng(seed)
+    state = collections.OrderedDict()
+    for sources in official._pytorch_plan(Colorizer(TINY_PYTORCH)).values():
+        for name, shape in sources:
+            values = rng.normal(size=shape).astype(np.float32)
+            if name.endswith("running_var"):
+                values = np.abs(values) + 0.5
+            state[name] = torch.from_numpy(values)
+            if name.endswith("running_var"):
+                state[name.replace("running_var", "num_batches_tracked")] = torch.tensor(1000)
+    state["model_out.weight"] = torch.from_numpy(
+        (bins.ab_bins().T[:, :, None, None] / official.PYTORCH_AB_NORM).astype(np.float32)
+    )
+    return state
+
+
+def _pth_bytes(state, tmp_path):
+    path = tmp_path / "fake.pth"
+    torch.save(state, path)
+    return path.read_bytes()
+
+
+def _tiny_caffemodel(tmp_path, seed=0):
+    """Blobs of the tiny network as the Caffe release stores them, with the
+    release's layer names (`bw_conv1_1` first, BatchNorm as running sums)."""
+    from tests.test_official import _add_layer, _caffe_messages
+
+    rng = np.random.default_rng(seed)
+    net = _caffe_messages()["NetParameter"](name="LtoAB")
+    layers = {}
+    for layer_name, sources in official._caffe_plan(Colorizer(TINY_CAFFE)).items():
+        blobs = [rng.normal(size=shape).astype(np.float32) for _, shape in sources]
+        if "norm" in layer_name:
+            blobs = [blobs[0] * 10, np.abs(blobs[1]) * 10 + 5, np.full(1, 10.0, np.float32)]
+        layers[layer_name] = blobs
+        _add_layer(net, "bw_conv1_1" if layer_name == "conv1_1" else layer_name, "Convolution", blobs)
+    return net.SerializeToString(), layers
+
+
+def _register(name, data, suffix, network, sha256=None, size=None):
+    return pretrained.register(pretrained.Release(
+        name=name,
+        url=f"https://example.invalid/releases/{name}{suffix}",
+        size=len(data) if size is None else size,
+        sha256=hashlib.sha256(data).hexdigest() if sha256 is None else sha256,
+        checksum_source="the test's own fake",
+        description="a fake release for tests",
+        network=network,
+    ))
+
+
+def _same_weights(model, expected):
+    assert model.model_config == expected.model_config
+    for mine, theirs in zip(model.weights, expected.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def _cache_files(cache):
+    return sorted(os.listdir(cache)) if cache.exists() else []
+
+
+def test_first_use_downloads_converts_and_caches_then_works_offline(server, cache, registry, tmp_path, capfd):
+    state = _tiny_state_dict()
+    data = _pth_bytes(state, tmp_path)
+    release = _register("fake_pth", data, ".pth", TINY_PYTORCH)
+    server.files[f"/weights/{release.file_name}"] = data
+    model = Colorizer.from_preset("fake_pth")
+    _same_weights(model, official.convert_state_dict(state, network=TINY_PYTORCH))
+    assert server.requests == [f"/weights/{release.file_name}"]
+    progress = capfd.readouterr().err
+    assert f"downloading {server.url}/weights/{release.file_name}" in progress
+    assert re.search(r"MB in [0-9.]+ s \([0-9.]+ MB/s\)", progress)
+    cached = pretrained.cached_path(release)
+    assert os.path.basename(cached) == f"fake_pth-{release.sha256[:8]}.keras"
+    assert _cache_files(cache) == [f".{os.path.basename(cached)}.lock", os.path.basename(cached)]
+    server.stop()
+    again = Colorizer.from_preset("fake_pth")  # no server: from the cache
+    _same_weights(again, model)
+    assert len(server.requests) == 1
+    with pytest.raises(ValueError, match="released weights for a fixed network"):
+        Colorizer.from_preset("fake_pth", padding="same")
+
+
+def test_caffe_release_through_the_cli_and_the_listing(server, cache, registry, tmp_path, capsys):
+    data, layers = _tiny_caffemodel(tmp_path)
+    release = _register("fake_caffe", data, ".caffemodel", TINY_CAFFE)
+    server.files[f"/weights/{release.file_name}"] = data
+    assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
+    listing = capsys.readouterr().out
+    assert f"fake_caffe: a fake release for tests\n  source:   {server.url}/weights/{release.file_name}" in listing
+    assert f"SHA-256 {release.sha256}" in listing and "cached:   no" in listing
+    assert "licence:  BSD 2-Clause, Copyright (c) 2016 Richard Zhang" in listing
+    image = tmp_path / "grey.png"
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56), np.uint8)).save(image)
+    out = tmp_path / "out"
+    code = cli.main(cli._parse_flags(["colornet", "colorize", str(image), "-o", str(out), "--model", "fake_caffe"]))
+    assert code == 0
+    assert (out / "grey.png").is_file()
+    expected = official.convert_caffe_blobs(layers, network=TINY_CAFFE)
+    _same_weights(pretrained.load("fake_caffe"), expected)
+    assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
+    assert f"cached:   yes, {pretrained.cached_path(release)}" in capsys.readouterr().out
+    tflite = tmp_path / "m.tflite"  # a command that loads Keras models only (not predictors)
+    code = cli.main(cli._parse_flags(["colornet", "tflite", "--model", "fake_caffe", "--out", str(tflite),
+                                      "--image-size", "32"]))
+    assert code == 0 and tflite.stat().st_size > 0
+    assert len(server.requests) == 1
+
+
+def _fetch_error(name):
+    with pytest.raises(ColornetError) as error:
+        pretrained.fetch(name, quiet=True)
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"run `colornet pretrained {name} --file FILE`, or set COLORNET_WEIGHTS_MIRROR" in message
+    return message
+
+
+def test_a_wrong_checksum_or_size_is_refused_and_nothing_is_cached(server, cache, registry, tmp_path):
+    data = _pth_bytes(_tiny_state_dict(), tmp_path)
+    _register("bad_hash", data, ".pth", TINY_PYTORCH, sha256="0" * 64)
+    server.files["/weights/bad_hash.pth"] = data
+    message = _fetch_error("bad_hash")
+    assert message.startswith(f"{server.url}/weights/bad_hash.pth: SHA-256 ")
+    assert "differs from the published 0000000000000000..." in message
+    assert "download https://example.invalid/releases/bad_hash.pth by hand" in message  # the authors' URL
+    _register("bad_size", data, ".pth", TINY_PYTORCH, size=len(data) + 1)
+    server.files["/weights/bad_size.pth"] = data
+    assert f"the server offers {len(data):,} bytes, expected {len(data) + 1:,}" in _fetch_error("bad_size")
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
+
+
+def test_a_file_of_the_wrong_layout_is_refused_after_download(server, cache, registry, tmp_path):
+    data = _pth_bytes({"fc.weight": torch.zeros(3, 4)}, tmp_path)
+    _register("not_eccv16", data, ".pth", TINY_PYTORCH)
+    server.files["/weights/not_eccv16.pth"] = data
+    assert "not the ECCV16 colorizer: missing" in _fetch_error("not_eccv16")
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
+
+
+def test_dropped_connections_http_errors_and_timeouts_leave_nothing(server, cache, registry, tmp_path, monkeypatch):
+    data = _pth_bytes(_tiny_state_dict(), tmp_path)
+    _register("fake", data, ".pth", TINY_PYTORCH)
+    url = f"{server.url}/weights/fake.pth"
+    server.files["/weights/fake.pth"] = data
+    server.modes["/weights/fake.pth"] = "truncate"
+    message = _fetch_error("fake")
+    assert message.startswith(f"{url}: connection closed after {len(data) // 2:,} of {len(data):,} bytes")
+    server.modes["/weights/fake.pth"] = "stall"
+    monkeypatch.setattr(download, "DEFAULT_TIMEOUT", 0.5)
+    assert _fetch_error("fake").startswith(f"{url}: timed out after 0.5 s without data (0 bytes received)")
+    del server.files["/weights/fake.pth"]
+    assert _fetch_error("fake").startswith(f"{url}: HTTP error 404 (Not Found)")
+    server.stop()  # nothing listens on the port any more: as with no network
+    assert _fetch_error("fake").startswith(f"{url}: cannot connect (")
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
+
+
+def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry, tmp_path, monkeypatch, capsys):
+    state = _tiny_state_dict(seed=3)
+    data = _pth_bytes(state, tmp_path)
+    release = _register("fake_file", data, ".pth", TINY_PYTORCH)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / release.file_name).write_bytes(data)
+    os.makedirs(cache)
+    stale = cache / ".fake_file.download.abc123.part.pth"  # what a killed download leaves
+    stale.write_bytes(data[:100])
+    monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
+    path = pretrained.fetch("fake_file", quiet=True)
+    assert not stale.exists()
+    expected = official.convert_state_dict(state, network=TINY_PYTORCH)
+    _same_weights(pretrained.load("fake_file"), expected)
+    os.unlink(path)
+    monkeypatch.setenv(pretrained.MIRROR_ENV, "ftp://example.invalid/")
+    assert "expected a base URL starting with http://, https:// or file://" in _fetch_message("fake_file")
+    hand = tmp_path / "downloaded_by_hand.pth"
+    hand.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])  # one bit flipped
+    assert cli.main(cli._parse_flags(["colornet", "pretrained", "fake_file", "--file", str(hand)])) == 1
+    assert "SHA-256" in capsys.readouterr().err
+    hand.write_bytes(data)
+    assert cli.main(cli._parse_flags(["colornet", "pretrained", "fake_file", "--file", str(hand)])) == 0
+    assert capsys.readouterr().out.strip() == f"fake_file: {path}"
+    _same_weights(pretrained.load("fake_file"), expected)
+
+
+def _fetch_message(name):
+    with pytest.raises(ColornetError) as error:
+        pretrained.fetch(name, quiet=True)
+    return str(error.value)
+
+
+_FETCH_IN_A_PROCESS = """
+import json, resource, sys
+from colornet import cli, pretrained
+from colornet.models.config import ModelConfig
+spec = json.loads(sys.argv[1])
+spec["network"] = ModelConfig.from_dict(spec["network"])
+pretrained.register(pretrained.Release(**spec))
+if len(sys.argv) > 2:  # a file size limit: writes beyond it fail as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]),) * 2)
+sys.exit(cli.main(cli._parse_flags(["colornet", "pretrained", spec["name"]])))
+"""
+
+
+def _fetch_process(release, *extra):
+    spec = dataclasses.asdict(release)
+    spec["network"] = release.network.to_dict()
+    return subprocess.Popen(
+        [sys.executable, "-c", _FETCH_IN_A_PROCESS, json.dumps(spec), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_two_processes_fetching_at_once_both_succeed_with_one_download(server, cache, registry, tmp_path):
+    data = _pth_bytes(_tiny_state_dict(), tmp_path)
+    release = _register("fake_twice", data, ".pth", TINY_PYTORCH)
+    server.files["/weights/fake_twice.pth"] = data
+    server.modes["/weights/fake_twice.pth"] = "delay"  # both are in flight together
+    runs = [_fetch_process(release) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert out.strip() == f"fake_twice: {pretrained.cached_path(release)}"
+    assert server.requests == ["/weights/fake_twice.pth"]  # the second waited, then found it
+    name = os.path.basename(pretrained.cached_path(release))
+    assert _cache_files(cache) == [f".{name}.lock", name]
+    _same_weights(pretrained.load("fake_twice"), official.convert_state_dict(_tiny_state_dict(), network=TINY_PYTORCH))
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(server, cache, registry, tmp_path, monkeypatch):
+    data = _pth_bytes(_tiny_state_dict(), tmp_path)
+    release = _register("fake_full", data, ".pth", TINY_PYTORCH)
+    server.files["/weights/fake_full.pth"] = data
+    run = _fetch_process(release, str(len(data) // 3))
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1 and "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith("colornet")]
+    assert len(ours) == 1 and ours[0].startswith("colornet pretrained: error: cannot write the download into")
+    assert "File too large" in ours[0] and "colornet pretrained fake_full --file FILE" in ours[0]
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
+    monkeypatch.setattr(pretrained.shutil, "disk_usage", lambda path: type("U", (), {"free": len(data)})())
+    assert f"needs about {2 * len(data) / 1e6:.0f} MB" in _fetch_message("fake_full")
+
+
+def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeypatch):
+    """The ECCV16 network of the PyTorch release, saved by real `torch.save`, goes
+    through the whole path of `eccv16_imagenet` (file:// mirror, checksum, `colornet.pth`,
+    the importer, the cache) and must then give PyTorch's colours.
+
+    Saved in torch's legacy format: the published size (128,976,165 bytes) is 12,097
+    bytes above the state dict's raw tensor bytes; a legacy save of this layout adds
+    13,405 (pickle and 8 bytes per storage), a zip save 28,705 (64-byte aligned
+    records, directory), so the release is most likely a legacy file."""
+    from tests.test_official import AB_TOLERANCE, _photos_l, _reference_network, _torch_forward
+
+    reference = _reference_network(affine=True, l_scale=100.0, seed=2)
+    real = pretrained.RELEASES["eccv16_imagenet"]
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    path = mirror / real.file_name
+    torch.save(reference.state_dict(), path, _use_new_zipfile_serialization=False)
+    assert abs(path.stat().st_size - real.size) < 4096  # only pickle bookkeeping differs
+    fake = dataclasses.replace(real, size=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    monkeypatch.setitem(pretrained.RELEASES, "eccv16_imagenet", fake)
+    monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
+    model = Colorizer.from_preset("eccv16_imagenet")
+    assert model.model_config == presets.get_preset("eccv16_pytorch")
+    l_raw = _photos_l(96, 128)
+    _, torch_ab = _torch_forward(reference, l_raw)
+    np.testing.assert_allclose(decode.mean(model(l_raw, training=False)).numpy(), torch_ab, rtol=0, atol=AB_TOLERANCE)
+
+
+def test_the_shipped_table_keeps_the_published_values():
+    """Exact URLs and file names from the authors' code, sizes and SHA-256 as published."""
+    table = {name: (r.url, r.size, r.sha256) for name, r in pretrained.RELEASES.items()}
+    berkeley = "http://eecs.berkeley.edu/~rich.zhang/projects/2016_colorization/files/demo_v2/"
+    assert table == {
+        "eccv16_imagenet": (
+            "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+            128_976_165, "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"),
+        "eccv16_imagenet_caffe": (
+            berkeley + "colorization_release_v2.caffemodel",
+            128_946_764, "f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1"),
+        "eccv16_imagenet_norebal": (
+            berkeley + "colorization_release_v2_norebal.caffemodel",
+            128_946_454, "6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159"),
+    }
+    # torch.hub's convention: the file name carries the first 8 hex digits of the SHA-256.
+    release = pretrained.RELEASES["eccv16_imagenet"]
+    assert re.search(r"-([0-9a-f]{8})\.pth$", release.url).group(1) == release.sha256[:8]
+    assert all(r.network is None for r in pretrained.RELEASES.values())
+
+
+def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert pretrained.cache_dir() == str(tmp_path / "xdg" / "colornet")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert pretrained.cache_dir() == str(tmp_path / "home" / ".cache" / "colornet")
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "mine"))
+    assert pretrained.cache_dir() == str(tmp_path / "mine")
+
+
+def test_an_existing_path_wins_over_a_name_and_unknown_names_list_the_releases(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert pretrained.is_pretrained_name("eccv16_imagenet")
+    os.mkdir("eccv16_imagenet")  # e.g. a training workdir of that name
+    assert not pretrained.is_pretrained_name("eccv16_imagenet")
+    with pytest.raises(ValueError, match=r"with released weights: \['eccv16_imagenet'"):
+        Colorizer.from_preset("eccv16_imagnet")
+    with pytest.raises(ColornetError, match="unknown pretrained model 'x'; available: eccv16_imagenet,"):
+        pretrained.fetch("x")
