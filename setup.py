@@ -14,6 +14,7 @@ setup(
         "tensorflow>=2.21",
         "keras>=3.15",
         "numpy",
+        "ml_dtypes",  # bfloat16 and float8 arrays read from PyTorch checkpoints (colornet.pth)
         "absl-py",
         "tensorboard",  # training logs; TF 2.21 no longer pulls it in
         "scikit-image",  # `colornet demo`: its bundled public-domain/CC0 sample photos
@@ -21,13 +22,15 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib"],
-        "torch": ["torch==2.13.0"],  # `colornet import-official` of the PyTorch release
         "bench": ["scikit-learn"],
         # TF Serving warm-up requests, gRPC client (serving/client.py --grpc)
         "serving": ["tensorflow-serving-api==2.21.*", "grpcio"],
         "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
         "test": [
             "pytest",
+            # The oracle of colornet.pth and the importer tests (colornet itself reads
+            # .pth files without it); .ci/run installs this version from a local wheel.
+            "torch==2.13.0",
             "scikit-image",
             "matplotlib",
             "scikit-learn",
