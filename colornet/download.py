@@ -47,8 +47,8 @@ class DownloadError(ColornetError):
 
 
 @contextlib.contextmanager
-def verified_download(url, directory, prefix=".download.", suffix="", size=None, sha256=None,
-                      timeout=DEFAULT_TIMEOUT, quiet=False):
+def verified_download(url, directory, prefix=".download.", size=None, sha256=None, timeout=DEFAULT_TIMEOUT,
+                      quiet=False):
     """Downloads `url` into a temporary file in `directory` and yields its path.
 
     The path is yielded only once the file has `size` bytes and the SHA-256
@@ -59,7 +59,6 @@ def verified_download(url, directory, prefix=".download.", suffix="", size=None,
       url: an `http://`, `https://` or `file://` URL.
       directory: an existing directory (the cache) for the temporary file.
       prefix: the start of the temporary name (hidden: a leading dot).
-      suffix: the end of the temporary name (readers choose formats by extension).
       size: expected size in bytes, or None.
       sha256: expected SHA-256 as 64 hex digits, or None.
       timeout: seconds to wait for a connection and for each read.
@@ -70,7 +69,7 @@ def verified_download(url, directory, prefix=".download.", suffix="", size=None,
         early, a wrong size or checksum; one line naming `url`.
       ColornetError: the temporary file cannot be written (e.g. a full disk).
     """
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".part{suffix}", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
     try:
         try:
             with os.fdopen(fd, "wb") as out:

@@ -20,11 +20,12 @@ Importing this module registers the names as presets of `Colorizer.from_preset`
 import dataclasses
 import glob
 import os
+import re
 import shutil
 import sys
 import urllib.parse
 
-from colornet import download, official
+from colornet import download, official, pth
 from colornet.errors import ColornetError
 from colornet.models import presets
 from colornet.models.loading import load_colorizer
@@ -158,8 +159,19 @@ def load(name):
 
 def model_path(value):
     """What `--model` means: the cached `.keras` of a pretrained name (fetched if
-    needed), or `value` unchanged."""
-    return fetch(value) if is_pretrained_name(value) else value
+    needed), or `value` unchanged.
+
+    Raises:
+      ColornetError: `value` is neither an existing path nor a registered name but
+        looks like a name (no folder, no extension), e.g. a misspelt one.
+    """
+    if is_pretrained_name(value):
+        return fetch(value)
+    if isinstance(value, str) and not os.path.exists(value) and re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        raise ColornetError(
+            f"{value}: no such file or directory, nor a pretrained name ({', '.join(sorted(RELEASES))})"
+        )
+    return value
 
 
 def fetch(name, local_file=None, quiet=False):
@@ -198,25 +210,29 @@ def fetch(name, local_file=None, quiet=False):
                 download.check_file(os.fspath(local_file), release.size, release.sha256)
             except OSError as error:
                 raise ColornetError(f"{local_file}: {error.strerror}") from None
-            _convert(release, os.fspath(local_file), path, quiet)
+            _convert(release, os.fspath(local_file), os.fspath(local_file), path, quiet)
             return path
         url = source_url(release)
         try:
             with download.verified_download(
-                url, directory, prefix=_PARTIAL_PREFIX.format(release.name),
-                suffix=os.path.splitext(release.file_name)[1], size=release.size, sha256=release.sha256,
-                timeout=download.DEFAULT_TIMEOUT, quiet=quiet,
+                url, directory, prefix=_PARTIAL_PREFIX.format(release.name), size=release.size,
+                sha256=release.sha256, timeout=download.DEFAULT_TIMEOUT, quiet=quiet,
             ) as raw:
-                _convert(release, raw, path, quiet)
+                _convert(release, raw, url, path, quiet)
         except ColornetError as error:
             raise ColornetError(f"{error}; {_advice(release)}") from None
     return path
 
 
-def _convert(release, raw, path, quiet):
+def _convert(release, raw, source, path, quiet):
+    """Converts the verified file `raw` (named `source` in errors) and caches it at `path`."""
     if not quiet:
         print(f"converting {release.file_name} to {path}", file=sys.stderr, flush=True)
-    model = official.import_official(raw, network=release.network)
+    # The release's own name says its format: a file saved by hand may be named otherwise.
+    if release.file_name.endswith(".caffemodel"):
+        model = official.convert_caffe_blobs(official.read_caffemodel(raw), source=source, network=release.network)
+    else:
+        model = official.convert_state_dict(pth.load(raw), source=source, network=release.network)
     try:
         official.save_colorizer(model, path)
     except OSError as error:
@@ -268,5 +284,5 @@ def describe():
 
 def _partial_downloads(release):
     """Temporary files of this release's downloads (a killed process leaves one)."""
-    pattern = _PARTIAL_PREFIX.format(glob.escape(release.name)) + "*.part*"
+    pattern = _PARTIAL_PREFIX.format(glob.escape(release.name)) + "*.part"
     return sorted(glob.glob(os.path.join(cache_dir(), pattern)))

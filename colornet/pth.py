@@ -77,6 +77,10 @@ _TORCH_DTYPES = {
 }
 
 
+# The largest copy of an expanded (stride-0) view that is made: 64 MB of float32.
+_MAX_EXPANDED = 1 << 24
+
+
 class _Sealed:
     """Base of the stand-ins. Pickle's BUILD opcode calls `__setstate__` on (or sets
     attributes of) whatever object is on its stack; refusing it keeps a crafted
@@ -165,6 +169,12 @@ class _Tensor(_Sealed):
                 f"a tensor of size {self.size} that reaches past its storage ({data.size} elements)"
             )
         count = int(np.prod(self.size))
+        if count > max(data.size, _MAX_EXPANDED):
+            # Only stride-0 (expanded) views hold more elements than their storage; a
+            # tiny file must not make us allocate gigabytes.
+            raise pickle.UnpicklingError(
+                f"an expanded tensor of {count:,} elements viewing {data.size:,} stored ones"
+            )
         if self.stride == _contiguous_strides(self.size):
             array = data[self.offset : self.offset + count].reshape(self.size).copy()
         else:  # a strided view: gather its elements by index (a copy, bounds-checked)
@@ -276,7 +286,7 @@ def load(path):
             f.seek(0)
             return _load_legacy(f)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, KeyError,
-            TypeError, AttributeError, IndexError, struct.error, UnicodeDecodeError) as error:
+            TypeError, AttributeError, IndexError, struct.error, UnicodeDecodeError, RecursionError) as error:
         raise ColornetError(
             f"{path}: not a PyTorch checkpoint that loads safely ({type(error).__name__}: "
             f"{_first_line(error)})"

