@@ -22,6 +22,7 @@ inside their storage before they are read.
 
 import collections
 import io
+import math
 import os
 import pickle
 import struct
@@ -114,20 +115,19 @@ class _DType(_Sealed):
 class _StorageType(_Sealed):
     """Stands in for `torch.FloatStorage` and the like: only its element type counts."""
 
-    __slots__ = ("dtype", "name")
+    __slots__ = ("dtype",)
 
-    def __init__(self, name, dtype):
-        self.name = name
+    def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
 
 class _Storage(_Sealed):
     """One storage: its element type, its element count and (once read) its values."""
 
-    __slots__ = ("array", "dtype", "key", "numel")
+    __slots__ = ("array", "dtype", "numel")
 
-    def __init__(self, key, dtype, numel):
-        self.key, self.dtype, self.numel = key, dtype, numel
+    def __init__(self, dtype, numel):
+        self.dtype, self.numel = dtype, numel
         self.array = None
 
 
@@ -168,7 +168,7 @@ class _Tensor(_Sealed):
             raise pickle.UnpicklingError(
                 f"a tensor of size {self.size} that reaches past its storage ({data.size} elements)"
             )
-        count = int(np.prod(self.size))
+        count = math.prod(self.size)  # Python ints: a crafted size cannot wrap around
         if count > max(data.size, _MAX_EXPANDED):
             # Only stride-0 (expanded) views hold more elements than their storage; a
             # tiny file must not make us allocate gigabytes.
@@ -229,9 +229,9 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v3"): _Function(_rebuild_tensor_v3),
     ("torch._utils", "_rebuild_parameter"): _Function(_rebuild_parameter),
     ("torch._utils", "_rebuild_parameter_with_state"): _Function(_rebuild_parameter),
-    **{("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()},
+    **{("torch", name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()},
     # Bytes, for `_rebuild_tensor_v3`, which names the tensor's dtype separately.
-    ("torch.storage", "UntypedStorage"): _StorageType("UntypedStorage", np.uint8),
+    ("torch.storage", "UntypedStorage"): _StorageType(np.uint8),
     **{("torch", name): _DType(dtype) for name, dtype in _TORCH_DTYPES.items()},
 }
 
@@ -322,7 +322,7 @@ def _load_zip(f):
             name = f"{prefix}data/{key}"
             if name not in names:
                 raise pickle.UnpicklingError(f"storage record {name} is missing")
-            item = _Storage(key, storage_type.dtype, numel)
+            item = _Storage(storage_type.dtype, numel)
             size = archive.getinfo(name).file_size
             if size != numel * item.dtype.itemsize:
                 raise pickle.UnpicklingError(
@@ -375,7 +375,7 @@ def _load_legacy(f):
         storage_type, key, _location, numel, view = fields
         _check_storage_fields(storage_type, key, numel)
         if key not in storages:
-            storages[key] = _Storage(key, storage_type.dtype, numel)
+            storages[key] = _Storage(storage_type.dtype, numel)
         if view is not None:
             raise pickle.UnpicklingError("storage views of the legacy format are not supported")
         return storages[key]
