@@ -26,6 +26,9 @@ setup(
         # TF Serving warm-up requests, gRPC client (serving/client.py --grpc)
         "serving": ["tensorflow-serving-api==2.21.*", "grpcio"],
         "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
+        # Video (colornet.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
+        # frames as arrays in-process; OpenCV for the optical flow of the smoothing.
+        "video": ["av>=18", "opencv-python-headless"],
         "test": [
             "pytest",
             # The oracle of colornet.pth and the importer tests (colornet itself reads
@@ -39,6 +42,8 @@ setup(
             "ai-edge-litert",
             "pillow",
             "hypothesis",
+            "av>=18",
+            "opencv-python-headless",
         ],
     },
     entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},

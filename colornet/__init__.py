@@ -23,6 +23,8 @@ _EXPORTS = {
     "get_preset": "colornet.models",
     "colorize": "colornet.predictors",
     "load_predictor": "colornet.predictors",
+    "colorize_video": "colornet.video",
+    "colorize_frames": "colornet.video",
     "TrainConfig": "colornet.train",
     "train_dataset": "colornet.data",
     "eval_dataset": "colornet.data",

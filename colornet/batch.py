@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
-from colornet import data, files, inference, predictors
+from colornet import data, files, inference, predictors, video
 from colornet.console import progress_bar
 from colornet.errors import ColornetError, first_line
 
@@ -62,10 +62,26 @@ def _is_within(path, directory):
     return os.path.commonpath([path, directory]) == directory
 
 
+def _list_inputs(argument):
+    """The image and video files an argument names (videos: `colornet.video`)."""
+    videos = video.list_videos(argument)
+    try:
+        images = data.list_image_files(argument)
+    except ColornetError:
+        if not videos:
+            raise
+        images = []
+    return sorted(set(images) | set(videos))
+
+
+def _output_name(path, rel):
+    return video.output_name(rel) if video.is_video_path(path) else os.path.splitext(rel)[0] + ".png"
+
+
 def _plan_argument(argument, out_real):
     """`[(input path, output path relative to out_dir)]` for one command-line argument."""
     argument = os.fspath(argument)
-    paths = data.list_image_files(argument)
+    paths = _list_inputs(argument)
     if os.path.isdir(argument):
         root = os.path.abspath(argument)
     elif not os.path.exists(argument) and _is_glob(argument):
@@ -77,7 +93,7 @@ def _plan_argument(argument, out_real):
         if os.path.exists(path) and _is_within(os.path.realpath(path), out_real):
             continue  # an earlier output: never colourise what we wrote
         rel = os.path.relpath(path, root) if root is not None else os.path.basename(path)
-        planned.append((path, os.path.splitext(rel)[0] + ".png"))
+        planned.append((path, _output_name(path, rel)))
     return planned
 
 
@@ -125,8 +141,14 @@ def colorize_files(
     compare=False,
     max_pixels=None,
     verbose=1,
+    video_options=None,
 ):
     """Colourises image files into PNGs under `out_dir`, at each input's resolution.
+
+    Video files (`colornet.video.VIDEO_EXTENSIONS`) become videos of the same name
+    (`.webm` becomes `.mkv`), coloured by `colornet.video.colorize_video` with
+    `video_options` (its keyword arguments, checked before any work; `compare`
+    applies to images only).
 
     Each result is `out_dir/<path of the input relative to its argument>.png`: for a
     folder, relative to that folder (searched recursively); for a glob, relative to
@@ -192,19 +214,28 @@ def colorize_files(
             claimed[key] = path
             jobs.append((path, rel))
 
+    colorize_video = None
+    if any(video.is_video_path(path) for path, _ in jobs):
+        colorize_video = video.VideoJob(
+            predictor, temperature=temperature, method=method, size=size, max_pixels=max_pixels,
+            verbose=verbose, **(video_options or {}),
+        )
     written = []
     with progress_bar(len(jobs), verbose and bool(jobs)) as progress:
         for done, (path, rel) in enumerate(jobs, 1):
             try:
                 target = _output_path(out_real, rel)
-                rgb = data.read_image(path, max_pixels)
-                result = inference.colorize_rgb(predictor, rgb, size, method, temperature).numpy()
-                if compare:
-                    panels = [inference.grey_rgb(rgb).numpy(), result]
-                    if inference.has_color(rgb):
-                        panels.append(rgb)
-                    result = side_by_side(panels)
-                write_png(target, result)
+                if colorize_video and video.is_video_path(path):
+                    colorize_video(path, target)
+                else:
+                    rgb = data.read_image(path, max_pixels)
+                    result = inference.colorize_rgb(predictor, rgb, size, method, temperature).numpy()
+                    if compare:
+                        panels = [inference.grey_rgb(rgb).numpy(), result]
+                        if inference.has_color(rgb):
+                            panels.append(rgb)
+                        result = side_by_side(panels)
+                    write_png(target, result)
                 written.append((path, target))
             except (ColornetError, OSError, tf.errors.OpError) as error:
                 fail(path, first_line(error).removeprefix(f"{path}: "))

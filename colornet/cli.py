@@ -329,7 +329,33 @@ def _add_colorize(subparsers):
                         help="write grey input | colourised | original (if in colour) side by side")
     parser.add_argument("--size", type=int, help="side the network runs at (default 256, or an "
                         "exported model's own)")
+    _add_video_options(parser)
     parser.set_defaults(handler=_run_colorize)
+
+
+VIDEO_OPTIONS = ("temporal_smoothing", "scene_threshold", "motion", "crf", "encoder_preset")
+
+
+def _add_video_options(parser):
+    """Options of video inputs. Unset ones take colornet.video's defaults (chosen by
+    benchmarks/video.py, README "Video"), which this module does not import: it loads
+    TensorFlow."""
+    group = parser.add_argument_group(
+        "video inputs (mp4, mov, mkv, avi, webm, m4v; need `pip install 'colornet[video]'`)"
+    )
+    unset = argparse.SUPPRESS
+    group.add_argument("--temporal-smoothing", type=float, default=unset, metavar="S",
+                       help="weight of the running average of colour over frames: 0 colours each frame "
+                       "on its own, up to < 1 (default 0.95)")
+    group.add_argument("--scene-threshold", type=float, default=unset, metavar="D",
+                       help="start the average afresh where consecutive frames' L histograms differ by "
+                       "more than D (total variation, 0..1; default 0.3)")
+    group.add_argument("--motion", default=unset, choices=("flow", "agreement", "none"),
+                       help="agreement: hold the average back where L changed (default); flow: also "
+                       "carry it along the optical flow; none: plain average")
+    group.add_argument("--crf", type=int, default=unset, help="H.264 quality: 0 lossless .. 51 worst "
+                       "(default 18)")
+    group.add_argument("--encoder-preset", default=unset, help="x264 speed preset (default fast)")
 
 
 def _run_colorize(args):
@@ -343,6 +369,7 @@ def _run_colorize(args):
         method=args.decode,
         size=args.size,
         compare=args.compare,
+        video_options={name: getattr(args, name) for name in VIDEO_OPTIONS if hasattr(args, name)},
     )
     print(f"wrote {len(summary.written)} images to {summary.out_dir}"
           + (f"; {len(summary.failed)} failed (listed above)" if summary.failed else ""))

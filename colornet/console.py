@@ -73,10 +73,10 @@ class ProgressBar:
     """`keras.utils.Progbar` whose line `close` always ends, also when the count stops
     short of `total` (skipped files) or an error interrupts the work."""
 
-    def __init__(self, total, unit_name="image"):
+    def __init__(self, total, unit_name="image", stateful_metrics=None):
         from keras.utils import Progbar  # loads TensorFlow: only once a bar is shown
 
-        self._bar = Progbar(total, unit_name=unit_name)
+        self._bar = Progbar(total, unit_name=unit_name, stateful_metrics=stateful_metrics)
         self._current = None
         self._ended = False
 
@@ -92,10 +92,11 @@ class ProgressBar:
 
 
 @contextlib.contextmanager
-def progress_bar(total, verbose=1, unit_name="image"):
+def progress_bar(total, verbose=1, unit_name="image", stateful_metrics=None):
     """Yields a `ProgressBar` over `total` units (None when not `verbose`) and ends its
-    line when the block ends, however it ends."""
-    bar = ProgressBar(total, unit_name) if verbose else None
+    line when the block ends, however it ends. `stateful_metrics`: values shown as
+    given (a rate), not averaged over updates."""
+    bar = ProgressBar(total, unit_name, stateful_metrics) if verbose else None
     try:
         yield bar
     finally:

@@ -39,11 +39,14 @@ LAYERS = (
     ("colornet.inference",),
     ("colornet.export", "colornet.tflite", "colornet.train", "colornet.recalibrate", "colornet.official"),
     ("colornet.predictors",),
-    ("colornet.batch", "colornet.evaluate", "colornet.demo"),
+    ("colornet.batch", "colornet.video", "colornet.evaluate", "colornet.demo"),
     ("colornet.cli",),
 )
 TRAINING = {"colornet.train", "colornet.recalibrate"}
-DEPLOYMENT = {"colornet.inference", "colornet.export", "colornet.tflite", "colornet.predictors", "colornet.batch"}
+DEPLOYMENT = {
+    "colornet.inference", "colornet.export", "colornet.tflite", "colornet.predictors", "colornet.batch",
+    "colornet.video",
+}
 
 
 def _modules():

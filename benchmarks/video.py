@@ -1,0 +1,551 @@
+"""Video colourisation: flicker, accuracy and colour trails of the temporal smoothing,
+and frames/s and memory of `colornet colorize` on video.
+
+Quality (`--quality`): clips made from real colour photographs with camera motion,
+each turned grey, colourised and compared with the colour original:
+
+  pan     a window sliding diagonally over a photograph (sub-pixel steps)
+  zoom    a window shrinking about the photograph's centre (to 70 %)
+  cut     a pan over one photograph, then a pan over another
+  object  a still photograph with an elliptical piece of another sliding across it
+
+For each smoothing setting (strength S, motion "none" | "agreement" | "flow"; S = 0
+is frame by frame), over all clips:
+
+  flicker   mean |delta ab| (Euclidean, ab units) between consecutive output frames
+            over the pixels whose true colour and lightness stay put (in the colour
+            original |delta ab| < 1 and |delta L| < 2); the truth's own figure beside it
+  AuC       rebalanced AuC (colornet.metrics) of each frame against its original,
+            averaged over frames
+  trail     on the "object" clips: mean ab error against the original over the pixels
+            the moving piece left in the last 6 frames, minus frame by frame's error
+            there (0 = no trail; positive = colour left behind)
+
+The network runs once per frame (its logits are cached) and every setting smooths
+the same logits. `--picture` writes the trail picture README shows.
+
+Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan over an
+upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
+process: frames/s of the whole job (decode, network, smoothing, encode) and peak RSS.
+
+    python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/video_trail.jpg
+    python benchmarks/video.py --speed --frames 300
+    python benchmarks/video.py --stages                # CPU time of each stage, 480p
+"""
+
+import argparse
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+FRAME_W, FRAME_H = 384, 256  # quality clips (the network sees 256 x 256 anyway)
+CLIP_FRAMES = 48
+TRAIL_FRAMES = 6
+STRENGTHS = (0.7, 0.8, 0.9, 0.95)
+
+
+def cpu_name():
+    name, amx = "unknown CPU", False
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name") and name == "unknown CPU":
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                amx = "amx_bf16" in line.split()
+    return f"{name}, {os.cpu_count()} cores, {'with' if amx else 'no'} AMX"
+
+
+# ----------------------------------------------------------------------------
+# Clips from photographs.
+
+
+def _load(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _window(photo, cx, cy, w, h, out_w=FRAME_W, out_h=FRAME_H):
+    """The `w` x `h` window of `photo` centred at (cx, cy), resampled to the frame size."""
+    import cv2
+
+    scale_x, scale_y = out_w / w, out_h / h
+    matrix = np.array([[scale_x, 0, out_w / 2 - cx * scale_x], [0, scale_y, out_h / 2 - cy * scale_y]], np.float32)
+    return cv2.warpAffine(photo, matrix, (out_w, out_h), flags=cv2.INTER_AREA if scale_x < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _pan(photo, frames, reverse=False):
+    h, w = photo.shape[:2]
+    win_w, win_h = w * 0.8, w * 0.8 * FRAME_H / FRAME_W
+    win_h = min(win_h, h * 0.9)
+    win_w = win_h * FRAME_W / FRAME_H
+    x0, x1 = win_w / 2, w - win_w / 2
+    y0, y1 = win_h / 2, h - win_h / 2
+    steps = np.linspace(0, 1, frames)[:: -1 if reverse else 1]
+    return [_window(photo, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, win_w, win_h) for t in steps]
+
+
+def _zoom(photo, frames):
+    h, w = photo.shape[:2]
+    win_h = min(h, w * FRAME_H / FRAME_W)
+    win_w = win_h * FRAME_W / FRAME_H
+    return [_window(photo, w / 2, h / 2, win_w * s, win_h * s) for s in np.linspace(1.0, 0.7, frames)]
+
+
+def _object(background, piece_photo, frames):
+    """`(frames, masks)`: a piece of `piece_photo` sliding over a still `background`."""
+    import cv2
+
+    still = _window(background, background.shape[1] / 2, background.shape[0] / 2,
+                    min(background.shape[1], background.shape[0] * FRAME_W / FRAME_H),
+                    min(background.shape[0], background.shape[1] * FRAME_H / FRAME_W))
+    size = FRAME_H // 2
+    piece = _window(piece_photo, piece_photo.shape[1] / 2, piece_photo.shape[0] / 2,
+                    min(piece_photo.shape[:2]), min(piece_photo.shape[:2]), size, size)
+    ellipse = np.zeros((size, size), np.float32)
+    cv2.ellipse(ellipse, (size // 2, size // 2), (size // 2 - 2, size // 2 - 2), 0, 0, 360, 1.0, -1)
+    clip, masks = [], []
+    for x in np.linspace(-size / 4, FRAME_W - size * 3 / 4, frames):
+        matrix = np.array([[1, 0, x], [0, 1, (FRAME_H - size) / 2]], np.float32)
+        placed = cv2.warpAffine(piece, matrix, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpAffine(ellipse, matrix, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR)[..., None]
+        clip.append(np.rint(alpha * placed + (1 - alpha) * still).astype(np.uint8))
+        masks.append(alpha[..., 0] > 0.5)
+    return clip, masks
+
+
+def make_clips(photos, sets):
+    """`[(kind, frames, masks or None)]` from landscape photographs of `photos`."""
+    from PIL import Image
+
+    paths = sorted(glob.glob(os.path.join(photos, "bsds500", "val", "*.jpg")))
+    paths = [p for p in paths if Image.open(p).size == (481, 321)]
+    rng = np.random.default_rng(0)
+    chosen = [paths[i] for i in rng.choice(len(paths), size=sets * 3, replace=False)]
+    clips = []
+    for s in range(sets):
+        a, b, c_ = (_load(p) for p in chosen[3 * s : 3 * s + 3])
+        clips.append(("pan", _pan(a, CLIP_FRAMES), None))
+        clips.append(("zoom", _zoom(b, CLIP_FRAMES), None))
+        clips.append(("cut", _pan(a, CLIP_FRAMES // 2) + _pan(c_, CLIP_FRAMES // 2, reverse=True), None))
+        frames, masks = _object(c_, b, CLIP_FRAMES)
+        clips.append(("object", frames, masks))
+    return clips, chosen
+
+
+# ----------------------------------------------------------------------------
+# Scoring.
+
+
+def _key(l_one):
+    import hashlib
+
+    return hashlib.sha1(np.asarray(l_one).tobytes()).hexdigest()
+
+
+def cached_logits(predictor):
+    """A Predictor that runs `predictor` once per distinct frame and remembers it;
+    `oracle` maps frames to logits made in advance instead."""
+    import tensorflow as tf
+
+    from colornet import predictors
+
+    class CachedLogits(predictors.Predictor):
+        def __init__(self):
+            self.cache = {}
+            self.size = predictor.size
+            self.source = predictor.source
+
+        def logits(self, l_small):
+            l_small = np.asarray(l_small)
+            keys = [_key(l) for l in l_small]
+            missing = [i for i, k in enumerate(keys) if k not in self.cache]
+            if missing:
+                fresh = predictor.logits(l_small[missing]).numpy()
+                self.cache.update({keys[i]: f for i, f in zip(missing, fresh)})
+            return tf.constant(np.stack([self.cache[k] for k in keys]))
+
+    return CachedLogits()
+
+
+def oracle_logits(frames, size, seed):
+    """`{frame key: logits}` of a stand-in for a good model: logits peaked at each
+    output pixel's true ab (Gaussian, sigma 10 ab units), with fresh noise (std 1.5)
+    every frame, so its colours are right on average and wobble from frame to frame."""
+    import tensorflow as tf
+
+    from colornet import bins, color, inference, video
+
+    centres = bins.ab_bins()
+    rng = np.random.default_rng(seed)
+    table = {}
+    for frame in frames:
+        l_raw = video._frame_l(tf.convert_to_tensor(frame[None]))
+        key = _key(inference.network_input(l_raw, size).numpy()[0])
+        ab = color.rgb_to_lab(tf.image.resize(frame[None].astype(np.float32) / 255.0, (size, size),
+                                              antialias=True))[0, ..., 1:].numpy()
+        small = ab.reshape(size // 4, 4, size // 4, 4, 2).mean(axis=(1, 3))
+        distance = np.square(small[..., None, :] - centres).sum(-1)
+        table[key] = (-distance / (2 * 10.0**2) + rng.normal(0, 1.5, distance.shape)).astype(np.float32)
+    return table
+
+
+def lab(frames):
+    from skimage.color import rgb2lab
+
+    return [rgb2lab(f).astype(np.float32) for f in frames]
+
+
+def score(outputs, truth_lab, masks):
+    """flicker, truth flicker, mean rebalanced AuC, trail error (object clips) or None."""
+    from colornet import metrics
+
+    out_lab = lab(outputs)
+    flicker, truth_flicker, auc = [], [], []
+    for t, (o, g) in enumerate(zip(out_lab, truth_lab)):
+        auc.append(metrics.rebalanced_auc(o[..., 1:], g[..., 1:]))
+        if t:
+            g_prev, o_prev = truth_lab[t - 1], out_lab[t - 1]
+            d_ab_true = np.linalg.norm(g[..., 1:] - g_prev[..., 1:], axis=-1)
+            still = (d_ab_true < 1) & (np.abs(g[..., 0] - g_prev[..., 0]) < 2)
+            if still.any():
+                flicker.append(float(np.linalg.norm(o[..., 1:] - o_prev[..., 1:], axis=-1)[still].mean()))
+                truth_flicker.append(float(d_ab_true[still].mean()))
+    trail = None
+    if masks is not None:
+        errors = []
+        for t in range(TRAIL_FRAMES, len(masks)):
+            left = np.any(masks[t - TRAIL_FRAMES : t], axis=0) & ~masks[t]
+            if left.any():
+                errors.append(float(np.linalg.norm(out_lab[t][..., 1:] - truth_lab[t][..., 1:], axis=-1)[left].mean()))
+        trail = float(np.mean(errors))
+    return float(np.mean(flicker)), float(np.mean(truth_flicker)), float(np.mean(auc)), trail
+
+
+def run_quality(args):
+    from colornet import predictors, video
+
+    settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in ("none", "agreement", "flow")]
+
+    network = video.load_video_predictor(args.model, args.precision)
+    predictor = cached_logits(network)
+    size = predictors.resolve_size(network)
+    if args.sets == 0:  # the picture alone
+        write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
+        return
+    clips, chosen = make_clips(args.photos, args.sets)
+    results = {setting: {"flicker": [], "truth": [], "auc": [], "trail": []} for setting in settings}
+    cut_distances, shot_distances = [], []
+    for number, (kind, frames, masks) in enumerate(clips):
+        truth_lab = lab(frames)
+        if args.oracle:
+            predictor.cache = oracle_logits(frames, size, number)
+        for setting in settings:
+            strength, motion = setting
+            smoother = video.TemporalSmoother(strength, args.scene_threshold, motion, sigma=args.sigma)
+            outputs = list(video.colorize_frames(frames, predictor, smoother=smoother, batch_size=8))
+            flicker, truth, auc, trail = score(outputs, truth_lab, masks)
+            entry = results[setting]
+            entry["flicker"].append(flicker)
+            entry["truth"].append(truth)
+            entry["auc"].append(auc)
+            if trail is not None:
+                entry["trail"].append(trail)
+        predictor.cache = {}
+        # Scene-cut statistic: the histogram distance of consecutive frames.
+        histograms = [np.bincount((f[..., 0] * 2.55).clip(0, 255).astype(np.uint8).ravel() // 8, minlength=32)
+                      / f[..., 0].size for f in truth_lab]
+        distances = [0.5 * np.abs(histograms[t] - histograms[t - 1]).sum() for t in range(1, len(histograms))]
+        if kind == "cut":
+            cut_distances.append(distances[CLIP_FRAMES // 2 - 1])
+            shot_distances += distances[: CLIP_FRAMES // 2 - 1] + distances[CLIP_FRAMES // 2 :]
+        else:
+            shot_distances += distances
+    base = results[(0.0, "none")]
+    base_trail = np.mean(base["trail"])
+    rows = []
+    for setting in settings:
+        entry = results[setting]
+        rows.append({
+            "strength": setting[0],
+            "motion": setting[1],
+            "flicker": float(np.mean(entry["flicker"])),
+            "flicker_reduction": float(np.mean(base["flicker"]) / np.mean(entry["flicker"])),
+            "auc_rebalanced": float(np.mean(entry["auc"])),
+            "auc_change": float(np.mean(entry["auc"]) - np.mean(base["auc"])),
+            "trail": float(np.mean(entry["trail"]) - base_trail),
+        })
+    report = {
+        "cpu": cpu_name(),
+        "model": "oracle" if args.oracle else args.model or "bundled",
+        "clips": len(clips),
+        "scene_threshold": args.scene_threshold,
+        "sigma": args.sigma,
+        "frames_per_clip": CLIP_FRAMES,
+        "photos": [os.path.relpath(p, args.photos) for p in chosen],
+        "truth_flicker": float(np.mean(base["truth"])),
+        "scene_cut_distance": {"cuts_min": float(min(cut_distances)), "within_shots_max": float(max(shot_distances)),
+                               "within_shots_p99": float(np.percentile(shot_distances, 99))},
+        "rows": rows,
+    }
+    print(f"{len(clips)} clips of {CLIP_FRAMES} frames at {FRAME_W} x {FRAME_H}; {report['cpu']}")
+    print(f"truth flicker on still pixels: {report['truth_flicker']:.3f} ab")
+    print("scene-cut histogram distance: " + json.dumps(report["scene_cut_distance"]))
+    print(f"{'S':>4} {'motion':>9} {'flicker':>8} {'x fewer':>8} {'AuC reb':>8} {'dAuC':>6} {'trail':>6}")
+    for r in rows:
+        print(f"{r['strength']:4.2f} {r['motion']:>9} {r['flicker']:8.3f} {r['flicker_reduction']:8.2f} "
+              f"{r['auc_rebalanced']:8.2f} {r['auc_change']:+6.2f} {r['trail']:+6.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    if args.picture:
+        write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
+
+
+def picture_clip(args, predictor, size):
+    """`{setting: (frames, outputs, masks)}` for the picture: a sliding-piece clip made
+    from scikit-image's sample photos (public domain and CC0, so the picture may be
+    committed): the astronaut slides over the coffee cup."""
+    from skimage import data as skdata
+
+    from colornet import video
+
+    frames, masks = _object(skdata.coffee(), skdata.astronaut(), CLIP_FRAMES)
+    if args.oracle:
+        predictor.cache = oracle_logits(frames, size, seed=100)
+    strength = args.picture_strength
+    result = {}
+    for setting in ((0.0, "none"), (strength, "none"), (strength, "agreement"), (strength, "flow")):
+        smoother = video.TemporalSmoother(setting[0], args.scene_threshold, setting[1], sigma=args.sigma)
+        result[setting] = (frames, list(video.colorize_frames(frames, predictor, smoother=smoother)), masks)
+    return result
+
+
+def write_picture(pictures, path, strength):
+    """One frame of the picture clip, cropped about the moving piece and the
+    path it took over the last frames, enlarged 2x: original | frame by frame | plain
+    EMA | EMA held back where L changed | EMA along the flow, at `strength`."""
+    from PIL import Image, ImageDraw
+
+    frames, _, masks = pictures[(0.0, "none")]
+    t = int(len(frames) * 0.6)
+    ys, xs = np.nonzero(np.any(masks[t - 2 * TRAIL_FRAMES : t + 1], axis=0))
+    top, bottom = max(ys.min() - 12, 0), min(ys.max() + 12, FRAME_H)
+    left, right = max(xs.min() - 12, 0), min(xs.max() + 12, FRAME_W)
+    panels = [("original", frames[t])]
+    for label, setting in (("frame by frame", (0.0, "none")), (f"plain EMA, S={strength}", (strength, "none")),
+                           (f"agreement, S={strength}", (strength, "agreement")),
+                           (f"flow, S={strength}", (strength, "flow"))):
+        panels.append((label, pictures[setting][1][t]))
+    scale, gap, label_h = 2, 6, 18
+    width, height = (right - left) * scale, (bottom - top) * scale
+    canvas = Image.new("RGB", (len(panels) * (width + gap) - gap, height + label_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, image) in enumerate(panels):
+        crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
+        canvas.paste(crop.resize((width, height), Image.NEAREST), (i * (width + gap), label_h))
+        draw.text((i * (width + gap) + 2, 3), label, fill="black")
+    canvas.save(path, quality=92)
+    print(f"wrote {path} (frame {t}; the piece moves left to right)")
+
+
+# ----------------------------------------------------------------------------
+# Speed and memory.
+
+
+def make_video(path, photo_path, height, frames, rate=25):
+    """An H.264 pan over an upscaled photograph, with an AAC sine track."""
+    import av
+    import cv2
+
+    width = int(round(height * 16 / 9 / 2)) * 2
+    photo = _load(photo_path)
+    scale = 1.3 * max(width / photo.shape[1], height / photo.shape[0])
+    photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    out = av.open(path, "w")
+    stream = out.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.options = {"crf": "20", "preset": "veryfast"}
+    audio = out.add_stream("aac", rate=44100)
+    audio.layout = "stereo"
+    h, w = photo.shape[:2]
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        cx = width / 2 + (w - width) * t
+        cy = height / 2 + (h - height) * t
+        frame = av.VideoFrame.from_ndarray(_window(photo, cx, cy, width, height, width, height), format="rgb24")
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    samples = int(44100 * frames / rate)
+    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)
+    for start in range(0, samples, 1024):
+        chunk = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = 44100, start
+        for packet in audio.encode(frame):
+            out.mux(packet)
+    for packet in audio.encode():
+        out.mux(packet)
+    out.close()
+
+
+def run_one_speed(args):
+    """In this process: colourise one clip and print a JSON line."""
+    import threading
+
+    from colornet import video
+
+    predictor = video.load_video_predictor(args.model, args.precision)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    samples, done = [], threading.Event()
+
+    def sample():  # resident memory over the run: flat after the start = bounded
+        while not done.wait(0.25):
+            with open("/proc/self/status") as status:
+                samples.append(next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS")))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0 = time.process_time()
+    summary = video.colorize_video(args.src, args.dst, predictor, verbose=0, motion=args.motion,
+                                   temporal_smoothing=args.strength)
+    cpu = time.process_time() - cpu0
+    done.set()
+    sampler.join()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    quarter = len(samples) // 4
+    print(json.dumps({
+        "height": summary.height, "width": summary.width, "frames": summary.frames,
+        "seconds": summary.seconds, "fps": summary.frames / summary.seconds, "cpu_seconds": cpu,
+        "rss_before_mb": before, "peak_rss_mb": peak,
+        "rss_quartiles_mb": [samples[i * quarter] for i in (1, 2, 3)] + [samples[-1]],
+        "motion": args.motion, "strength": args.strength,
+        "precision": video.resolve_precision(args.precision),
+    }))
+
+
+def run_speed(args):
+    photo = args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for height in args.heights:
+            src = os.path.join(tmp, f"clip{height}.mp4")
+            make_video(src, photo, height, args.frames)
+            for strength, motion in ((0.0, "none"), (None, None)):
+                command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst",
+                           os.path.join(tmp, f"out{height}.mp4"), "--precision", args.precision]
+                if strength is not None:
+                    command += ["--strength", str(strength), "--motion", motion]
+                if args.model:
+                    command += ["--model", args.model]
+                load = os.getloadavg()[0]
+                result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                                    .strip().splitlines()[-1])
+                print(f"{result['width']}x{result['height']}, {result['frames']} frames, smoothing "
+                      f"S={result['strength']} {result['motion']}, {result['precision']}: {result['fps']:.1f} "
+                      f"frames/s ({result['cpu_seconds'] / result['frames'] * 1000:.0f} ms CPU per frame), peak "
+                      f"RSS {result['peak_rss_mb']:.0f} MB (after loading the model {result['rss_before_mb']:.0f} MB; "
+                      f"at 1/4, 1/2, 3/4 of the run and its end "
+                      f"{', '.join(f'{v:.0f}' for v in result['rss_quartiles_mb'])} MB); "
+                      f"load average before {load:.1f}", flush=True)
+    print(cpu_name())
+
+
+def run_stages(args):
+    """CPU time per frame of each stage on a batch of 854 x 480 frames, apart."""
+    import tensorflow as tf
+
+    from colornet import inference, video
+
+    frames = np.random.default_rng(0).integers(0, 256, (video.DEFAULT_BATCH_SIZE, 480, 854, 3), np.uint8)
+    count = len(frames)
+
+    def cpu_ms(fn, rounds=5):
+        fn()  # compile
+        start = time.process_time()
+        for _ in range(rounds):
+            fn()
+        return (time.process_time() - start) / rounds / count * 1000
+
+    def without_xla(function):
+        return tf.function(function.python_function, autograph=False)
+
+    l_raw = video._frame_l(tf.constant(frames))
+    l_small = inference.network_input(l_raw, 256)
+    for precision in ("float32", "bfloat16"):
+        predictor = video.load_video_predictor(args.model, precision)
+        network_ms = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
+        print(f"network, {precision}, batch {count}: {network_ms:.0f} ms")
+    logits = predictor.logits(l_small)
+    print(f"L: {cpu_ms(lambda: video._frame_l(tf.constant(frames)).numpy()):.0f} ms with XLA, "
+          f"{cpu_ms(lambda: without_xla(video._frame_l)(tf.constant(frames)).numpy()):.0f} ms without")
+    ab = inference.upsample_ab(inference.decode_logits(logits), (480, 854))
+    print(f"Lab -> RGB: {cpu_ms(lambda: video._lab_to_rgb8(l_raw, ab).numpy()):.0f} ms with XLA, "
+          f"{cpu_ms(lambda: without_xla(video._lab_to_rgb8)(l_raw, ab).numpy()):.0f} ms without")
+    print(f"decode and upsample: {cpu_ms(lambda: video._render(l_raw, logits, 'annealed-mean', 0.38).numpy()):.0f} "
+          "ms with the Lab -> RGB above")
+    smoother = video.TemporalSmoother()
+
+    def smooth():
+        probabilities = tf.nn.softmax(logits).numpy()
+        smoothed = np.stack([smoother(p, l) for p, l in zip(probabilities, l_small.numpy())])
+        return np.log(np.maximum(smoothed, np.finfo(np.float32).tiny))
+
+    print(f"smoothing (default): {cpu_ms(smooth):.0f} ms")
+    print(f"CPU ms per frame; {cpu_name()}")
+
+
+def main():
+    from colornet import video
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--stages", action="store_true", help="CPU time of each stage at 480p")
+    parser.add_argument("--photos", default="../shared/data/photos")
+    parser.add_argument("--sets", type=int, default=4, help="photograph sets (4 clips each); 0: only the --picture")
+    parser.add_argument("--model", help="default: the bundled model")
+    parser.add_argument("--precision", default="auto", choices=video.PRECISIONS)
+    parser.add_argument("--scene-threshold", type=float, default=video.DEFAULT_SCENE_THRESHOLD)
+    parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS, help="S values compared")
+    parser.add_argument("--sigma", type=float, default=video.L_AGREEMENT_SIGMA, help="L agreement sigma")
+    parser.add_argument("--json", help="write the quality figures here")
+    parser.add_argument("--oracle", action="store_true", help="instead of a model: logits peaked at the true "
+                        "colours with fresh noise every frame (a stand-in for a good model)")
+    parser.add_argument("--picture", help="write the trail picture here (.jpg)")
+    parser.add_argument("--picture-strength", type=float, default=0.9, help="the S shown in the picture")
+    parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--photo", help="photograph of the speed clip")
+    parser.add_argument("--one-speed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--src", help=argparse.SUPPRESS)
+    parser.add_argument("--dst", help=argparse.SUPPRESS)
+    parser.add_argument("--strength", type=float, default=video.DEFAULT_TEMPORAL_SMOOTHING, help=argparse.SUPPRESS)
+    parser.add_argument("--motion", default=video.DEFAULT_MOTION, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_speed:
+        return run_one_speed(args)
+    if not (args.quality or args.speed or args.stages):
+        parser.error("give --quality, --speed or --stages")
+    if args.stages:
+        run_stages(args)
+    if args.quality:
+        run_quality(args)
+    if args.speed:
+        run_speed(args)
+
+
+if __name__ == "__main__":
+    main()

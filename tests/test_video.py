@@ -1,0 +1,464 @@
+"""colornet.video: the temporal smoother against NumPy recurrences, frames and video
+files end to end, and bad inputs.
+
+Clips are made here with PyAV: a few frames of 64 x 48 generated images. A tiny model
+with varied logits stands in for the bundled one, at a network size of 64 (256 in
+use), in float32 so runs are deterministic.
+"""
+
+import fractions
+import itertools
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+av = pytest.importorskip("av")
+cv2 = pytest.importorskip("cv2")
+
+from colornet import batch, bins, cli, color, inference, predictors, video  # noqa: E402
+from colornet import constants as c  # noqa: E402
+from colornet.errors import ColornetError  # noqa: E402
+from tests import deploy_helpers as h  # noqa: E402
+from tests.images import smooth_rgb  # noqa: E402
+
+SIZE = 64
+W, H = 64, 48
+RATE = 10
+OPTIONS = {"size": SIZE, "precision": "float32", "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return h.vivid_tiny_model()
+
+
+@pytest.fixture(scope="module")
+def model_path(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "tiny.keras")
+    model.save(path)
+    return path
+
+
+def moving_frames(count=12, width=W, height=H, seed=0):
+    """A smooth colour image panning one pixel per frame."""
+    wide = smooth_rgb(height, width + count, seed)
+    return [np.ascontiguousarray(wide[:, i : i + width]) for i in range(count)]
+
+
+def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fmt="yuv420p", codec="libx264"):
+    """Encodes `frames` (near-lossless) with an optional mono AAC tone; returns the path."""
+    out = av.open(str(path), "w")
+    stream = out.add_stream(codec, rate=rate)
+    stream.height, stream.width = frames[0].shape[:2]
+    stream.pix_fmt = pix_fmt
+    if codec == "libx264":
+        stream.options = {"crf": "1"}
+    if pts is not None:
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+    if rotation:
+        stream.set_display_rotation(rotation)
+    sound = None
+    if audio:
+        sound = out.add_stream("aac", rate=8000)
+        sound.layout = "mono"
+    for i, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if pts is None:
+            frame.pts = i
+        else:
+            frame.pts, frame.time_base = pts[i], fractions.Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    if sound is not None:
+        samples = 8000 * len(frames) // rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 8000)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            frame = av.AudioFrame.from_ndarray(tone[None, start : start + 1024].copy(), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, start
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    out.close()
+    return str(path)
+
+
+def read_clip(path):
+    """`(frames as stored, video pts, rotation, stream types, audio packet bytes, rate)`."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate
+        decoded = list(container.decode(video=0))
+        types = [s.type for s in container.streams]
+    with av.open(str(path)) as container:
+        audio = [bytes(p) for p in container.demux(audio=0) if p.size] if "audio" in types else []
+    frames = [f.to_ndarray(format="rgb24") for f in decoded]
+    return frames, [f.pts for f in decoded], (decoded[0].rotation if decoded else 0), types, audio, rate
+
+
+def l_of(rgb):
+    return color.rgb_to_lab(np.asarray(rgb))[..., 0].numpy()
+
+
+def leftovers(directory):
+    return sorted(name for name in os.listdir(directory) if name.startswith("."))
+
+
+# ----------------------------------------------------------------------------
+# The smoother, against NumPy recurrences.
+
+
+def _distributions(count, h=4, w=4, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.random((count, h, w, c.NUM_BINS)).astype(np.float32)
+    return p / p.sum(-1, keepdims=True)
+
+
+def test_plain_average_is_the_exponential_moving_average():
+    p = _distributions(5)
+    l_flat = np.full((16, 16), 50.0, np.float32)
+    smoother = video.TemporalSmoother(0.7, scene_threshold=1.0, motion="none")
+    expected = p[0].astype(np.float64)
+    np.testing.assert_array_equal(smoother(p[0], l_flat), p[0])  # the first frame as it is
+    for frame in p[1:]:
+        expected = 0.7 * expected + 0.3 * frame
+        # float32 arithmetic over 5 steps on values below 1.
+        np.testing.assert_allclose(smoother(frame, l_flat), expected, atol=1e-6)
+
+
+def test_strength_zero_returns_each_frame():
+    p = _distributions(3)
+    smoother = video.TemporalSmoother(0.0, motion="flow")
+    for frame in p:
+        np.testing.assert_array_equal(smoother(frame, np.zeros((16, 16), np.float32)), frame)
+
+
+def test_agreement_holds_back_where_l_changed():
+    p = _distributions(2)
+    l0 = np.full((16, 16), 40.0, np.float32)
+    l1 = l0.copy()
+    l1[:4, :4] = 44.0  # output pixel (0, 0) covers this 4 x 4 block: dL = 4
+    smoother = video.TemporalSmoother(0.8, scene_threshold=1.0, motion="agreement", sigma=6.0)
+    smoother(p[0], l0)
+    out = smoother(p[1], l1)
+    # L is quantised to 1/2.55 L units, so dL is 4 +- 0.2 there: weight 0.8 exp(-(dL/6)^2).
+    for dl in (4.0,):
+        weight = 0.8 * np.exp(-((dl / 6.0) ** 2))
+        np.testing.assert_allclose(out[0, 0], weight * p[0, 0, 0] + (1 - weight) * p[1, 0, 0], atol=2e-4)
+    # Elsewhere L agrees: the plain average.
+    np.testing.assert_allclose(out[1:, 1:], 0.8 * p[0, 1:, 1:] + 0.2 * p[1, 1:, 1:], atol=1e-6)
+
+
+def test_scene_cut_starts_afresh():
+    p = _distributions(3)
+    dark, bright = np.full((16, 16), 10.0, np.float32), np.full((16, 16), 90.0, np.float32)
+    smoother = video.TemporalSmoother(0.9, scene_threshold=0.5, motion="none")
+    smoother(p[0], dark)
+    assert not np.allclose(smoother(p[1], dark), p[1])
+    np.testing.assert_array_equal(smoother(p[2], bright), p[2])  # histograms disjoint: distance 1
+    assert smoother.cuts == 1
+
+
+def test_flow_carries_colour_with_the_moving_object():
+    """A bright square moving right with its own colour (bin A) over a dark background
+    (bin B): carried along the flow, the square's colour stays with it; a plain
+    average leaves it behind."""
+    side, out = 64, 16
+    a, b = 200, 100
+
+    def frame(x):
+        l_big = np.full((side, side), 20.0, np.float32)
+        l_big[24:40, x : x + 16] = 80.0
+        p = np.full((out, out, c.NUM_BINS), 1e-4, np.float32)
+        p[..., b] = 1.0
+        p[6:10, x // 4 : x // 4 + 4, a], p[6:10, x // 4 : x // 4 + 4, b] = 1.0, 1e-4
+        return p / p.sum(-1, keepdims=True), l_big
+
+    trails = {}
+    for motion in ("flow", "none"):
+        smoother = video.TemporalSmoother(0.8, scene_threshold=1.0, motion=motion)
+        for x in range(8, 40, 4):  # one output pixel per frame
+            p, l_big = frame(x)
+            result = smoother(p, l_big)
+        left = result[6:10, (x // 4) - 4 : x // 4, a]  # what the square left in the last 4 frames
+        inside = result[6:10, x // 4 + 1 : x // 4 + 3, a]
+        trails[motion] = (float(left.mean()), float(inside.mean()))
+    assert trails["none"][0] > 0.3  # the plain average trails: the oracle for the test
+    assert trails["flow"][0] < 0.1 and trails["flow"][1] > 0.8
+
+
+def test_smoother_validates():
+    for strength in (-0.1, 1.0, "0.5", True):
+        with pytest.raises(ValueError, match="temporal_smoothing"):
+            video.TemporalSmoother(strength)
+    with pytest.raises(ValueError, match="scene_threshold"):
+        video.TemporalSmoother(0.5, scene_threshold=1.5)
+    with pytest.raises(ValueError, match="motion"):
+        video.TemporalSmoother(0.5, motion="warp")
+
+
+# ----------------------------------------------------------------------------
+# Frames.
+
+
+def test_frame_by_frame_equals_image_colorization(model):
+    frames = moving_frames(5)
+    outputs = list(video.colorize_frames(frames, model, temporal_smoothing=0.0, size=SIZE,
+                                         precision="float32", batch_size=2))
+    assert len(outputs) == 5
+    for frame, out in zip(frames, outputs):
+        # A batch of 2 against batch 1: the same float32 graph, rounding may move a level.
+        np.testing.assert_allclose(out.astype(int), predictors.colorize(frame, model, size=SIZE).astype(int), atol=1)
+
+
+def test_smoothed_frames_decode_the_averaged_distributions(model):
+    """Output = the annealed mean of the EMA of the network's distributions, computed
+    here in NumPy float64 from the network's logits, upsampled and joined with L."""
+    frames = moving_frames(4)
+    outputs = list(video.colorize_frames(frames, model, temporal_smoothing=0.6, motion="none", size=SIZE,
+                                         precision="float32", scene_threshold=1.0))
+    predictor = predictors.load_predictor(model)
+    centres = bins.ab_bins().astype(np.float64)
+    state = None
+    for frame, out in zip(frames, outputs):
+        l_raw = color.rgb_to_lab(frame)[..., :1][None]
+        logits = predictor.logits(inference.network_input(l_raw, SIZE)).numpy()[0].astype(np.float64)
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        state = p if state is None else 0.6 * state + 0.4 * p
+        annealed = np.exp(np.log(state) / c.ANNEALED_MEAN_TEMPERATURE)
+        annealed /= annealed.sum(-1, keepdims=True)
+        ab_small = annealed @ centres
+        expected = inference.to_uint8(inference.join_l_ab(l_raw, ab_small[None]))[0].numpy()
+        np.testing.assert_allclose(out.astype(int), expected.astype(int), atol=1)  # float32 vs float64
+
+
+def test_frames_are_read_lazily(model):
+    """An endless source: the first outputs arrive (the generator streams)."""
+    endless = itertools.cycle(moving_frames(3))
+    first = list(itertools.islice(video.colorize_frames(endless, model, size=SIZE, batch_size=2,
+                                                        precision="float32"), 3))
+    assert len(first) == 3 and first[0].shape == (H, W, 3)
+
+
+def test_frames_must_share_a_size(model):
+    frames = moving_frames(2) + [smooth_rgb(32, 32)]
+    with pytest.raises(ValueError, match="first frame's size"):
+        list(video.colorize_frames(frames, model, size=SIZE, precision="float32"))
+
+
+def test_bfloat16_network(model):
+    frames = moving_frames(2)
+    f32 = list(video.colorize_frames(frames, model, size=SIZE, precision="float32"))
+    bf16 = list(video.colorize_frames(frames, model, size=SIZE, precision="bfloat16"))
+    # bf16 convolutions move this tiny model's logits (std 3) by a few hundredths:
+    # a few levels at most.
+    assert np.abs(f32[1].astype(int) - bf16[1].astype(int)).mean() < 2
+
+
+# ----------------------------------------------------------------------------
+# Video files.
+
+
+def test_colorize_video_keeps_size_rate_count_timestamps_and_sound(model, tmp_path):
+    frames = moving_frames(12)
+    src = write_clip(tmp_path / "clip.mp4", frames)
+    dst = tmp_path / "out" / "clip.mp4"
+    dst.parent.mkdir()
+    summary = video.colorize_video(src, dst, model, crf=1, **OPTIONS)
+    assert summary.frames == 12 and (summary.width, summary.height) == (W, H) and summary.audio
+    decoded_in, pts_in, _, _, audio_in, rate_in = read_clip(src)
+    decoded, pts, rotation, types, audio, rate = read_clip(dst)
+    assert types == ["video", "audio"] and rate == rate_in == RATE and rotation == 0
+    assert len(decoded) == 12 and decoded[0].shape == (H, W, 3) and pts == pts_in
+    assert audio == audio_in and len(audio) > 0  # packets copied byte for byte
+    # Colour as colorize_frames gives it for the decoded input, put through the same
+    # encoder (4:2:0 alone costs these noisy 64 x 48 frames about 7 levels).
+    expected = list(video.colorize_frames(decoded_in, model, size=SIZE, precision="float32"))
+    expected, *_ = read_clip(write_clip(tmp_path / "expected.mp4", expected, audio=False))
+    errors = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(decoded, expected)]
+    assert max(errors) < 1.0, errors
+    # The colour is the model's, not the input's: far from the original frames.
+    assert np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(decoded, frames)]) > 5
+    assert leftovers(dst.parent) == []
+
+
+def test_variable_frame_rate_keeps_timestamps(model, tmp_path):
+    pts = [0, 120, 160, 280, 320, 440]  # ms
+    src = write_clip(tmp_path / "vfr.mkv", moving_frames(6), pts=pts, audio=False)
+    video.colorize_video(src, tmp_path / "out.mkv", model, **OPTIONS)
+    _, out_pts, _, types, _, _ = read_clip(tmp_path / "out.mkv")
+    assert out_pts == pts and types == ["video"]
+
+
+def test_rotation_kept_and_network_sees_frames_upright(model, tmp_path):
+    """Stored landscape with a bright block top left, rotation 90 (counter-clockwise):
+    upright, the block is bottom left. The network must see it there; the output is
+    stored as the input was, with the same rotation."""
+    frame = np.full((H, W, 3), 30, np.uint8)
+    frame[:12, :16] = 230
+    src = write_clip(tmp_path / "rot.mp4", [frame] * 3, rotation=90, audio=False)
+    seen = []
+
+    class Recording(predictors.Predictor):
+        def logits(self, l_small):
+            seen.append(np.asarray(l_small))
+            return predictors.load_predictor(model).logits(l_small)
+
+    video.colorize_video(src, tmp_path / "out.mp4", Recording(), **OPTIONS)
+    upright = seen[0][0, ..., 0]
+    assert upright[-8:, :8].mean() > 70 and upright[:8, :8].mean() < 40  # bottom left, not top left
+    decoded, _, rotation, _, _, _ = read_clip(tmp_path / "out.mp4")
+    assert rotation == 90 and decoded[0].shape == (H, W, 3)
+    assert l_of(decoded[0])[:12, :16].mean() > 70
+
+
+def test_odd_frame_size(model, tmp_path):
+    frames = moving_frames(3, width=63, height=47)
+    src = write_clip(tmp_path / "odd.mp4", frames, pix_fmt="yuv444p", audio=False)
+    summary = video.colorize_video(src, tmp_path / "out.mp4", model, **OPTIONS)
+    decoded, *_ = read_clip(tmp_path / "out.mp4")
+    assert (summary.width, summary.height) == (63, 47) and decoded[0].shape == (47, 63, 3) and len(decoded) == 3
+
+
+def test_output_keeps_l(model, tmp_path):
+    """Only ab changes: the output's L is the input's, up to H.264 rounding."""
+    frames = moving_frames(4)
+    src = write_clip(tmp_path / "clip.mp4", frames, audio=False)
+    video.colorize_video(src, tmp_path / "out.mp4", model, crf=0, **OPTIONS)
+    decoded_in, *_ = read_clip(src)
+    decoded, *_ = read_clip(tmp_path / "out.mp4")
+    # yuv420p keeps luma at full resolution, chroma at half: L moves by about 1 unit.
+    assert np.abs(l_of(decoded[2]) - l_of(decoded_in[2])).mean() < 1.5
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable video"),
+        (b"this is not a video at all" * 40, "not a readable video"),
+    ],
+)
+def test_unreadable_files(model, tmp_path, content, message):
+    src = tmp_path / "bad.mp4"
+    src.write_bytes(content)
+    with pytest.raises(ColornetError, match=message):
+        video.colorize_video(src, tmp_path / "out.mp4", model, **OPTIONS)
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("extension, message", [(".mkv", "truncated"), (".mp4", "not a readable video")])
+def test_truncated_file(model, tmp_path, extension, message):
+    """Matroska decodes up to the cut (refused against its declared duration); MP4
+    keeps its index at the end, so a cut one does not open."""
+    write_clip(tmp_path / f"clip{extension}", moving_frames(12))
+    data = (tmp_path / f"clip{extension}").read_bytes()
+    (tmp_path / f"cut{extension}").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ColornetError, match=f"cut{extension}: {message}"):
+        video.colorize_video(tmp_path / f"cut{extension}", tmp_path / f"out{extension}", model, **OPTIONS)
+    assert not (tmp_path / f"out{extension}").exists() and leftovers(tmp_path) == []
+
+
+def test_no_video_frames(model, tmp_path):
+    out = av.open(str(tmp_path / "sound.mp4"), "w")
+    sound = out.add_stream("aac", rate=8000)
+    sound.layout = "mono"
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    frame.sample_rate, frame.pts = 8000, 0
+    for packet in [*sound.encode(frame), *sound.encode()]:
+        out.mux(packet)
+    out.close()
+    with pytest.raises(ColornetError, match="no video stream"):
+        video.colorize_video(tmp_path / "sound.mp4", tmp_path / "out.mp4", model, **OPTIONS)
+    empty = av.open(str(tmp_path / "empty.mkv"), "w")
+    stream = empty.add_stream("libx264", rate=RATE)
+    stream.width, stream.height = W, H
+    empty.close()
+    with pytest.raises(ColornetError, match="empty.mkv"):
+        video.colorize_video(tmp_path / "empty.mkv", tmp_path / "out.mkv", model, **OPTIONS)
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.mkv").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_frames_beyond_the_pixel_limit(model, tmp_path):
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(2), audio=False)
+    with pytest.raises(ColornetError, match="exceed the limit of 3000 pixels"):
+        video.colorize_video(src, tmp_path / "out.mp4", model, max_pixels=3000, **OPTIONS)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_interrupted_run_leaves_nothing(model, tmp_path):
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(12), audio=False)
+    (tmp_path / "out").mkdir()
+    calls = []
+
+    class Interrupted(predictors.Predictor):
+        def logits(self, l_small):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return predictors.load_predictor(model).logits(l_small)
+
+    with pytest.raises(KeyboardInterrupt):
+        video.colorize_video(src, tmp_path / "out" / "clip.mp4", Interrupted(), batch_size=2, **OPTIONS)
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_options_checked(model, tmp_path):
+    with pytest.raises(ValueError, match="crf"):
+        video.VideoJob(model, crf=60)
+    with pytest.raises(ValueError, match="encoder_preset"):
+        video.VideoJob(model, encoder_preset="quick")
+    with pytest.raises(TypeError, match="unknown video options: fps"):
+        video.VideoJob(model, fps=3)
+
+
+# ----------------------------------------------------------------------------
+# Files and the command line.
+
+
+def test_cli_mixes_videos_and_images(model_path, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_clip(inputs / "film.mp4", moving_frames(6))
+    write_clip(inputs / "clip.webm", moving_frames(4), audio=False, codec="libvpx", pix_fmt="yuv420p")
+    tf.io.write_file(str(inputs / "still.png"), tf.io.encode_png(smooth_rgb(H, W)))
+    (inputs / "broken.mov").write_bytes(b"nope")
+    args = cli._parse_flags(["colornet", "colorize", str(inputs), "-o", str(tmp_path / "out"), "--model",
+                             model_path, "--size", str(SIZE), "--temporal-smoothing", "0.5", "--crf", "23"])
+    assert cli.main(args) == 1  # broken.mov failed; the rest done
+    assert sorted(os.listdir(tmp_path / "out")) == ["clip.mkv", "film.mp4", "still.png"]
+    decoded, _, _, types, audio, _ = read_clip(tmp_path / "out" / "film.mp4")
+    assert len(decoded) == 6 and types == ["video", "audio"] and audio
+    assert len(read_clip(tmp_path / "out" / "clip.mkv")[0]) == 4
+
+
+def test_cli_video_options_defaults_match_the_library():
+    """The CLI states the defaults in its help without importing colornet.video."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli._add_video_options(parser)
+    help_text = " ".join(parser.format_help().split())
+    assert f"default {video.DEFAULT_TEMPORAL_SMOOTHING}" in help_text
+    assert f"default {video.DEFAULT_SCENE_THRESHOLD}" in help_text
+    assert f"default {video.DEFAULT_CRF}" in help_text
+    assert f"default {video.DEFAULT_ENCODER_PRESET}" in help_text
+    assert f"{video.DEFAULT_MOTION} (default)" in help_text or f"{video.DEFAULT_MOTION}: " in help_text
+
+
+def test_without_pyav_a_video_gets_one_line(model_path, tmp_path, monkeypatch, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_clip(inputs / "film.mp4", moving_frames(3), audio=False)
+    tf.io.write_file(str(inputs / "still.png"), tf.io.encode_png(smooth_rgb(H, W)))
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # import av fails
+    summary = batch.colorize_files(inputs, tmp_path / "out", model_path, size=SIZE, verbose=1)
+    assert [os.path.basename(p) for p, _ in summary.written] == ["still.png"]
+    assert [os.path.basename(p) for p, _ in summary.failed] == ["film.mp4"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"colornet: skipped {inputs / 'film.mp4'}: video needs PyAV: pip install 'colornet[video]'"]
