@@ -366,7 +366,7 @@ def train(config):
     if start_step >= total_steps:
         print(f"already trained to step {start_step} (target {total_steps}): finishing the model only")
         return {"step": start_step, "model": _finish(model, config, checkpointer)}
-    if start_step and config.verbose:
+    if manager.latest_checkpoint and config.verbose:
         print(f"resuming from {manager.latest_checkpoint} at step {start_step}")
 
     # Reseed on resume so a restarted run does not replay the images it has seen.

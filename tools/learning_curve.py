@@ -110,6 +110,10 @@ def plot(series, out):
             ax.axhline(1.0, color="k", linestyle="--", label="truth")
         elif grey:
             ax.axhline(grey[name], color="grey", linestyle="--", label="grey (ab = 0)")
+        # Issue 13's targets: rebalanced AuC >= grey + 5, raw AuC >= grey, colourfulness >= 0.7.
+        target = {"auc_rebalanced": grey and grey[name] + 5, "colorfulness_ratio": 0.7}.get(name)
+        if target:
+            ax.axhline(target, color="green", linestyle=":", label="target")
         ax.set_title(title)
         ax.set_xlabel("training images seen (thousands)")
         ax.grid(alpha=0.3)
