@@ -60,7 +60,7 @@ def _probe(model, norms):
     norm's input, the model running in training mode."""
     inputs_model = keras.Model(model.inputs, [norm.input for norm in norms])
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def moments(l_raw):
         tensors = inputs_model(l_raw, training=True)
         out = []
@@ -70,6 +70,24 @@ def _probe(model, norms):
         return out
 
     return moments
+
+
+def _accumulate(moments, batches, totals, max_images):
+    """Adds the moments of every batch (up to `max_images` images) into `totals`;
+    returns the number of images."""
+    images = 0
+    for batch in batches:
+        l_raw = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if max_images is not None:
+            l_raw = l_raw[: max_images - images]
+        if len(l_raw) == 0:
+            break
+        for total, (mean, variance, count) in zip(totals, moments(tf.cast(l_raw, tf.float32))):
+            total.add(mean.numpy(), variance.numpy(), int(count))
+        images += len(l_raw)
+        if max_images is not None and images >= max_images:
+            break
+    return images
 
 
 def recalibrate_batch_norm(model, batches, *, max_images=None):
@@ -92,28 +110,19 @@ def recalibrate_batch_norm(model, batches, *, max_images=None):
     norms = batch_norms(model)
     if not norms:
         raise ColornetError("the model has no batch norm: nothing to recalibrate")
+    # The forward passes in training mode move the moving averages a little; the
+    # statistics assigned at the end replace them, and on failure the originals return.
     saved = [[w.numpy() for w in norm.non_trainable_weights] for norm in norms]
-    moments = _probe(model, norms)
     totals = [_Moments(norm.moving_mean.shape[0]) for norm in norms]
-    images = 0
-    for batch in batches:
-        l_raw = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if max_images is not None:
-            l_raw = l_raw[: max_images - images]
-        if len(l_raw) == 0:
-            break
-        for total, (mean, variance, count) in zip(totals, moments(tf.cast(l_raw, tf.float32))):
-            total.add(mean.numpy(), variance.numpy(), int(count))
-        images += len(l_raw)
-        if max_images is not None and images >= max_images:
-            break
-    # The forward passes in training mode moved the moving averages a little; what
-    # is assigned below replaces them, and without images the originals come back.
-    if not images:
+    try:
+        images = _accumulate(_probe(model, norms), batches, totals, max_images)
+        if not images:
+            raise ColornetError("no images to recalibrate the batch-norm statistics on")
+    except BaseException:
         for norm, weights in zip(norms, saved):
             for variable, value in zip(norm.non_trainable_weights, weights):
                 variable.assign(value)
-        raise ColornetError("no images to recalibrate the batch-norm statistics on")
+        raise
     for norm, total in zip(norms, totals):
         mean, variance = total.mean_variance()
         norm.moving_mean.assign(mean.astype(np.float32))

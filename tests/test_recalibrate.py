@@ -156,3 +156,17 @@ def test_command_errors_are_one_line_and_write_nothing(photos, tmp_path):
     assert no_photos.returncode == 1
     assert "Traceback" not in no_photos.stderr
     assert sorted(os.listdir(tmp_path)) == ["empty", "m.npz"]
+
+
+def test_a_failing_source_leaves_the_statistics_alone():
+    model = _stale_model()
+    before = [w.numpy() for w in model.non_trainable_weights]
+
+    def batches():
+        yield from _l_batches(batches=2, size=4)
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        recalibrate.recalibrate_batch_norm(model, batches())
+    for value, variable in zip(before, model.non_trainable_weights):
+        np.testing.assert_array_equal(value, variable.numpy())
