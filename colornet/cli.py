@@ -106,7 +106,7 @@ def _add_train(subparsers):
                         "a folder written by `colornet prepare`, or tfds:NAME[:SPLIT]")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and config go here")
     parser.add_argument("--val-data", help="source of the fixed sample batch (default: --data)")
-    parser.add_argument("--preset", default="eccv16", help="network preset (eccv16, half, tiny)")
+    parser.add_argument("--preset", default="eccv16", help="network preset (eccv16, half, half_shortcut, tiny)")
     parser.add_argument("--strategy", default="default",
                         choices=("default", "mirrored", "multi_worker", "tpu"))
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))

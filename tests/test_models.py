@@ -143,6 +143,34 @@ def test_norm_position_before_relu():
     assert norm.gamma is not None and norm.beta is not None
 
 
+# Multiples of 8 only: on other sizes the shortcut network crops block 8 to the
+# image before its 3x3 convolutions, the plain one after, so border rows differ.
+@pytest.mark.parametrize("size", [(32, 32), (40, 24)])
+def test_shortcut_with_zero_weights_is_the_plain_network(size):
+    plain = Colorizer.from_preset("tiny")
+    short = Colorizer.from_preset("tiny", shortcut=True)
+    for layer in plain.layers:
+        if layer.weights:
+            short.get_layer(layer.name).set_weights(layer.get_weights())
+    added = short.get_layer("conv8_1short")
+    # Its input is block 2's output, at the logits' 1/4 resolution.
+    block2 = f"conv2_{short.model_config.convs[1]}norm"
+    assert added.input is short.get_layer(block2).output
+    added.set_weights([np.zeros_like(w) for w in added.get_weights()])
+    l_raw = _l_raw((2, *size, 1))
+    np.testing.assert_allclose(short(l_raw), plain(l_raw), rtol=1e-5, atol=1e-5)
+    added.set_weights([np.ones_like(w) for w in added.get_weights()])
+    assert np.abs(short(l_raw) - plain(l_raw)).max() > 1e-2
+    assert short(_l_raw((1, 33, 37, 1))).shape == (1, 9, 10, 313)
+
+
+def test_half_shortcut_adds_one_convolution():
+    half, short = Colorizer.from_preset("half"), Colorizer.from_preset("half_shortcut")
+    assert _trainable_count(short) - _trainable_count(half) == 3 * 3 * 64 * 128 + 128
+    restored = Colorizer.from_config(json.loads(json.dumps(short.get_config())))
+    assert restored.model_config.shortcut
+
+
 def test_build_backbone_is_the_same_network():
     config = get_preset("tiny")
     backbone = build_backbone(config)

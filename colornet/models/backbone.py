@@ -195,6 +195,8 @@ def apply_backbone(l_raw, config):
     x = NormalizeL(config.l_center, config.l_scale, name="normalize_l")(l_raw)
     for block in range(1, 8):
         x = _conv_block(x, block, config)
+        if block == 2:
+            quarter = x  # block 2's output, at the logits' 1/4 resolution
     # Keras' "same" padding of a 4x4 stride-2 transposed convolution crops one pixel
     # on every side, which is Caffe's `pad: 1`; and Keras' kernel (4, 4, out, in) is
     # applied as Caffe's (in, out, 4, 4) with no spatial flip: input i reaches output
@@ -203,6 +205,13 @@ def apply_backbone(l_raw, config):
     x = keras.layers.Conv2DTranspose(
         filters, 4, strides=2, padding="same", name="conv8_1", **_decay(config)
     )(x)
+    if config.shortcut:
+        # Block 2's output has ceil(H / 4) rows, the upsampled 2 * ceil(H / 8): crop first.
+        x = CropToStride(c.OUTPUT_STRIDE, name="crop8_1")([x, l_raw])
+        short = keras.layers.Conv2D(
+            filters, 3, padding="same", name="conv8_1short", **_decay(config)
+        )(quarter)
+        x = keras.layers.Add(name="add8_1")([x, short])
     x = keras.layers.ReLU(name="relu8_1")(x)
     for i in range(2, config.convs[7] + 1):
         x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv8_{i}", **_decay(config))(x)

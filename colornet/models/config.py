@@ -65,6 +65,12 @@ class ModelConfig:
         every convolution kernel and bias. Implemented as Keras L2 regularisers of
         factor lambda / 2, because Keras' L2(l) adds l * sum(w^2), whose gradient is
         2 * l * w. Batch-norm parameters are not decayed (decay_mult 0 in Caffe).
+      shortcut: add to block 8's upsampled features a 3x3 convolution of block 2's
+        output, which is at the same 1/4 resolution, before block 8's first ReLU.
+        Not in the paper's network: the authors' follow-up (Zhang et al. 2017,
+        "Real-Time User-Guided Image Colorization with Learned Deep Priors") adds
+        such shortcuts so that the colours follow edges the 1/8-resolution middle
+        blocks blur. The output, loss and decoding stay the paper's.
     """
 
     filters: tuple = TABLE4_FILTERS
@@ -79,6 +85,7 @@ class ModelConfig:
     norm_epsilon: float = CAFFE_BN_EPSILON
     norm_synchronized: bool = False
     weight_decay: float = CAFFE_WEIGHT_DECAY
+    shortcut: bool = False
 
     def __post_init__(self):
         for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
@@ -107,7 +114,7 @@ class ModelConfig:
             raise ValueError(f"norm_epsilon must be positive, got {self.norm_epsilon!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        for field in ("norm_affine", "norm_synchronized"):
+        for field in ("norm_affine", "norm_synchronized", "shortcut"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
 
