@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import evaluate, predictors, train
+from colornet import evaluate, predictors, prior, train
 from colornet.models import Colorizer
 from tests.images import smooth_rgb
 
@@ -77,3 +77,28 @@ def test_cached_predictor_runs_the_network_once_per_image():
     np.testing.assert_array_equal(first, again)
     # float16 storage: relative error of at most 2^-11.
     np.testing.assert_allclose(first, base.logits(l_small), rtol=2**-11, atol=1e-6)
+
+
+def test_sweep_undoing_rebalancing_decodes_shifted_logits(photos, tmp_path):
+    tf.random.set_seed(0)
+    model = Colorizer.from_preset("tiny")
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    out = tmp_path / "sweep.json"
+    temperature_sweep.main(["--model", path, "--data", photos, "--temperatures", "0.38", "1.0",
+                            "--undo-rebalancing", "0", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["undo_rebalancing"], r["temperature"]) for r in rows] == [(0, 0.38), (0, 1.0), (1, 0.38), (1, 1.0)]
+
+    class Divided(predictors.KerasPredictor):  # probabilities divided by the weights
+        def logits(self, l_small):
+            weights = np.load(prior.DEFAULT_PRIOR_PATH)["weights"]
+            return super().logits(l_small) - np.log(weights).astype(np.float32)
+
+    for row, predictor in ((rows[0], predictors.KerasPredictor(model)), (rows[3], Divided(model))):
+        expected = evaluate.evaluate(predictor, photos, temperature=row["temperature"],
+                                     resolutions=("native",), verbose=0)["native"]["model"]
+        # The sweep keeps the logits in float16: AuC agrees to a few hundredths.
+        assert row["model"]["auc_raw"] == pytest.approx(expected["auc_raw"], abs=0.05)
+        assert row["model"]["colorfulness_ratio"] == pytest.approx(expected["colorfulness_ratio"], abs=0.01)
+    assert rows[3]["model"]["colorfulness_ratio"] != pytest.approx(rows[1]["model"]["colorfulness_ratio"], abs=1e-3)

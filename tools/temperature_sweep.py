@@ -1,7 +1,8 @@
 """Val metrics of one model at several annealed-mean temperatures, the network run once.
 
     python tools/temperature_sweep.py --model colornet/assets/colornet_half.npz \
-        --data val.txt --temperatures 0.2 0.3 0.38 0.5 0.7 1.0 [--images 200] [--json out.json]
+        --data val.txt --temperatures 0.2 0.3 0.38 0.5 0.7 1.0 [--images 200] [--json out.json] \
+        [--undo-rebalancing 0 0.1 0.2]
 
 The temperature trades vividness for safety (paper Sec. 2.3, Fig. 3): T -> 0 is the
 mode (vivid, patchy), T = 1 the mean (smooth, desaturated). The paper's 0.38 was
@@ -9,15 +10,26 @@ chosen for its model; a smaller or shorter-trained model may be best elsewhere. 
 image's logits are computed once and kept (float16) for the other temperatures; the
 scoring is `colornet.evaluate`'s at native resolution, beside the grey baseline.
 `--images N` takes N files evenly spaced through the sorted list (all by default).
+
+`--undo-rebalancing A...` also decodes `logits - A * log(w)`, w being the package
+prior's rebalancing weights: a measuring aid, not a decoding colornet offers. A
+network trained with weight w(q) on class q learns probabilities about w(q) times
+the class's true posterior, which is what makes it vivid; A = 1 removes that factor
+(about the calibrated posterior, whose mean is the safest guess), A = 0 is the model
+as trained. The sweep over A traces the trade between raw AuC and colourfulness a
+model allows, which tells whether a model misses the raw target by its vividness or
+by its accuracy.
 """
 
 import argparse
 import hashlib
 import sys
 
+import numpy as np
 import tensorflow as tf
 
 from colornet import evaluate, predictors
+from colornet import prior as prior_lib
 
 
 class CachedPredictor(predictors.Predictor):
@@ -37,6 +49,19 @@ class CachedPredictor(predictors.Predictor):
         return tf.cast(self.cache[key], tf.float32)
 
 
+class ShiftedPredictor(predictors.Predictor):
+    """Another predictor's logits plus a constant per-bin shift."""
+
+    def __init__(self, predictor, shift):
+        self.predictor = predictor
+        self.size = predictor.size
+        self.source = predictor.source
+        self.shift = tf.constant(shift, tf.float32)
+
+    def logits(self, l_small):
+        return self.predictor.logits(l_small) + self.shift
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="any model colornet loads (default: the bundled one)")
@@ -44,24 +69,46 @@ def main(argv):
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
     parser.add_argument("--images", type=int, help="evenly spaced subset of this size (default: all)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--undo-rebalancing",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="A",
+        help="also decode logits - A * log(rebalancing weight) (default: 0 only, the model as trained)",
+    )
     args = parser.parse_args(argv)
     from learning_curve import evenly_spaced  # this folder is on sys.path when run as a script
 
     source = evenly_spaced(args.data, args.images) if args.images else args.data
     predictor = CachedPredictor(predictors.load_predictor(args.model))
+    log_weights = np.log(prior_lib.default_prior().weights)
     rows = []
-    print(f"{'T':>6} {'AuC rebal':>10} {'(grey)':>8} {'AuC raw':>8} {'(grey)':>8} {'colour/truth':>13}")
-    for temperature in args.temperatures:
-        result = evaluate.evaluate(
-            predictor, source, temperature=temperature, resolutions=("native",), verbose=0
-        )["native"]
-        model, grey = result["model"], result["grey"]
-        rows.append({"temperature": temperature, "images": result["images"], "model": model, "grey": grey})
-        print(
-            f"{temperature:>6.2f} {model['auc_rebalanced']:>10.2f} {grey['auc_rebalanced']:>8.2f} "
-            f"{model['auc_raw']:>8.2f} {grey['auc_raw']:>8.2f} {model['colorfulness_ratio']:>13.3f}",
-            flush=True,
-        )
+    print(
+        f"{'A':>5} {'T':>6} {'AuC rebal':>10} {'(grey)':>8} {'AuC raw':>8} {'(grey)':>8} {'colour/truth':>13}"
+    )
+    for undo in args.undo_rebalancing:
+        shifted = ShiftedPredictor(predictor, -undo * log_weights)
+        for temperature in args.temperatures:
+            result = evaluate.evaluate(
+                shifted, source, temperature=temperature, resolutions=("native",), verbose=0
+            )["native"]
+            model, grey = result["model"], result["grey"]
+            rows.append(
+                {
+                    "undo_rebalancing": undo,
+                    "temperature": temperature,
+                    "images": result["images"],
+                    "model": model,
+                    "grey": grey,
+                }
+            )
+            print(
+                f"{undo:>5.2f} {temperature:>6.2f} {model['auc_rebalanced']:>10.2f} "
+                f"{grey['auc_rebalanced']:>8.2f} {model['auc_raw']:>8.2f} {grey['auc_raw']:>8.2f} "
+                f"{model['colorfulness_ratio']:>13.3f}",
+                flush=True,
+            )
     if args.json:
         evaluate.write_json({"model": predictor.source, "data": args.data, "rows": rows}, args.json)
 
