@@ -26,10 +26,11 @@ MAX_PIXELS = 1_000_000  # serving limit of the shared export, small enough to te
 LOGIT_STD = 3.0
 
 
-def vivid_tiny_model(seed=0):
-    """A `tiny` Colorizer whose logits have a standard deviation of about 3."""
+def vivid_tiny_model(seed=0, **overrides):
+    """A `tiny` Colorizer (`ModelConfig` fields changed by `overrides`) whose logits
+    have a standard deviation of about 3."""
     keras.utils.set_random_seed(seed)
-    model = Colorizer.from_preset("tiny")
+    model = Colorizer.from_preset("tiny", **overrides)
     probe = np.stack([tf.image.rgb_to_grayscale(smooth_rgb(64, 64, s)).numpy() for s in range(2)])
     probe = probe.astype(np.float32) * (100.0 / 255.0)
     head = model.get_layer("conv8_313")

@@ -104,6 +104,25 @@ def test_variants_match_keras_within_bounds(converted, quantize):
     assert max(errors) < AB_BOUNDS[quantize], errors
 
 
+def test_shortcut_network_converts_like_the_others(tmp_path):
+    # `half_shortcut`'s extra branch (block 2 into block 8) in a tiny network: builtin
+    # ops, folded batch norms and the same error bounds as the paper's layout.
+    model = h.vivid_tiny_model(shortcut=True)
+    representative = tmp_path / "representative"
+    representative.mkdir()
+    for i in range(4):
+        (representative / f"{i}.png").write_bytes(h.encode(smooth_rgb(56, 64, seed=100 + i), "png"))
+    for quantize in ("none", "int8"):
+        result = tflite.convert(
+            model, tmp_path / f"{quantize}.tflite", quantize, representative, image_size=h.IMAGE_SIZE
+        )
+        assert not [op for op in result.ops if op.startswith("Flex") or op == "CUSTOM"], result.ops
+        runner = tflite.TFLiteColorizer(result.path)
+        l_raw = tflite.l_for_network(smooth_rgb(70, 50, seed=0), h.IMAGE_SIZE).numpy()
+        want = decode.annealed_mean(model(l_raw, training=False), 0.38).numpy()
+        assert np.abs(runner(l_raw)["ab"] - want).mean() < AB_BOUNDS[quantize], quantize
+
+
 def test_batch_norms_are_folded_into_the_convolutions(converted):
     # The tiny model has a batch norm after each of its 7 blocks; folded, none leaves
     # a MUL in the network (the only MUL left is the decoding's 1 / T). Their shift
