@@ -19,19 +19,24 @@ is frame by frame):
   flicker   mean |delta ab| (Euclidean, ab units) between consecutive output frames
             over the pixels whose true colour and lightness stay put (in the colour
             original |delta ab| < 1 and |delta L| < 2), with the truth's own figure
-            beside it. The headline figure is that of the still-camera clips, whose
-            truth stays put exactly there; the pans and zooms are reported apart: a
-            moving camera keeps no content in place, so there the test passes pixels
-            whose neighbour a step away happens to be alike, and the truth itself
-            moves between 0 and 1 ab on them
+            beside it. The headline figure is that of the still-camera clips, where
+            those pixels are the still background and the truth hardly moves
+            (0.004 ab); the pans and the zooms are reported apart: a moving camera
+            keeps no content in place, so there the test passes the pixels whose
+            content a step away happens to be alike, and the truth moves about
+            0.5 ab (pans, whole-pixel steps and all) and 0.4 ab (zooms) on them
   AuC       rebalanced AuC (colornet.metrics) of each frame against its original,
             averaged over frames, over all clips
   trail     on the "object" clips: mean ab error against the original over the pixels
             the moving piece left in the last 6 frames, minus frame by frame's error
             there (0 = no trail; positive = colour left behind)
 
+and the scene-cut test's L-histogram distances within shots and at the cuts, and how
+many cuts it found.
+
 The network runs once per frame (its logits are cached) and every setting smooths
-the same logits. `--picture` writes the trail picture README shows.
+the same logits. `--picture` writes the trail picture README shows (`--oracle`: the
+stand-in's); `--sets 0` writes only that.
 
 Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan over an
 upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
@@ -59,7 +64,7 @@ import numpy as np
 FRAME_W, FRAME_H = 384, 256  # quality clips (the network sees 256 x 256 anyway)
 CLIP_FRAMES = 48
 TRAIL_FRAMES = 6
-STRENGTHS = (0.7, 0.8, 0.9, 0.95)
+STRENGTHS = (0.8, 0.9, 0.95, 0.97, 0.98)
 # The headline flicker comes from the clips whose truth stays put on still pixels.
 CLIP_GROUPS = {"still camera": ("object",), "pans": ("pan", "cut"), "zoom": ("zoom",)}
 
@@ -582,7 +587,8 @@ def main():
     parser.add_argument("--oracle", action="store_true", help="instead of a model: logits peaked at the true "
                         "colours with fresh noise every frame (a stand-in for a good model)")
     parser.add_argument("--picture", help="write the trail picture here (.jpg)")
-    parser.add_argument("--picture-strength", type=float, default=0.9, help="the S shown in the picture")
+    parser.add_argument("--picture-strength", type=float, default=video.DEFAULT_TEMPORAL_SMOOTHING,
+                        help="the S shown in the picture")
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--photo", help="photograph of the speed clip")
