@@ -180,9 +180,8 @@ class TemporalSmoother:
         probabilities = np.asarray(probabilities, np.float32)
         if self.strength == 0.0:
             return probabilities
-        l8 = np.clip(np.rint(np.asarray(l_small, np.float32).reshape(l_small.shape[:2]) * 2.55), 0, 255)
-        l8 = l8.astype(np.uint8)
-        histogram = np.bincount(l8.ravel() // (256 // _HISTOGRAM_BINS), minlength=_HISTOGRAM_BINS) / l8.size
+        l8 = _l8(l_small)
+        histogram = l_histogram(l8)
         fresh = self._state is None
         if not fresh and self._scene_cut(histogram):
             self.cuts += 1
@@ -229,6 +228,18 @@ class TemporalSmoother:
             axis=-1,
         )
         return carried, warped_l
+
+
+def _l8(l_small):
+    """`(S, S[, 1])` L (0..100) as `(S, S)` uint8 (0..255)."""
+    l_small = np.asarray(l_small, np.float32)
+    return np.clip(np.rint(l_small.reshape(l_small.shape[:2]) * 2.55), 0, 255).astype(np.uint8)
+
+
+def l_histogram(l8):
+    """The share of pixels of uint8 L in each of 32 equal bins, as the scene-cut test
+    compares them (`TemporalSmoother`)."""
+    return np.bincount(l8.ravel() // (256 // _HISTOGRAM_BINS), minlength=_HISTOGRAM_BINS) / l8.size
 
 
 def _area_mean(image, shape):
