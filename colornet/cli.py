@@ -150,14 +150,24 @@ def _add_recalibrate(subparsers):
     parser.add_argument("--out", required=True, help="output .keras or compact .npz file")
     parser.add_argument("--images", type=int, default=256, help="photos to use (default 256)")
     parser.add_argument("--size", type=int, default=256, help="side the photos are seen at (default 256)")
+    parser.add_argument(
+        "--undo-rebalancing",
+        type=float,
+        metavar="A",
+        help="also take this fraction (0-1) of the class rebalancing's boost of rare colours out of "
+        "the logits: less vivid, fewer wrong colours (default: keep the model's; README model card)",
+    )
     parser.set_defaults(handler=_run_recalibrate)
 
 
 def _run_recalibrate(args):
     from colornet import recalibrate
 
-    used = recalibrate.recalibrate_file(args.model, args.data, args.out, images=args.images, size=args.size)
-    print(f"wrote {args.out}: batch-norm statistics recomputed on {used} images")
+    used = recalibrate.recalibrate_file(
+        args.model, args.data, args.out, images=args.images, size=args.size, undo_fraction=args.undo_rebalancing
+    )
+    undo = "" if args.undo_rebalancing is None else f", rebalancing undone by {args.undo_rebalancing:g}"
+    print(f"wrote {args.out}: batch-norm statistics recomputed on {used} images{undo}")
     return 0
 
 

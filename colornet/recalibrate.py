@@ -15,6 +15,18 @@ statistics, exactly as in training) over a set of photographs, no gradient step;
 input of every batch norm is accumulated, and its moving mean and variance are set to
 the mean and (biased) variance over all pixels of all those photographs. Only the
 moving statistics change; every trained weight stays as it was.
+
+`undo_rebalancing` is the other adjustment made after training, a choice of how
+vivid a model's colours are. Trained with the rebalanced loss, the network's softmax
+approximates the true colour distribution multiplied by the rebalancing weights w and
+renormalised (the optimum of a cross-entropy whose terms are weighted by the true
+class's w): rare colours are boosted so that the annealed mean leaves grey. Adding
+`-a * log(w)` to the logits takes a fraction `a` of that boost back out ("post-hoc
+logit adjustment", Menon et al. 2021, "Long-tail learning via logit adjustment"):
+a = 0 is the model as trained, a = 1 about the distribution an unweighted loss
+would have learnt. It is folded into the last convolution's bias, as the release
+folded its 1 / T into a scale layer (`conv8_313_rh`), so every format the model is
+exported to carries it; `ModelConfig.undo_rebalancing` records it.
 """
 
 import keras
@@ -22,7 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
+from colornet import prior as prior_lib
 from colornet.errors import ColornetError
+
+HEAD_LAYER = "conv8_313"
 
 DEFAULT_IMAGES = 256
 DEFAULT_BATCH_SIZE = 32
@@ -130,6 +145,38 @@ def recalibrate_batch_norm(model, batches, *, max_images=None):
     return images
 
 
+def undo_rebalancing(model, fraction, prior=None):
+    """Takes `fraction` of the class rebalancing's boost of rare colours out of the
+    model's logits (module docstring), in place.
+
+    The fraction replaces the one the model already has (`model.model_config.
+    undo_rebalancing`), so calling this again with 0 restores the model as trained.
+
+    Args:
+      model: a `Colorizer`; its `conv8_313` bias and `model_config` change.
+      fraction: in [0, 1].
+      prior: the `Prior` whose weights the model was trained with (None: the
+        package's, which `colornet train` uses unless given `--set prior=...`).
+
+    Raises:
+      ValueError: a fraction outside [0, 1], or a model without a `conv8_313` bias.
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"undo_rebalancing fraction must be in [0, 1], got {fraction!r}")
+    prior = prior_lib.default_prior() if prior is None else prior
+    try:
+        head = model.get_layer(HEAD_LAYER)
+    except ValueError:
+        raise ValueError(f"the model has no {HEAD_LAYER} layer: not a colornet network") from None
+    if head.bias is None:
+        raise ValueError(f"the model's {HEAD_LAYER} has no bias to hold the adjustment")
+    change = fraction - model.model_config.undo_rebalancing
+    shift = -change * np.log(np.asarray(prior.weights, np.float64))
+    head.bias.assign((head.bias.numpy().astype(np.float64) + shift).astype(np.float32))
+    model.model_config = model.model_config.replace(undo_rebalancing=fraction)
+
+
 def recalibrate_on_images(
     model,
     source,
@@ -160,7 +207,9 @@ def recalibrate_on_images(
     return recalibrate_batch_norm(model, dataset, max_images=min(images, available))
 
 
-def recalibrate_file(model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE):
+def recalibrate_file(
+    model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE, undo_fraction=None
+):
     """Loads a colorizer, recomputes its batch-norm statistics on `source` and writes
     it to `out`: a `.keras` file, or a compact `.npz` (`save_compact`), written
     atomically (a failed run leaves no file behind).
@@ -169,6 +218,8 @@ def recalibrate_file(model_path, source, out, *, images=DEFAULT_IMAGES, size=c.T
       model_path: a `.keras` file, a compact `.npz` or a training workdir.
       source: photographs, as for `recalibrate_on_images`.
       out: the output path; its extension chooses the format.
+      undo_fraction: None keeps the model's `undo_rebalancing`; a number sets it
+        (`undo_rebalancing`, with the package's prior).
 
     Returns:
       The number of images used.
@@ -179,8 +230,12 @@ def recalibrate_file(model_path, source, out, *, images=DEFAULT_IMAGES, size=c.T
     out = str(out)
     if not out.endswith((".keras", ".npz")):
         raise ColornetError(f"{out}: the output must end in .keras or .npz")
+    if undo_fraction is not None and not 0.0 <= undo_fraction <= 1.0:
+        raise ColornetError(f"undo_rebalancing fraction must be in [0, 1], got {undo_fraction}")
     model = loading.load_colorizer(model_path)
     used = recalibrate_on_images(model, source, images=images, size=size)
+    if undo_fraction is not None:
+        undo_rebalancing(model, undo_fraction)
     if out.endswith(".npz"):
         loading.save_compact(model, out)
     else:

@@ -65,7 +65,9 @@ class TrainConfig:
     ema: float = 0.0  # momentum of a moving average of the weights (0: none)
     recalibrate_images: int = 256  # precise batch-norm statistics at the end (0: skip)
     # A new run starts from this checkpoint (prefix, or a workdir: its latest), step and
-    # optimizer state included, e.g. to finish a long "wsd" run with a decay branch.
+    # optimizer state included, e.g. to finish a long "wsd" run with a decay branch; or
+    # from the weights alone of a model file (.npz, .keras) of the same network, at step
+    # 0 with a fresh optimizer, e.g. to go on from a committed snapshot.
     init_from: str | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -357,6 +359,10 @@ def train(config):
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    elif config.init_from and config.init_from.endswith((".npz", ".keras")):
+        _init_weights(model, config.init_from)
+        if config.verbose:
+            print(f"starting from the weights of {config.init_from}, at step 0 with a new optimizer")
     elif config.init_from:
         checkpoint.restore(_init_checkpoint(config.init_from)).assert_existing_objects_matched()
         if config.verbose:
@@ -402,6 +408,24 @@ def train(config):
         "checkpoint": manager.latest_checkpoint,
         "model": model_path,
     }
+
+
+def _init_weights(model, path):
+    """Sets `model`'s weights (moving statistics included) to those of the model file
+    `path`, which must be the same network; a fraction of rebalancing undone in it
+    (`colornet recalibrate --undo-rebalancing`) is put back first, since training
+    learns the logits as trained."""
+    from colornet import recalibrate
+    from colornet.models import loading
+
+    source = loading.load_colorizer(path)
+    recalibrate.undo_rebalancing(source, 0.0)
+    if source.model_config != model.model_config.replace(norm_synchronized=source.model_config.norm_synchronized):
+        mine, theirs = model.model_config.to_dict(), source.model_config.to_dict()
+        differ = sorted(k for k in mine if k != "norm_synchronized" and mine[k] != theirs[k])
+        raise ColornetError(f"init_from {path}: another network than the preset's (differs in {differ})")
+    for target, value in zip(model.weights, source.weights):
+        target.assign(tf.cast(value, target.dtype))
 
 
 def _init_checkpoint(path):

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from colornet import color, inference, recalibrate
+from colornet import prior as prior_lib
 from colornet.errors import ColornetError
 from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer, save_compact
@@ -122,6 +123,61 @@ def _run_cli(*args):
     )
 
 
+def _log_w():
+    return np.log(prior_lib.default_prior().weights)
+
+
+def test_undo_rebalancing_shifts_the_logits_by_the_fraction_of_log_w_it_is_given():
+    model = _stale_model(seed=3)
+    l_raw = _l_batches(batches=1, size=2)[0]
+    as_trained = model(l_raw).numpy()
+
+    recalibrate.undo_rebalancing(model, 0.3)
+    np.testing.assert_allclose(model(l_raw).numpy(), as_trained - 0.3 * _log_w(), atol=1e-4)
+    assert model.model_config.undo_rebalancing == 0.3
+    # A new fraction replaces the old one rather than adding to it; 0 undoes it all.
+    recalibrate.undo_rebalancing(model, 0.1)
+    np.testing.assert_allclose(model(l_raw).numpy(), as_trained - 0.1 * _log_w(), atol=1e-4)
+    recalibrate.undo_rebalancing(model, 0.0)
+    np.testing.assert_allclose(model(l_raw).numpy(), as_trained, atol=1e-4)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        recalibrate.undo_rebalancing(model, 1.5)
+    np.testing.assert_allclose(model(l_raw).numpy(), as_trained, atol=1e-4)
+    assert model.model_config.undo_rebalancing == 0.0
+
+
+def test_undoing_all_of_it_turns_the_rebalanced_optimum_back_into_the_true_distribution():
+    # The rebalanced loss's optimum for pixels of colour distribution p is p * w,
+    # renormalised. A network that predicts exactly that everywhere (zero head
+    # kernel, bias log(p * w)), with the rebalancing undone in full, predicts p.
+    prior = prior_lib.default_prior()
+    model = Colorizer.from_preset("tiny")
+    head = model.get_layer("conv8_313")
+    head.kernel.assign(np.zeros(head.kernel.shape, np.float32))
+    head.bias.assign(np.log(prior.probs * prior.weights + 1e-30).astype(np.float32))
+    l_raw = _l_batches(batches=1, size=1)[0]
+    rebalanced = tf.nn.softmax(model(l_raw)).numpy()[0, 0, 0]
+    assert rebalanced[np.argmax(prior.weights)] > prior.probs[np.argmax(prior.weights)]  # rare colours boosted
+
+    recalibrate.undo_rebalancing(model, 1.0)
+
+    np.testing.assert_allclose(tf.nn.softmax(model(l_raw)).numpy()[0, 0, 0], prior.probs, atol=1e-6)
+
+
+def test_the_fraction_undone_survives_saving_and_loading(tmp_path):
+    model = _stale_model(seed=4)
+    recalibrate.undo_rebalancing(model, 0.25)
+    l_raw = _l_batches(batches=1, size=2)[0]
+    for path in (tmp_path / "m.npz", tmp_path / "m.keras"):
+        if path.suffix == ".npz":
+            save_compact(model, path, dtype="float32")
+        else:
+            model.save(path)
+        loaded = load_colorizer(path)
+        assert loaded.model_config.undo_rebalancing == 0.25
+        np.testing.assert_allclose(loaded(l_raw).numpy(), model(l_raw).numpy(), atol=1e-4)
+
+
 def test_command_writes_a_recalibrated_compact_model(photos, tmp_path):
     stale = _stale_model(seed=2)
     source = tmp_path / "stale.npz"
@@ -129,14 +185,22 @@ def test_command_writes_a_recalibrated_compact_model(photos, tmp_path):
     out = tmp_path / "fixed.npz"
 
     result = _run_cli("recalibrate", "--model", str(source), "--data", photos, "--out", str(out),
-                      "--images", "12", "--size", str(SIZE))
+                      "--images", "12", "--size", str(SIZE), "--undo-rebalancing", "0.2")
 
     assert result.returncode == 0, result.stderr
-    assert "12 images" in result.stdout
+    assert "12 images" in result.stdout and "undone by 0.2" in result.stdout
     fixed = load_colorizer(out)
+    assert fixed.model_config.undo_rebalancing == 0.2
+    stale_head = stale.get_layer("conv8_313").bias.numpy()
+    np.testing.assert_allclose(
+        fixed.get_layer("conv8_313").bias.numpy(), stale_head - 0.2 * _log_w(), rtol=1e-3, atol=2e-3
+    )
     for got, want in zip(fixed.trainable_weights, stale.trainable_weights):
+        if got.path.endswith("conv8_313/bias"):
+            continue
         # Trained weights are unchanged up to the compact file's float16 rounding.
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-3, atol=1e-4)
+    recalibrate.undo_rebalancing(fixed, 0.0)  # as trained again: the statistics agree
     calibration = next(iter(inference_l(photos)))
     np.testing.assert_allclose(
         _mean_ab(fixed, calibration, training=False), _mean_ab(stale, calibration, training=True), atol=1.0
@@ -149,6 +213,10 @@ def test_command_errors_are_one_line_and_write_nothing(photos, tmp_path):
     bad_out = _run_cli("recalibrate", "--model", str(source), "--data", photos, "--out", str(tmp_path / "m.h5"))
     assert bad_out.returncode == 1
     assert bad_out.stderr.strip().splitlines()[-1].startswith("colornet recalibrate: error:")
+    bad_fraction = _run_cli("recalibrate", "--model", str(source), "--data", photos, "--out",
+                            str(tmp_path / "out.npz"), "--undo-rebalancing", "2")
+    assert bad_fraction.returncode == 1
+    assert "[0, 1]" in bad_fraction.stderr.strip().splitlines()[-1]
     empty = tmp_path / "empty"
     empty.mkdir()
     no_photos = _run_cli("recalibrate", "--model", str(source), "--data", str(empty), "--out",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import evaluate, predictors, prior, train
+from colornet import evaluate, predictors, prior, recalibrate, train
 from colornet.models import Colorizer
 from tests.images import smooth_rgb
 
@@ -102,3 +102,12 @@ def test_sweep_undoing_rebalancing_decodes_shifted_logits(photos, tmp_path):
         assert row["model"]["auc_raw"] == pytest.approx(expected["auc_raw"], abs=0.05)
         assert row["model"]["colorfulness_ratio"] == pytest.approx(expected["colorfulness_ratio"], abs=0.01)
     assert rows[3]["model"]["colorfulness_ratio"] != pytest.approx(rows[1]["model"]["colorfulness_ratio"], abs=1e-3)
+
+    # A is absolute: a model saved with half of it undone, swept at A = 0, is scored as trained.
+    recalibrate.undo_rebalancing(model, 0.5)
+    model.save(path)
+    temperature_sweep.main(["--model", path, "--data", photos, "--temperatures", "0.38",
+                            "--undo-rebalancing", "0", "--json", str(out)])
+    (again,) = json.loads(out.read_text())["rows"]
+    assert again["model"]["auc_raw"] == pytest.approx(rows[0]["model"]["auc_raw"], abs=0.05)
+    assert again["model"]["colorfulness_ratio"] == pytest.approx(rows[0]["model"]["colorfulness_ratio"], abs=0.01)

@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from colornet import recalibrate, train
 from colornet.errors import ColornetError
-from colornet.models.loading import load_colorizer
+from colornet.models import Colorizer
+from colornet.models.loading import load_colorizer, save_compact
 from tests.images import smooth_rgb
 
 
@@ -253,3 +255,27 @@ def test_init_from_branches_a_run_with_its_own_schedule(photos, tmp_path):
     assert sorted(os.listdir(trunk / "checkpoints")) == source_files
     with pytest.raises(ColornetError, match="not a checkpoint prefix"):
         train.train(_config(photos, tmp_path / "bad", init_from=str(tmp_path / "nowhere")))
+
+
+def test_init_from_a_model_file_starts_at_step_0_from_its_weights_as_trained(photos, tmp_path):
+    """A committed snapshot (compact .npz) continues training in a new workdir: its
+    weights, with any rebalancing undone put back, and a fresh optimizer."""
+    keras.utils.set_random_seed(5)
+    source = Colorizer.from_preset("tiny")
+    as_trained = [w.numpy() for w in source.trainable_weights]
+    recalibrate.undo_rebalancing(source, 0.3)
+    snapshot = tmp_path / "snapshot.npz"
+    save_compact(source, snapshot, dtype="float32")
+    # A negligible learning rate: the run's final weights are the ones it started from.
+    summary = train.train(_config(photos, tmp_path / "run", steps=3, learning_rate=1e-12,
+                                  init_from=str(snapshot), recalibrate_images=0))
+    assert summary["step"] == 3 and _checkpoint_steps(tmp_path / "run") == [3]
+    finished = load_colorizer(summary["model"])
+    assert finished.model_config.undo_rebalancing == 0.0
+    for got, want in zip(finished.trainable_weights, as_trained):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+    other = tmp_path / "other.npz"
+    save_compact(Colorizer.from_preset("tiny", shortcut=True), other)
+    with pytest.raises(ColornetError, match=r"another network.*shortcut"):
+        train.train(_config(photos, tmp_path / "bad", init_from=str(other)))

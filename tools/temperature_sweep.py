@@ -11,14 +11,16 @@ image's logits are computed once and kept (float16) for the other temperatures; 
 scoring is `colornet.evaluate`'s at native resolution, beside the grey baseline.
 `--images N` takes N files evenly spaced through the sorted list (all by default).
 
-`--undo-rebalancing A...` also decodes `logits - A * log(w)`, w being the package
-prior's rebalancing weights: a measuring aid, not a decoding colornet offers. A
-network trained with weight w(q) on class q learns probabilities about w(q) times
-the class's true posterior, which is what makes it vivid; A = 1 removes that factor
-(about the calibrated posterior, whose mean is the safest guess), A = 0 is the model
-as trained. The sweep over A traces the trade between raw AuC and colourfulness a
-model allows, which tells whether a model misses the raw target by its vividness or
-by its accuracy.
+`--undo-rebalancing A...` also scores the model with a fraction A of its class
+rebalancing undone (`colornet recalibrate --undo-rebalancing A`, which folds
+`-A * log(w)` into the logits; w: the package prior's rebalancing weights), without
+writing a model per value. A network trained with weight w(q) on class q learns
+probabilities about w(q) times the class's true posterior, which is what makes it
+vivid; A = 1 removes that factor (about the calibrated posterior, whose mean is the
+safest guess), A = 0 is the model as trained. A is absolute: for a Keras model that
+already has some undone, the difference is applied. The sweep over A traces the trade
+between raw AuC and colourfulness a model allows, which tells whether a model misses
+the raw target by its vividness or by its accuracy, and chooses the A a model ships with.
 """
 
 import argparse
@@ -75,20 +77,23 @@ def main(argv):
         nargs="+",
         default=[0.0],
         metavar="A",
-        help="also decode logits - A * log(rebalancing weight) (default: 0 only, the model as trained)",
+        help="score with this fraction of the class rebalancing undone (default: 0 only, as trained)",
     )
     args = parser.parse_args(argv)
     from learning_curve import evenly_spaced  # this folder is on sys.path when run as a script
 
     source = evenly_spaced(args.data, args.images) if args.images else args.data
-    predictor = CachedPredictor(predictors.load_predictor(args.model))
+    loaded = predictors.load_predictor(args.model)
+    config = getattr(getattr(loaded, "model", None), "model_config", None)
+    already = config.undo_rebalancing if config is not None else 0.0  # 0: SavedModel, TFLite
+    predictor = CachedPredictor(loaded)
     log_weights = np.log(prior_lib.default_prior().weights)
     rows = []
     print(
         f"{'A':>5} {'T':>6} {'AuC rebal':>10} {'(grey)':>8} {'AuC raw':>8} {'(grey)':>8} {'colour/truth':>13}"
     )
     for undo in args.undo_rebalancing:
-        shifted = ShiftedPredictor(predictor, -undo * log_weights)
+        shifted = ShiftedPredictor(predictor, -(undo - already) * log_weights)
         for temperature in args.temperatures:
             result = evaluate.evaluate(
                 shifted, source, temperature=temperature, resolutions=("native",), verbose=0

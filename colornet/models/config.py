@@ -71,6 +71,11 @@ class ModelConfig:
         "Real-Time User-Guided Image Colorization with Learned Deep Priors") adds
         such shortcuts so that the colours follow edges the 1/8-resolution middle
         blocks blur. The output, loss and decoding stay the paper's.
+      undo_rebalancing: a record, not a layer: the fraction of the class
+        rebalancing's effect that `colornet.recalibrate.undo_rebalancing` took out
+        of the logits after training, by adding `-undo_rebalancing * log(w)` (w: the
+        prior's rebalancing weights) to `conv8_313`'s bias. 0 for a model as
+        trained; building a model from a config does not apply it, the weights hold it.
     """
 
     filters: tuple = TABLE4_FILTERS
@@ -86,6 +91,7 @@ class ModelConfig:
     norm_synchronized: bool = False
     weight_decay: float = CAFFE_WEIGHT_DECAY
     shortcut: bool = False
+    undo_rebalancing: float = 0.0
 
     def __post_init__(self):
         for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
@@ -114,6 +120,8 @@ class ModelConfig:
             raise ValueError(f"norm_epsilon must be positive, got {self.norm_epsilon!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0.0 <= self.undo_rebalancing <= 1.0:
+            raise ValueError(f"undo_rebalancing must be in [0, 1], got {self.undo_rebalancing!r}")
         for field in ("norm_affine", "norm_synchronized", "shortcut"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
