@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -57,6 +58,17 @@ def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
     mtime = os.path.getmtime(workdir / "curve.json")
     learning_curve.main(argv)  # nothing new to score: the cache is not rewritten
     assert os.path.getmtime(workdir / "curve.json") == mtime
+
+    # One scores file for all runs: it outlives the workdir, which is then plotted from it.
+    scores_file = tmp_path / "scores.json"
+    learning_curve.main([*argv, "--scores", str(scores_file)])
+    assert json.loads(scores_file.read_text())["run"][next(iter(cache))] == scores
+    shutil.rmtree(workdir)
+    os.remove(out)
+    learning_curve.main([*argv, "--scores", str(scores_file)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="no such workdir"):
+        learning_curve.main([*argv, "--workdir", str(tmp_path / "gone"), "--scores", str(scores_file)])
 
 
 def test_cached_predictor_runs_the_network_once_per_image():

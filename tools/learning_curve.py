@@ -12,8 +12,10 @@ split mixes sources in blocks; the first N would be one source). Plotted: rebala
 AuC and raw AuC beside grey's, and colourfulness as a ratio to the truth's.
 
 Scores are cached in each workdir (`curve.json`, keyed by step and by what was
-measured), so re-running scores only new checkpoints. The same scalars go to the
-run's TensorBoard logs under `val/`.
+measured), so re-running scores only new checkpoints; or, with `--scores FILE`, in
+one file for all runs, keyed by each workdir's name: commit it, and a run whose
+workdir is gone is still plotted from it. The same scalars go to the run's
+TensorBoard logs under `val/`.
 """
 
 import argparse
@@ -60,16 +62,25 @@ def finished_model(config, checkpoint_path, calibration_images):
 
 
 def score(workdir, subset, args):
-    """`{step: {metric: value}}` for the checkpoints of `workdir`, cached in curve.json."""
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = train.TrainConfig(**json.load(f))
-    cache_path = os.path.join(workdir, "curve.json")
-    key = f"images={len(subset)} calibration={args.calibration_images} data={os.path.abspath(args.data)}"
+    """`{step: {metric: value}}` for the checkpoints of `workdir`, cached in its
+    curve.json or in `args.scores`."""
+    name = os.path.basename(os.path.normpath(workdir))
+    cache_path = args.scores or os.path.join(workdir, "curve.json")
+    key = f"images={len(subset)} calibration={args.calibration_images} data={os.path.basename(args.data)}"
     cache = {}
     if os.path.exists(cache_path):
         with open(cache_path) as f:
             cache = json.load(f)
-    scores = cache.setdefault(key, {})
+    runs = cache.setdefault(name, {}) if args.scores else cache
+    scores = runs.setdefault(key, {})
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        if not scores:
+            raise SystemExit(f"{workdir}: no such workdir, and no scores for {name!r} in {cache_path}")
+        print(f"{workdir}: no workdir; plotting its {len(scores)} recorded scores")
+        return {int(step): value for step, value in scores.items()}
+    with open(config_path) as f:
+        config = train.TrainConfig(**json.load(f))
     writer = tf.summary.create_file_writer(os.path.join(workdir, "logs", "val"))
     for step, path in sorted(checkpoint_steps(workdir).items()):
         if str(step) in scores or step % args.every:
@@ -132,6 +143,7 @@ def main(argv):
                         help="training photos for the batch-norm statistics of each checkpoint")
     parser.add_argument("--every", type=int, default=1, help="score only checkpoints whose step is a multiple")
     parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--scores", help="one JSON cache for all runs (default: curve.json in each workdir)")
     args = parser.parse_args(argv)
     subset = evenly_spaced(args.data, args.images)
     series = {os.path.basename(os.path.normpath(w)): score(w, subset, args) for w in args.workdir}
