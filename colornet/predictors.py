@@ -29,7 +29,7 @@ from colornet.errors import ColornetError
 from colornet.models.colorizer import Colorizer
 from colornet.models.loading import is_workdir, load_colorizer
 
-BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "colornet_half.npz")
+BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "bundled.npz")
 DEFAULT_SIZE = c.TRAIN_RESIZE  # the network's native input side for Keras models
 
 
@@ -196,8 +196,8 @@ def load_predictor(model=None):
     if model is None:
         if not os.path.isfile(BUNDLED_MODEL_PATH):
             raise ColornetError(
-                f"the bundled model {BUNDLED_MODEL_PATH} is not installed (it ships once "
-                "training finishes); pass a model instead (--model PATH: a .keras file, a "
+                f"the bundled model {BUNDLED_MODEL_PATH} is missing: reinstall colornet, "
+                "or pass a model (--model PATH: a .keras file, a "
                 "training workdir, a SavedModel directory or a .tflite file)"
             )
         model = BUNDLED_MODEL_PATH

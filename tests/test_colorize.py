@@ -132,6 +132,22 @@ def test_decodings_and_argument_errors(vivid):
             predictors.colorize(image, model=path)
 
 
+def test_shipped_bundled_model():
+    """The model that ships: small enough, and its colours have the truth's direction
+    on two sample photos (scikit-image's): the night sky over the rocket is blue (true
+    mean b of its top-centre region -21), the cat is warm (true mean ab (11, 20))."""
+    from skimage import color as skcolor
+    from skimage import data as skdata
+
+    assert os.path.getsize(predictors.BUNDLED_MODEL_PATH) <= 40e6
+    predictor = predictors.load_predictor(None)
+    rocket = skcolor.rgb2lab(predictors.colorize(skdata.rocket(), model=predictor))
+    h, w = rocket.shape[:2]
+    assert rocket[: h // 4, w // 3 : 2 * w // 3, 2].mean() < -10
+    cat_a, cat_b = skcolor.rgb2lab(predictors.colorize(skdata.chelsea(), model=predictor))[..., 1:].mean((0, 1))
+    assert cat_a > 3 and cat_b > 10
+
+
 def test_bundled_model(vivid, monkeypatch, tmp_path):
     _, path = vivid
     monkeypatch.setattr(predictors, "BUNDLED_MODEL_PATH", str(tmp_path / "missing.keras"))

@@ -1,6 +1,6 @@
 """Val metrics of one model at several annealed-mean temperatures, the network run once.
 
-    python tools/temperature_sweep.py --model colornet/assets/colornet_half.npz \
+    python tools/temperature_sweep.py --model colornet/assets/bundled.npz \
         --data val.txt --temperatures 0.2 0.3 0.38 0.5 0.7 1.0 [--images 200] [--json out.json] \
         [--undo-rebalancing 0 0.1 0.2]
 
