@@ -1,6 +1,7 @@
 """colorize() on arrays, every model format, EXIF orientation, `colornet colorize`, the demo.
 
-A `tiny` model saved to a temporary .keras file stands in for the bundled one; the
+A `tiny` model saved to a temporary .keras file stands in for the bundled one (one
+test checks the real bundled model's colours on two sample photos); the other
 images are generated. The network runs at 64 x 64 here (256 in use) to stay fast.
 """
 
