@@ -13,7 +13,6 @@ the process CPU seconds per call (all threads).
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -22,25 +21,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 import skimage.transform  # noqa: E402
+from video import cpu_name  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import colornet  # noqa: E402
 from colornet import predictors  # noqa: E402
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model file or preset name (default: the bundled model)")
+    parser.add_argument("--model", help="model path or pretrained name (default: the bundled model)")
     parser.add_argument("--side", type=int, default=512, help="photo side, pixels")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
@@ -58,7 +47,7 @@ def main():
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     assert out.shape == rgb.shape
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores")
+    print(f"CPU: {cpu_name()}")
     print(f"model: {predictor.source}")
     print(
         f"{args.side} x {args.side} photo, {args.runs} runs: median {statistics.median(walls):.3f} s, "
