@@ -1,8 +1,14 @@
+import re
+
 from setuptools import find_packages, setup
+
+# One version, kept in colornet/version.py (read as text: setup.py must not import the package).
+with open("colornet/version.py", encoding="utf-8") as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 setup(
     name="colornet",
-    version="0.1.0",
+    version=VERSION,
     description="Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016) in TensorFlow/Keras",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -42,9 +42,11 @@ Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan ov
 upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
 process: frames/s of the whole job (decode, network, smoothing, encode) and peak RSS.
 
+`--json FILE` also writes what a mode prints (with the CPU, the model and the clips).
+
     python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/video_trail.jpg
-    python benchmarks/video.py --speed --frames 300
-    python benchmarks/video.py --stages                # CPU time of each stage, 480p
+    python benchmarks/video.py --speed --frames 300 --json docs/video_speed.json
+    python benchmarks/video.py --stages --json docs/video_stages.json   # CPU time of each stage, 480p
 """
 
 import argparse
@@ -78,6 +80,28 @@ def cpu_name():
             if line.startswith("flags"):
                 amx = "amx_bf16" in line.split()
     return f"{name}, {os.cpu_count()} cores, {'with' if amx else 'no'} AMX"
+
+
+def model_name(model):
+    """The model as it really was: a file's name and the start of its SHA-256 (the
+    bundled model changes from commit to commit), else what `--model` said."""
+    import hashlib
+
+    from colornet import predictors
+
+    path = predictors.BUNDLED_MODEL_PATH if model is None else model
+    if not os.path.isfile(path):
+        return model  # a directory or a pretrained name
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    return f"{'bundled: ' if model is None else ''}{os.path.basename(path)}, sha256 {digest}"
+
+
+def write_json(path, report):
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {path}")
 
 
 # ----------------------------------------------------------------------------
@@ -231,9 +255,10 @@ def network_l(frames, size):
     """`(N, size, size, 1)` float32: the L (0..100) of `frames` as the network sees it."""
     import tensorflow as tf
 
-    from colornet import inference, video
+    from colornet import inference
+    from colornet.video.frames import _frame_l
 
-    return inference.network_input(video._frame_l(tf.convert_to_tensor(np.stack(frames))), size).numpy()
+    return inference.network_input(_frame_l(tf.convert_to_tensor(np.stack(frames))), size).numpy()
 
 
 def lab(frames):
@@ -270,6 +295,7 @@ def score(outputs, truth_lab, masks):
 
 def run_quality(args):
     from colornet import predictors, video
+    from colornet.video.smoothing import _l8
 
     settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in ("none", "agreement", "flow")]
 
@@ -304,7 +330,7 @@ def run_quality(args):
         predictor.cache = {}
         # Scene-cut statistic: the histogram distance of consecutive frames, on the L
         # the network and the smoother see.
-        histograms = [video.l_histogram(video._l8(l)) for l in network_l(frames, size)]
+        histograms = [video.l_histogram(_l8(l)) for l in network_l(frames, size)]
         distances = [0.5 * np.abs(histograms[t] - histograms[t - 1]).sum() for t in range(1, len(histograms))]
         if kind == "cut":
             cut_distances.append(distances[CLIP_FRAMES // 2 - 1])
@@ -339,7 +365,7 @@ def run_quality(args):
         })
     report = {
         "cpu": cpu_name(),
-        "model": "oracle" if args.oracle else args.model or "bundled",
+        "model": "oracle" if args.oracle else model_name(args.model),
         "clips": len(clips),
         "scene_threshold": args.scene_threshold,
         "sigma": args.sigma,
@@ -347,7 +373,8 @@ def run_quality(args):
         "photos": [os.path.relpath(p, args.photos) for p in chosen],
         "clip_groups": {group: list(kinds) for group, kinds in CLIP_GROUPS.items()},
         "truth_flicker": {group: mean_over(base, "truth", kinds) for group, kinds in CLIP_GROUPS.items()},
-        "scene_cut_distance": {"cuts_min": float(min(cut_distances)), "within_shots_max": float(max(shot_distances)),
+        "scene_cut_distance": {"cuts_min": float(min(cut_distances)), "cuts_max": float(max(cut_distances)),
+                               "within_shots_max": float(max(shot_distances)),
                                "within_shots_p99": float(np.percentile(shot_distances, 99)),
                                "cuts": len(cut_distances), "found": cuts_found[True],
                                "found_in_clips_without_cuts": cuts_found[False]},
@@ -367,9 +394,7 @@ def run_quality(args):
               f"{r['auc_rebalanced']:8.2f} {r['auc_change']:+6.2f} {r['trail']:+6.2f}  "
               + "  ".join(f"{r['by_clips'][g]['flicker']:6.3f} ({r['by_clips'][g]['flicker_reduction']:4.2f}x) "
                           f"{r['by_clips'][g]['auc_change']:+5.2f}" for g in others))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    write_json(args.json, report)
     if args.picture:
         write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
 
@@ -492,8 +517,10 @@ def run_one_speed(args):
     print(json.dumps({
         "height": summary.height, "width": summary.width, "frames": summary.frames,
         "seconds": summary.seconds, "fps": summary.frames / summary.seconds, "cpu_seconds": cpu,
+        "cpu_ms_per_frame": cpu / summary.frames * 1000,
         "rss_before_mb": before, "peak_rss_mb": peak,
-        "rss_quartiles_mb": [samples[i * quarter] for i in (1, 2, 3)] + [samples[-1]],
+        # A run shorter than four samples (a second) has no quarters.
+        "rss_quartiles_mb": [samples[i * quarter] for i in (1, 2, 3)] + [samples[-1]] if quarter else [],
         "motion": args.motion, "strength": args.strength,
         "precision": video.resolve_precision(args.precision),
     }))
@@ -501,6 +528,7 @@ def run_one_speed(args):
 
 def run_speed(args):
     photo = args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0]
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for height in args.heights:
             src = os.path.join(tmp, f"clip{height}.mp4")
@@ -515,14 +543,24 @@ def run_speed(args):
                 load = os.getloadavg()[0]
                 result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout
                                     .strip().splitlines()[-1])
+                result["load_average_before"] = load
+                runs.append(result)
                 print(f"{result['width']}x{result['height']}, {result['frames']} frames, smoothing "
                       f"S={result['strength']} {result['motion']}, {result['precision']}: {result['fps']:.1f} "
-                      f"frames/s ({result['cpu_seconds'] / result['frames'] * 1000:.0f} ms CPU per frame), peak "
+                      f"frames/s ({result['cpu_ms_per_frame']:.0f} ms CPU per frame), peak "
                       f"RSS {result['peak_rss_mb']:.0f} MB (after loading the model {result['rss_before_mb']:.0f} MB; "
                       f"at 1/4, 1/2, 3/4 of the run and its end "
                       f"{', '.join(f'{v:.0f}' for v in result['rss_quartiles_mb'])} MB); "
                       f"load average before {load:.1f}", flush=True)
     print(cpu_name())
+    write_json(args.json, {
+        "cpu": cpu_name(), "model": model_name(args.model), "clip": {
+            "photo": os.path.relpath(photo, args.photos) if args.photo is None else photo,
+            "frames": args.frames, "heights": args.heights, "rate": 25,
+            "content": "H.264 (crf 20) pan over an upscaled photograph, AAC stereo sine track",
+        },
+        "runs": runs,
+    })
 
 
 def run_stages(args):
@@ -530,6 +568,7 @@ def run_stages(args):
     import tensorflow as tf
 
     from colornet import inference, video
+    from colornet.video.frames import _frame_l, _lab_to_rgb8, _render
 
     frames = np.random.default_rng(0).integers(0, 256, (video.DEFAULT_BATCH_SIZE, 480, 854, 3), np.uint8)
     count = len(frames)
@@ -544,20 +583,24 @@ def run_stages(args):
     def without_xla(function):
         return tf.function(function.python_function, autograph=False)
 
-    l_raw = video._frame_l(tf.constant(frames))
+    ms = {}  # CPU ms per frame of each stage
+    l_raw = _frame_l(tf.constant(frames))
     l_small = inference.network_input(l_raw, 256)
     for precision in ("float32", "bfloat16"):
         predictor = video.load_video_predictor(args.model, precision)
-        network_ms = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
-        print(f"network, {precision}, batch {count}: {network_ms:.0f} ms")
+        ms[f"network_{precision}"] = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
+        print(f"network, {precision}, batch {count}: {ms[f'network_{precision}']:.0f} ms")
     logits = predictor.logits(l_small)
-    print(f"L: {cpu_ms(lambda: video._frame_l(tf.constant(frames)).numpy()):.0f} ms with XLA, "
-          f"{cpu_ms(lambda: without_xla(video._frame_l)(tf.constant(frames)).numpy()):.0f} ms without")
+    ms["l_xla"] = cpu_ms(lambda: _frame_l(tf.constant(frames)).numpy())
+    frame_l_plain, lab_to_rgb8_plain = without_xla(_frame_l), without_xla(_lab_to_rgb8)  # traced once
+    ms["l_without_xla"] = cpu_ms(lambda: frame_l_plain(tf.constant(frames)).numpy())
+    print(f"L: {ms['l_xla']:.0f} ms with XLA, {ms['l_without_xla']:.0f} ms without")
     ab = inference.upsample_ab(inference.decode_logits(logits), (480, 854))
-    print(f"Lab -> RGB: {cpu_ms(lambda: video._lab_to_rgb8(l_raw, ab).numpy()):.0f} ms with XLA, "
-          f"{cpu_ms(lambda: without_xla(video._lab_to_rgb8)(l_raw, ab).numpy()):.0f} ms without")
-    print(f"decode and upsample: {cpu_ms(lambda: video._render(l_raw, logits, 'annealed-mean', 0.38).numpy()):.0f} "
-          "ms with the Lab -> RGB above")
+    ms["lab_to_rgb_xla"] = cpu_ms(lambda: _lab_to_rgb8(l_raw, ab).numpy())
+    ms["lab_to_rgb_without_xla"] = cpu_ms(lambda: lab_to_rgb8_plain(l_raw, ab).numpy())
+    print(f"Lab -> RGB: {ms['lab_to_rgb_xla']:.0f} ms with XLA, {ms['lab_to_rgb_without_xla']:.0f} ms without")
+    ms["decode_upsample_lab_to_rgb"] = cpu_ms(lambda: _render(l_raw, logits, "annealed-mean", 0.38).numpy())
+    print(f"decode and upsample: {ms['decode_upsample_lab_to_rgb']:.0f} ms with the Lab -> RGB above")
     smoother = video.TemporalSmoother()
 
     def smooth():
@@ -565,8 +608,13 @@ def run_stages(args):
         smoothed = np.stack([smoother(p, l) for p, l in zip(probabilities, l_small.numpy())])
         return np.log(np.maximum(smoothed, np.finfo(np.float32).tiny))
 
-    print(f"smoothing (default): {cpu_ms(smooth):.0f} ms")
+    ms["smoothing_default"] = cpu_ms(smooth)
+    print(f"smoothing (default): {ms['smoothing_default']:.0f} ms")
     print(f"CPU ms per frame; {cpu_name()}")
+    write_json(args.json, {
+        "cpu": cpu_name(), "model": model_name(args.model), "width": 854, "height": 480, "batch": count,
+        "network_size": 256, "cpu_ms_per_frame": ms,
+    })
 
 
 def main():
@@ -583,7 +631,8 @@ def main():
     parser.add_argument("--scene-threshold", type=float, default=video.DEFAULT_SCENE_THRESHOLD)
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS, help="S values compared")
     parser.add_argument("--sigma", type=float, default=video.L_AGREEMENT_SIGMA, help="L agreement sigma")
-    parser.add_argument("--json", help="write the quality figures here")
+    parser.add_argument("--json", metavar="FILE", help="also write what --quality, --speed or --stages "
+                        "prints to this JSON file (one mode at a time)")
     parser.add_argument("--oracle", action="store_true", help="instead of a model: logits peaked at the true "
                         "colours with fresh noise every frame (a stand-in for a good model)")
     parser.add_argument("--picture", help="write the trail picture here (.jpg)")
@@ -600,8 +649,11 @@ def main():
     args = parser.parse_args()
     if args.one_speed:
         return run_one_speed(args)
-    if not (args.quality or args.speed or args.stages):
+    modes = args.quality + args.speed + args.stages
+    if not modes:
         parser.error("give --quality, --speed or --stages")
+    if args.json and modes > 1:
+        parser.error("--json takes one of --quality, --speed and --stages at a time")
     if args.stages:
         run_stages(args)
     if args.quality:

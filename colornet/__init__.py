@@ -7,7 +7,7 @@ not need TensorFlow start fast. Training and evaluation live in their modules:
 
 import importlib
 
-__version__ = "0.1.0"
+from colornet.version import __version__ as __version__
 
 _EXPORTS = {
     "ab_bins": "colornet.bins",

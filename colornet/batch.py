@@ -111,6 +111,17 @@ class ColorizeSummary:
     written: list
     failed: list
 
+    def describe_written(self):
+        """What was written, counted: "3 images", "1 image and 2 videos"."""
+        videos = sum(video.is_video_path(path) for path, _ in self.written)
+        images = len(self.written) - videos
+        counts = [_count(images, "image")] if images or not videos else []
+        return " and ".join(counts + ([_count(videos, "video")] if videos else []))
+
+
+def _count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
 
 def _output_path(out_real, rel):
     target = os.path.normpath(os.path.join(out_real, rel))
@@ -191,9 +202,11 @@ def colorize_files(
 
     failed = []
 
-    def fail(name, reason):
+    def fail(name, reason, progress=None):
         failed.append((name, reason))
         if verbose:
+            if progress:
+                progress.end_line()  # the bar's line is open: the message gets its own
             print(f"colornet: skipped {name}: {reason}", file=sys.stderr, flush=True)
 
     jobs, sources, claimed = [], set(), {}
@@ -238,7 +251,7 @@ def colorize_files(
                     write_png(target, result)
                 written.append((path, target))
             except (ColornetError, OSError, tf.errors.OpError) as error:
-                fail(path, first_line(error).removeprefix(f"{path}: "))
+                fail(path, first_line(error).removeprefix(f"{path}: "), progress)
             if progress:
                 progress.update(done)
     return ColorizeSummary(out_dir=out_dir, written=written, failed=failed)

@@ -3,14 +3,17 @@
 Each handler parses its arguments, calls one library function and returns an exit
 code. Errors a user can cause (`ColornetError`, `ValueError`, `OSError`, and
 TensorFlow's `OpError` from a file it cannot read or write) print one line and exit
-non-zero, without a traceback. On stderr a command prints only its own messages:
+non-zero, without a traceback; Ctrl-C and SIGTERM stop a command cleanly (exit
+codes 130 and 143). On stderr a command prints only its own messages:
 TensorFlow's start-up lines are held aside while it loads (`colornet.console`);
 `--verbose` shows them.
 """
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from absl import app, logging
 from absl.flags import argparse_flags
@@ -178,7 +181,7 @@ def _add_import_official(subparsers):
     )
     parser.add_argument(
         "path",
-        help="colorization_release_v2-9b330a0b.pth (PyTorch port; needs torch) or "
+        help="colorization_release_v2-9b330a0b.pth (PyTorch port; read without PyTorch) or "
         "colorization_release_v2.caffemodel (Caffe release)",
     )
     parser.add_argument("-o", "--out", required=True, help="output .keras file")
@@ -322,13 +325,15 @@ def _run_tflite(args):
 def _add_colorize(subparsers):
     parser = subparsers.add_parser(
         "colorize",
-        help="colourise images (files, folders, globs) at their own resolution into PNGs",
+        help="colourise images into PNGs and videos into videos (files, folders, globs), "
+        "at their own resolution",
         description="Each result is OUT/<input path relative to its folder argument (or the "
-        "glob's folder; a file's base name) with extension .png>. Only the L of colour "
-        "inputs is used. Unreadable files are reported and skipped; the exit code is 1 if "
-        "any file failed.",
+        "glob's folder; a file's base name)>, with extension .png for an image; a video keeps "
+        "its name (.webm becomes .mkv). Only the L of colour inputs is used. Unreadable files "
+        "are reported and skipped; the exit code is 1 if any file failed.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="IMG_OR_DIR", help="image files, folders or globs")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image or video files, folders or globs")
     parser.add_argument("-o", "--out", required=True, help="output directory (created if needed)")
     parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
                         "directory, .tflite file or pretrained name (colornet pretrained; default: "
@@ -348,24 +353,26 @@ VIDEO_OPTIONS = ("temporal_smoothing", "scene_threshold", "motion", "crf", "enco
 
 def _add_video_options(parser):
     """Options of video inputs. Unset ones take colornet.video's defaults (chosen by
-    benchmarks/video.py, README "Video"), which this module does not import: it loads
-    TensorFlow."""
-    group = parser.add_argument_group(
-        "video inputs (mp4, mov, mkv, avi, webm, m4v; need `pip install 'colornet[video]'`)"
-    )
+    benchmarks/video.py, README "Video"); its `defaults` module is plain Python, so
+    the help shows them without loading TensorFlow."""
+    from colornet.video import defaults
+
+    extensions = ", ".join(ext.lstrip(".") for ext in defaults.VIDEO_EXTENSIONS)
+    group = parser.add_argument_group(f"video inputs ({extensions}; need `pip install 'colornet[video]'`)")
     unset = argparse.SUPPRESS
     group.add_argument("--temporal-smoothing", type=float, default=unset, metavar="S",
                        help="weight of the running average of colour over frames: 0 colours each frame "
-                       "on its own, up to < 1 (default 0.95)")
+                       f"on its own, up to < 1 (default {defaults.DEFAULT_TEMPORAL_SMOOTHING})")
     group.add_argument("--scene-threshold", type=float, default=unset, metavar="D",
                        help="start the average afresh where consecutive frames' L histograms differ by "
-                       "more than D (total variation, 0..1; default 0.3)")
-    group.add_argument("--motion", default=unset, choices=("flow", "agreement", "none"),
-                       help="agreement: hold the average back where L changed (default); flow: also "
-                       "carry it along the optical flow; none: plain average")
+                       f"more than D (total variation, 0..1; default {defaults.DEFAULT_SCENE_THRESHOLD})")
+    group.add_argument("--motion", default=unset, choices=defaults.MOTION_MODES,
+                       help="agreement: hold the average back where L changed; flow: also carry it "
+                       f"along the optical flow; none: plain average (default {defaults.DEFAULT_MOTION})")
     group.add_argument("--crf", type=int, default=unset, help="H.264 quality: 0 lossless .. 51 worst "
-                       "(default 18)")
-    group.add_argument("--encoder-preset", default=unset, help="x264 speed preset (default fast)")
+                       f"(default {defaults.DEFAULT_CRF})")
+    group.add_argument("--encoder-preset", default=unset,
+                       help=f"x264 speed preset (default {defaults.DEFAULT_ENCODER_PRESET})")
 
 
 def _run_colorize(args):
@@ -381,7 +388,7 @@ def _run_colorize(args):
         compare=args.compare,
         video_options={name: getattr(args, name) for name in VIDEO_OPTIONS if hasattr(args, name)},
     )
-    print(f"wrote {len(summary.written)} images to {summary.out_dir}"
+    print(f"wrote {summary.describe_written()} to {summary.out_dir}"
           + (f"; {len(summary.failed)} failed (listed above)" if summary.failed else ""))
     return 1 if summary.failed else 0
 
@@ -435,8 +442,11 @@ def _run_evaluate(args):
 
 def _add_demo(subparsers):
     parser = subparsers.add_parser(
-        "demo", help="colourise scikit-image's sample photos and write a page to look at"
+        "demo", help="colourise scikit-image's sample photos, or colour photos of your own, and "
+        "write a page to look at: grey input | colourised | original",
     )
+    parser.add_argument("photos", nargs="*", metavar="PHOTO", help="colour photos of your own (files, "
+                        "folders, globs; at most 24) instead of the samples")
     parser.add_argument("-o", "--out", default="colornet_demo", help="output directory")
     parser.add_argument("--model", help="a model (or pretrained name) instead of the bundled one")
     parser.set_defaults(handler=_run_demo)
@@ -445,10 +455,11 @@ def _add_demo(subparsers):
 def _run_demo(args):
     from colornet import demo
 
-    result = demo.run_demo(args.out, model=args.model)
-    print(f"wrote {len(result.images)} colourised photos, {result.grid} and {result.index}")
+    result = demo.run_demo(args.out, model=args.model, photos=args.photos or None)
+    print(f"wrote {len(result.images)} colourised photos, {result.grid} and {result.index}"
+          + (f"; {len(result.skipped)} skipped (listed above)" if result.skipped else ""))
     print(f"open file://{result.index}")
-    return 0
+    return 1 if result.skipped else 0
 
 
 _SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_recalibrate, _add_import_official, _add_export, _add_tflite,
@@ -477,7 +488,26 @@ def _user_errors():
     return (ColornetError, ValueError, OSError) + ((tf.errors.OpError,) if tf else ())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, `docker stop`), raised in the main thread so that a
+    command stops as it does on Ctrl-C: temporary files removed, nothing half-written."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(args):
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args):
     verbose = getattr(args, "verbose", False)
     if not verbose:
         # absl's default INFO level would interleave TF's checkpoint chatter with progress.
@@ -492,6 +522,9 @@ def main(args):
     except _user_errors() as error:  # evaluated when an exception arrives
         print(f"colornet {args.command}: error: {first_line(error)}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"colornet {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"colornet {args.command}: interrupted", file=sys.stderr)
         return 130

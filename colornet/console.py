@@ -50,6 +50,27 @@ def held_stderr():
         caught.close()
 
 
+def native_info_hidden():
+    """Whether C++ INFO lines are to be hidden: `TF_CPP_MIN_LOG_LEVEL` is 1 or more
+    (colornet sets it unless `--verbose`, or the user did)."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 1
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def quiet_native_info():
+    """`held_stderr` for code whose native library prints INFO lines that
+    `TF_CPP_MIN_LOG_LEVEL` does not reach (LiteRT's "Created TensorFlow Lite XNNPACK
+    delegate for CPU."), when such lines are to be hidden; a plain block otherwise."""
+    if not native_info_hidden():
+        yield
+        return
+    with held_stderr():
+        yield
+
+
 def load_tensorflow(verbose=False):
     """Imports TensorFlow and Keras for a command without their start-up lines on stderr.
 
@@ -85,6 +106,14 @@ class ProgressBar:
         self._current = current
         target = self._bar.target
         self._ended = bool(finalize) or (finalize is None and target is not None and current >= target)
+
+    def end_line(self):
+        """Ends the bar's unfinished line, so that a message printed next (on stdout or
+        stderr, both often the terminal) starts a line of its own; the next `update`
+        draws the bar again below it."""
+        if self._current is not None and not self._ended:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
 
     def close(self):
         if self._current is not None and not self._ended:

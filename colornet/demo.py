@@ -1,25 +1,30 @@
-"""`colornet demo`: colourise a few sample photographs that ship with scikit-image.
+"""`colornet demo`: colourise a few sample photographs that ship with scikit-image,
+or colour photographs of your own, and show them beside their originals.
 
-The photos are scikit-image's bundled public-domain and CC0 samples (installed with
-the package, read without any download). Each is decolourised (only its L is
-used), coloured with the bundled model at its own resolution, and written as
-`<name>.png`; `grid.png` shows grey | colourised | original, one photo per row,
-and `index.html` shows it all with the photos' credits.
+The sample photos are scikit-image's bundled public-domain and CC0 samples
+(installed with the package, read without any download). Given photos instead
+(files, folders, globs, `.txt` lists: at most `MAX_OWN_PHOTOS`), those are used.
+Each is decolourised (only its L is used), coloured with the bundled model at its
+own resolution, and written as `<name>.png`; `grid.png` shows grey | colourised |
+original, one photo per row, and `index.html` shows it all with the photos'
+credits. An unreadable photo of one's own is reported and left out.
 """
 
 import dataclasses
 import html
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
 
 from colornet import batch, data, inference, predictors
 from colornet import constants as c
-from colornet.errors import ColornetError
+from colornet.errors import ColornetError, first_line
 
 DEFAULT_OUT_DIR = "colornet_demo"
 GRID_ROW_HEIGHT = 256  # pixels per row of the grid; each photo is scaled to it
+MAX_OWN_PHOTOS = 24  # rows of a grid of one's own photos: a page to look at, not a batch job
 
 # (function in skimage.data, title, credit and licence as scikit-image gives them)
 PHOTOS = (
@@ -38,6 +43,7 @@ class DemoResult:
     grid: str
     index: str
     images: list
+    skipped: list = dataclasses.field(default_factory=list)  # [(path, reason)] of one's own photos
 
 
 def sample_photos():
@@ -57,6 +63,40 @@ def sample_photos():
         image = np.asarray(getattr(skdata, name)())
         photos.append((name, title, credit, data.as_rgb(image)))
     return photos
+
+
+def own_photos(sources, max_pixels=None, verbose=1):
+    """`([(name, title, credit, (H, W, 3) uint8)], [(path, reason)])` of the photos
+    `sources` names (as `colornet.data.list_image_files` takes them), in sorted
+    order: those that could be read, and those that could not.
+
+    Raises:
+      ColornetError: `sources` names nothing, more than `MAX_OWN_PHOTOS` photos, or
+        no readable one.
+    """
+    paths = data.list_image_files(sources)
+    if len(paths) > MAX_OWN_PHOTOS:
+        raise ColornetError(
+            f"{len(paths)} photos given; the demo shows at most {MAX_OWN_PHOTOS} "
+            "(colornet colorize --compare does any number)"
+        )
+    photos, skipped, names = [], [], set()
+    for path in paths:
+        try:
+            rgb = data.read_image(path, max_pixels)
+        except (ColornetError, OSError, tf.errors.OpError) as error:
+            reason = first_line(error).removeprefix(f"{path}: ")
+            skipped.append((path, reason))
+            if verbose:
+                print(f"colornet: skipped {path}: {reason}", file=sys.stderr, flush=True)
+            continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name = stem if stem not in names else f"{stem}-{len(photos) + 1}"
+        names.add(name)
+        photos.append((name, os.path.basename(path), "your own", rgb))
+    if not photos:
+        raise ColornetError("none of the photos given could be read")
+    return photos, skipped
 
 
 def _resize_height(rgb, height):
@@ -81,7 +121,7 @@ def grid(rows, row_height=GRID_ROW_HEIGHT, gap=8):
     return canvas
 
 
-def _page(photos, temperature, model_name):
+def _page(photos, temperature, model_name, credits):
     items = "\n".join(
         f'<figure><img src="{html.escape(name)}.png" alt="{html.escape(title)}, colourised">'
         f"<figcaption>{html.escape(title)} (photo: {html.escape(credit)})</figcaption></figure>"
@@ -106,33 +146,41 @@ annealed mean, T = {temperature:g}). Rows: grey input | colourised | original.</
 <p><img src="grid.png" alt="grey input, colourised and original, one photo per row"></p>
 <h2>Colourised at full resolution</h2>
 {items}
-<p>Photos: scikit-image's sample data (public domain or CC0).</p>
+<p>Photos: {html.escape(credits)}</p>
 </body>
 </html>
 """
 
 
 def run_demo(
-    out_dir=DEFAULT_OUT_DIR, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, verbose=1
+    out_dir=DEFAULT_OUT_DIR, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, verbose=1, photos=None
 ):
-    """Colourises the sample photos into `out_dir` (see the module docstring).
+    """Colourises the sample photos, or `photos`, into `out_dir` (see the module docstring).
 
     Args:
       out_dir: output directory (created if needed); existing demo files are replaced.
       model: None for the bundled model, or anything `predictors.load_predictor` takes.
       temperature: annealed-mean temperature.
       verbose: 1 prints each photo as it is done.
+      photos: None for scikit-image's samples, or colour photos of one's own: files,
+        folders, globs or `.txt` lists, at most `MAX_OWN_PHOTOS` in all.
 
     Returns:
       a `DemoResult`.
 
     Raises:
-      ColornetError: the model cannot be loaded or scikit-image is missing.
+      ColornetError: the model cannot be loaded, scikit-image is missing, or
+        `photos` holds too many or no readable photo.
     """
     temperature = inference.validate_decoding("annealed-mean", temperature)
     predictor = predictors.load_predictor(model)
     size = predictors.resolve_size(predictor)
-    photos = sample_photos()
+    if photos is None:
+        photos, skipped = sample_photos(), []
+        credits = "scikit-image's sample data (public domain or CC0)."
+    else:
+        photos, skipped = own_photos(photos, verbose=verbose)
+        credits = "your own."
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ColornetError(f"{out_dir} exists and is not a directory")
@@ -152,8 +200,8 @@ def run_demo(
     batch.write_png(grid_path, grid(rows))
     model_name = "the bundled model" if model is None else f"the model {predictor.source}"
     index_path = os.path.join(out_dir, "index.html")
-    _write_text(index_path, _page(photos, temperature, model_name))
-    return DemoResult(out_dir=out_dir, grid=grid_path, index=index_path, images=written)
+    _write_text(index_path, _page(photos, temperature, model_name, credits))
+    return DemoResult(out_dir=out_dir, grid=grid_path, index=index_path, images=written, skipped=skipped)
 
 
 def _write_text(path, text):

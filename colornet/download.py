@@ -29,8 +29,8 @@ import time
 import urllib.error
 import urllib.request
 
-from colornet import __version__
 from colornet.errors import ColornetError
+from colornet.version import __version__
 
 try:
     import fcntl
@@ -67,15 +67,19 @@ def verified_download(url, directory, prefix=".download.", size=None, sha256=Non
     Raises:
       DownloadError: no connection, an HTTP error, a timeout, a connection closed
         early, a wrong size or checksum; one line naming `url`.
-      ColornetError: the temporary file cannot be written (e.g. a full disk).
+      ColornetError: the temporary file cannot be created or written (e.g. a full
+        disk); one line naming `url` and `directory`.
     """
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
+    except OSError as error:  # a cache this process may not write to
+        raise ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}") from None
     try:
         try:
             with os.fdopen(fd, "wb") as out:
                 digest = _copy_url(url, out, size, timeout, quiet)
         except OSError as error:  # writing: a full disk, a file size limit
-            raise ColornetError(f"cannot write the download into {directory}: {error.strerror}") from None
+            raise ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}") from None
         check_file(tmp, size, sha256, what=url, digest=digest)
         yield tmp
     finally:

@@ -208,10 +208,17 @@ def load_predictor(model=None):
     if isinstance(model, str) and not os.path.exists(model):
         from colornet import pretrained  # a released model's name: fetched, then its .keras file
 
+        if pretrained.is_pretrained_name(model):
+            # Through `pretrained.load`: a cached file that does not load is fetched again.
+            return pretrained.load(model, loader=_load_file)
         model = pretrained.model_path(model)
     path = os.path.abspath(os.fspath(model))
     if not os.path.isfile(path):
         return _load_path(path)  # directories change without their mtime changing
+    return _load_file(path)
+
+
+def _load_file(path):
     return _cached_load(path, os.stat(path).st_mtime_ns)
 
 

@@ -72,7 +72,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, data, files, inference
+from colornet import color, console, data, files, inference
 from colornet import constants as c
 from colornet.errors import ColornetError
 from colornet.layers import decode
@@ -448,7 +448,11 @@ def _interpreter(without_delegates=False, **kwargs):
         ) from None
     if without_delegates:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return Interpreter(**kwargs)
+    # Allocating applies the XNNPACK delegate, which announces itself on stderr at INFO.
+    with console.quiet_native_info():
+        interpreter = Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteColorizer:

@@ -417,7 +417,7 @@ def test_cli_colorize_subprocess(vivid, tmp_path):
     reported = [line for line in proc.stderr.splitlines() if bad in line]
     assert len(reported) == 1 and "not a JPEG, PNG" in reported[0]
     assert os.listdir(out) == ["good.png"]
-    assert "wrote 1 images" in proc.stdout and "1 failed" in proc.stdout
+    assert "wrote 1 image to" in proc.stdout and "1 failed" in proc.stdout
 
 
 def test_cli_colorize_without_bundled_model(monkeypatch, tmp_path, capsys):
@@ -454,3 +454,52 @@ def test_demo(vivid, tmp_path, capsys):
     assert np.asarray(Image.open(tmp_path / "demo" / "coffee.png")).shape == skdata.coffee().shape
     page = (tmp_path / "demo" / "index.html").read_text()
     assert "grid.png" in page and all(f"{n}.png" in page for n in names)
+
+
+def test_demo_of_ones_own_photos(vivid, tmp_path, capsys):
+    _, path = vivid
+    for folder, seed in (("a", 1), ("b", 2)):  # two photos with the same name
+        (tmp_path / folder).mkdir()
+        Image.fromarray(smooth_rgb(40, 56, seed=seed)).save(tmp_path / folder / "x.png")
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"\xff\xd8 not a whole JPEG")
+    out = tmp_path / "demo"
+    args = cli._parse_flags(["colornet", "demo", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out),
+                             "--model", path])  # fmt: skip
+    assert cli.main(args) == 1  # a photo was skipped
+    captured = capsys.readouterr()
+    assert f"colornet: skipped {tmp_path / 'b' / 'broken.jpg'}: " in captured.err
+    assert "2 colourised photos" in captured.out and "1 skipped" in captured.out
+    assert sorted(os.listdir(out)) == ["grid.png", "index.html", "x-2.png", "x.png"]
+    grid = np.asarray(Image.open(out / "grid.png"))
+    assert grid.shape[0] == 2 * demo.GRID_ROW_HEIGHT + 8
+    # The same colours as `colornet colorize` gives the photo.
+    colorize_args = cli._parse_flags(["colornet", "colorize", str(tmp_path / "b" / "x.png"), "-o",
+                                      str(tmp_path / "colorized"), "--model", path])  # fmt: skip
+    assert cli.main(colorize_args) == 0
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "x-2.png")), np.asarray(Image.open(tmp_path / "colorized" / "x.png"))
+    )
+    page = (out / "index.html").read_text()
+    assert "your own" in page and "scikit-image" not in page
+
+
+def test_demo_refuses_more_photos_than_a_page_shows(vivid, tmp_path):
+    _, path = vivid
+    for i in range(demo.MAX_OWN_PHOTOS + 1):
+        Image.fromarray(smooth_rgb(8, 8, seed=i)).save(tmp_path / f"{i}.png")
+    with pytest.raises(ColornetError, match=f"{demo.MAX_OWN_PHOTOS + 1} photos given; the demo shows at most"):
+        demo.run_demo(tmp_path / "demo", model=path, photos=tmp_path)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_summary_counts_images_and_videos():
+    from colornet.batch import ColorizeSummary
+
+    def described(*names):
+        return ColorizeSummary("out", [(name, "out/" + name) for name in names], []).describe_written()
+
+    assert described() == "0 images"
+    assert described("a.png") == "1 image"
+    assert described("a.png", "b.jpg") == "2 images"
+    assert described("film.mp4") == "1 video"
+    assert described("a.png", "film.mp4", "old.MOV") == "1 image and 2 videos"

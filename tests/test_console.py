@@ -113,3 +113,68 @@ def test_progress_bar_ends_its_line_however_the_work_ends(capsys):
     with console.progress_bar(5, verbose=0) as bar:
         assert bar is None
     assert capsys.readouterr().out == ""
+
+
+def _photos(folder, count):
+    folder.mkdir()
+    for i in range(count):
+        pixels = np.random.default_rng(i).integers(0, 256, (24, 30, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    return sorted(folder.iterdir())
+
+
+def test_a_skipped_file_is_reported_on_a_line_of_its_own(tmp_path):
+    from tests import deploy_helpers as h
+
+    model = tmp_path / "tiny.keras"
+    h.vivid_tiny_model().save(model)
+    good = _photos(tmp_path / "photos", 2)
+    bad = tmp_path / "photos" / "bad.png"
+    bad.write_bytes(b"not an image")
+    # stdout (the bar) and stderr (the skip) into one pipe, as on a terminal; Keras
+    # draws the bar dynamically there too (it redraws its line with \r).
+    run = subprocess.run(
+        [sys.executable, "-m", "colornet.cli", "colorize", str(good[0]), str(bad), str(good[1]),
+         "-o", str(tmp_path / "out"), "--model", str(model), "--size", "32"],
+        check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_environment(),
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout
+    skipped = f"colornet: skipped {bad}: "
+    assert run.stdout.count(skipped) == 1, run.stdout
+    before = run.stdout.split(skipped)[0]
+    assert before.endswith("\n") and "1/3" in before, repr(run.stdout)
+    assert sorted(os.listdir(tmp_path / "out")) == ["0.png", "1.png"]
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from colornet import batch
+    from tests import deploy_helpers as h
+
+    model = tmp_path / "tiny.keras"
+    h.vivid_tiny_model().save(model)
+    photos = _photos(tmp_path / "photos", 3)
+    write_png = batch.write_png
+
+    def terminated_while_writing(path, rgb):
+        def write_and_be_killed(tmp_path_arg, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill PID`, `timeout`, `docker stop`
+            return real_open(tmp_path_arg, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", write_and_be_killed)
+        try:
+            write_png(path, rgb)
+        finally:
+            monkeypatch.setattr("builtins.open", real_open)
+
+    real_open = open
+    monkeypatch.setattr(batch, "write_png", terminated_while_writing)
+    before = signal.getsignal(signal.SIGTERM)
+    argv = ["colornet", "colorize", *map(str, photos), "-o", str(tmp_path / "out"), "--model", str(model),
+            "--size", "32"]  # fmt: skip
+    assert cli.main(cli._parse_flags(argv)) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().splitlines() == ["colornet colorize: terminated"]
+    assert os.listdir(tmp_path / "out") == []  # not even the hidden temporary file
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's only

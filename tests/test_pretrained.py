@@ -17,18 +17,20 @@ import hashlib
 import http.server
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from colornet import bins, cli, download, official, pretrained  # noqa: E402
+from colornet import bins, cli, download, official, predictors, pretrained  # noqa: E402
 from colornet.errors import ColornetError  # noqa: E402
 from colornet.layers import decode  # noqa: E402
 from colornet.models import Colorizer, presets  # noqa: E402
@@ -40,10 +42,11 @@ TINY_CAFFE = presets.get_preset("tiny")
 class Server:
     """Serves `files` (path -> bytes) on 127.0.0.1; `modes[path]` misbehaves:
     "truncate" (announces the whole file, sends half, closes), "stall" (headers, then
-    nothing), "delay" (waits 1.5 s first)."""
+    nothing), "hold" (answers only once the test sets `released`)."""
 
     def __init__(self):
         self.files, self.modes, self.requests = {}, {}, []
+        self.released = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -53,8 +56,8 @@ class Server:
                 if data is None:
                     self.send_error(404, "Not Found")
                     return
-                if mode == "delay":
-                    time.sleep(1.5)
+                if mode == "hold":
+                    server.released.wait(300)
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -73,6 +76,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def stop(self):
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -191,7 +195,9 @@ def test_caffe_release_through_the_cli_and_the_listing(server, cache, registry, 
     server.files[f"/weights/{release.file_name}"] = data
     assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
     listing = capsys.readouterr().out
-    assert f"fake_caffe: a fake release for tests\n  source:   {server.url}/weights/{release.file_name}" in listing
+    assert (f"fake_caffe: a fake release for tests\n  source:   {release.url}\n"
+            f"  mirror:   {server.url}/weights/{release.file_name} (downloaded from here: COLORNET_WEIGHTS_MIRROR)\n"
+            ) in listing
     assert f"SHA-256 {release.sha256}" in listing and "cached:   no" in listing
     assert "licence:  BSD 2-Clause, Copyright (c) 2016 Richard Zhang" in listing
     image = tmp_path / "grey.png"
@@ -229,7 +235,9 @@ def test_a_wrong_checksum_or_size_is_refused_and_nothing_is_cached(server, cache
     message = _fetch_error("bad_hash")
     assert message.startswith(f"{server.url}/weights/bad_hash.pth: SHA-256 ")
     assert "differs from the published 0000000000000000..." in message
-    assert "download https://example.invalid/releases/bad_hash.pth by hand" in message  # the authors' URL
+    # The authors' URL, and the mirror's that failed.
+    assert (f"download https://example.invalid/releases/bad_hash.pth (the authors' URL; the mirror's is "
+            f"{server.url}/weights/bad_hash.pth) by hand") in message
     _register("bad_size", data, ".pth", TINY_PYTORCH, size=len(data) + 1)
     server.files["/weights/bad_size.pth"] = data
     assert f"the server offers {len(data):,} bytes, expected {len(data) + 1:,}" in _fetch_error("bad_size")
@@ -271,11 +279,17 @@ def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry,
     mirror.mkdir()
     (mirror / release.file_name).write_bytes(data)
     os.makedirs(cache)
-    stale = cache / ".fake_file.download.abc123.part"  # what a killed download leaves
-    stale.write_bytes(data[:100])
+    stale = [  # what a killed download and a killed conversion leave
+        cache / ".fake_file.download.abc123.part",
+        cache / f".{os.path.basename(pretrained.cached_path(release))}.def456.tmp.keras",
+    ]
+    for leftover in stale:
+        leftover.write_bytes(data[:100])
+    other = cache / ".other_release.download.abc123.part"  # not this release's: left alone
+    other.write_bytes(data[:100])
     monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
     path = pretrained.fetch("fake_file", quiet=True)
-    assert not stale.exists()
+    assert not any(leftover.exists() for leftover in stale) and other.exists()
     expected = official.convert_state_dict(state, network=TINY_PYTORCH)
     _same_weights(pretrained.load("fake_file"), expected)
     os.unlink(path)
@@ -289,6 +303,106 @@ def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry,
     assert cli.main(cli._parse_flags(["colornet", "pretrained", "fake_file", "--file", str(hand)])) == 0
     assert capsys.readouterr().out.strip() == f"fake_file: {path}"
     _same_weights(pretrained.load("fake_file"), expected)
+
+
+def _grey_image(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "grey.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56), np.uint8)).save(image)
+    return image
+
+
+def test_a_damaged_cache_entry_is_reported_moved_aside_and_fetched_again(server, cache, registry, tmp_path, capsys):
+    state = _tiny_state_dict(seed=5)
+    data = _pth_bytes(state, tmp_path)
+    release = _register("fake_damaged", data, ".pth", TINY_PYTORCH)
+    url = f"{server.url}/weights/{release.file_name}"
+    server.files[f"/weights/{release.file_name}"] = data
+    expected = official.convert_state_dict(state, network=TINY_PYTORCH)
+    path = pretrained.fetch("fake_damaged", quiet=True)
+    sound = pathlib.Path(path).read_bytes()
+    aside = path + ".damaged"
+    notice = f"colornet: the cached {path} is damaged ("
+
+    pathlib.Path(path).write_bytes(b"garbage" * 100)  # the listing says so; fetching now replaces it
+    assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
+    assert (f"cached:   damaged, {path} (not a readable .keras archive: File is not a zip file; "
+            "fetched again on next use)") in capsys.readouterr().out
+    assert cli.main(cli._parse_flags(["colornet", "pretrained", "fake_damaged"])) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"fake_damaged: {path}"
+    assert f"{notice}not a readable .keras archive: File is not a zip file); moved it to {aside}" in captured.err
+    assert pathlib.Path(aside).read_bytes() == b"garbage" * 100 and len(server.requests) == 2
+    _same_weights(pretrained.load("fake_damaged"), expected)
+
+    damaged = bytearray(sound)
+    damaged[len(sound) // 2] ^= 1  # one bit in the weights: through `load_predictor`
+    pathlib.Path(path).write_bytes(damaged)
+    _same_weights(predictors.load_predictor("fake_damaged").model, expected)
+    assert f"{notice}model.weights.h5 fails its CRC check)" in capsys.readouterr().err
+    assert len(server.requests) == 3
+
+    with zipfile.ZipFile(path, "w") as archive:  # a sound archive Keras cannot load
+        for member in ("config.json", "metadata.json", "model.weights.h5"):
+            archive.writestr(member, "{}")
+    _same_weights(Colorizer.from_preset("fake_damaged"), expected)
+    assert f"{notice}not a loadable colornet model" in capsys.readouterr().err
+    assert len(server.requests) == 4
+
+    server.stop()  # offline: a truncated model is reported, then the fetch fails naming the URLs
+    pathlib.Path(path).write_bytes(sound[: len(sound) // 2])
+    code = cli.main(cli._parse_flags(["colornet", "colorize", str(_grey_image(tmp_path)), "-o", str(tmp_path / "out"),
+                                      "--model", "fake_damaged"]))
+    assert code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith(notice) and f"moved it to {aside}" in line for line in err), err
+    error = [line for line in err if line.startswith("colornet colorize: error: ")]
+    assert len(error) == 1 and error[0].startswith(f"colornet colorize: error: {url}: cannot connect (")
+    assert f"download {release.url} (the authors' URL; the mirror's is {url}) by hand" in error[0]
+    assert not os.path.exists(path) and pathlib.Path(aside).stat().st_size == len(sound) // 2
+
+
+def test_a_temporary_file_of_a_live_fetch_is_left_alone(cache, registry, tmp_path, monkeypatch):
+    data = _pth_bytes(_tiny_state_dict(), tmp_path)
+    release = _register("fake_live", data, ".pth", TINY_PYTORCH)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / release.file_name).write_bytes(data)
+    monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
+    name = os.path.basename(pretrained.cached_path(release))
+    os.makedirs(cache)
+    writing = cache / f".{name}.abc123.tmp.keras"
+    writing.write_bytes(b"half a model")
+    with download.lock(str(cache / f".{name}.lock")):  # held by "another process", still converting
+        fetching = threading.Thread(target=pretrained.fetch, args=("fake_live",), kwargs={"quiet": True})
+        fetching.start()
+        fetching.join(timeout=1.0)
+        assert fetching.is_alive() and writing.exists()
+    fetching.join(timeout=120)  # the lock is free: the file is a dead process's now
+    assert not writing.exists() and os.path.isfile(pretrained.cached_path(release))
+
+
+def test_the_listing_survives_a_bad_mirror(cache, monkeypatch, capsys):
+    monkeypatch.setenv(pretrained.MIRROR_ENV, "ftp://example.invalid/")
+    assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
+    captured = capsys.readouterr()
+    real = pretrained.RELEASES["eccv16_imagenet"]
+    assert f"eccv16_imagenet: {real.description}\n  source:   {real.url}\n  size:" in captured.out
+    assert "mirror:" not in captured.out
+    assert [line for line in captured.err.splitlines() if pretrained.MIRROR_ENV in line] == [
+        "colornet: warning: COLORNET_WEIGHTS_MIRROR='ftp://example.invalid/': expected a base URL starting "
+        "with http://, https:// or file://; fetching fails until it is fixed"
+    ]
+
+
+def test_a_pretrained_name_before_colornet_pretrained_is_imported_says_how(monkeypatch):
+    monkeypatch.setattr(presets, "PRETRAINED", {})  # as in a process that imported colornet.models only
+    with pytest.raises(ValueError, match=re.escape(
+        "; pretrained names (eccv16_imagenet, eccv16_imagenet_caffe, eccv16_imagenet_norebal) are registered "
+        "by `import colornet.pretrained` or by using `colornet.Colorizer`"
+    )):
+        Colorizer.from_preset("eccv16_imagenet")
 
 
 def _fetch_message(name):
@@ -319,17 +433,37 @@ def _fetch_process(release, *extra):
     )
 
 
+def _read_lines(stream, into):
+    for line in stream:
+        into.append(line)
+
+
 def test_two_processes_fetching_at_once_both_succeed_with_one_download(server, cache, registry, tmp_path):
     data = _pth_bytes(_tiny_state_dict(), tmp_path)
     release = _register("fake_twice", data, ".pth", TINY_PYTORCH)
     server.files["/weights/fake_twice.pth"] = data
-    server.modes["/weights/fake_twice.pth"] = "delay"  # both are in flight together
+    # The server holds the one download until the other process waits on the lock:
+    # both are fetching at once, whatever the two start-up times are.
+    server.modes["/weights/fake_twice.pth"] = "hold"
     runs = [_fetch_process(release) for _ in range(2)]
-    outputs = [run.communicate(timeout=300) for run in runs]
-    for run, (out, err) in zip(runs, outputs, strict=True):
-        assert run.returncode == 0, err
+    errs = [[], []]
+    readers = [threading.Thread(target=_read_lines, args=(run.stderr, lines), daemon=True)
+               for run, lines in zip(runs, errs, strict=True)]
+    for reader in readers:
+        reader.start()
+    waiting = "waiting for another colornet process"
+    deadline = time.monotonic() + 300
+    while not (server.requests and any(waiting in line for lines in errs for line in lines)):
+        assert time.monotonic() < deadline and all(run.poll() is None for run in runs), errs
+        time.sleep(0.1)
+    server.released.set()
+    for run, reader, lines in zip(runs, readers, errs, strict=True):
+        out = run.stdout.read()
+        assert run.wait(timeout=300) == 0, "".join(lines)
+        reader.join(timeout=60)
         assert out.strip() == f"fake_twice: {pretrained.cached_path(release)}"
-    assert server.requests == ["/weights/fake_twice.pth"]  # the second waited, then found it
+    assert sorted(any(waiting in line for line in lines) for lines in errs) == [False, True]
+    assert server.requests == ["/weights/fake_twice.pth"]  # the waiter then found the other's model
     name = os.path.basename(pretrained.cached_path(release))
     assert _cache_files(cache) == [f".{name}.lock", name]
     _same_weights(pretrained.load("fake_twice"), official.convert_state_dict(_tiny_state_dict(), network=TINY_PYTORCH))
@@ -343,11 +477,24 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(server, cache, registry, tmp
     out, err = run.communicate(timeout=300)
     assert run.returncode == 1 and "Traceback" not in err
     ours = [line for line in err.splitlines() if line.startswith("colornet")]
-    assert len(ours) == 1 and ours[0].startswith("colornet pretrained: error: cannot write the download into")
+    url = f"{server.url}/weights/fake_full.pth"
+    assert len(ours) == 1 and ours[0].startswith(f"colornet pretrained: error: cannot write the download of {url} into")
     assert "File too large" in ours[0] and "colornet pretrained fake_full --file FILE" in ours[0]
     assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
+    # Room for the download (the limit is its size) but not for the larger converted model:
+    # the error is about the cache file, and still names the authors' URL and the mirror's.
+    run = _fetch_process(release, str(len(data)))
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1 and "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith("colornet")]
+    assert len(ours) == 1, err
+    cached = pretrained.cached_path(release)
+    assert ours[0].startswith(f"colornet pretrained: error: cannot write {cached}: File too large")
+    assert f"download {release.url} (the authors' URL; the mirror's is {url}) by hand" in ours[0]
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
     monkeypatch.setattr(pretrained.shutil, "disk_usage", lambda path: type("U", (), {"free": len(data)})())
-    assert f"needs about {2 * len(data) / 1e6:.0f} MB" in _fetch_message("fake_full")
+    message = _fetch_message("fake_full")
+    assert f"needs about {2 * len(data) / 1e6:.0f} MB" in message and f"download {release.url} (" in message
 
 
 def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeypatch):
@@ -396,6 +543,7 @@ def test_the_shipped_table_keeps_the_published_values():
     release = pretrained.RELEASES["eccv16_imagenet"]
     assert re.search(r"-([0-9a-f]{8})\.pth$", release.url).group(1) == release.sha256[:8]
     assert all(r.network is None for r in pretrained.RELEASES.values())
+    assert presets.RELEASED_NAMES == tuple(table)  # what models say before this module is imported
 
 
 def test_cache_location_follows_the_environment(monkeypatch, tmp_path):

@@ -328,3 +328,21 @@ def test_cli_tflite_out_below_a_regular_file(tmp_path, capsys, monkeypatch):
     ]
     assert "Traceback" not in captured.out + captured.err
     assert sorted(os.listdir(tmp_path)) == ["model.keras", "somefile.txt"]
+
+
+def test_cli_colorize_with_a_tflite_model_prints_only_its_own_lines(converted, tmp_path):
+    # LiteRT announces its XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite
+    # XNNPACK delegate for CPU.") whatever TF_CPP_MIN_LOG_LEVEL says.
+    _, results = converted
+    image = tmp_path / "photo.png"
+    image.write_bytes(h.encode(smooth_rgb(40, 48, seed=7), "png"))
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-m", "colornet.cli", "colorize", str(image), "-o", str(tmp_path / "out"),
+               "--model", results["none"].path]  # fmt: skip
+    quiet = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert os.path.exists(tmp_path / "out" / "photo.png")
+    verbose = subprocess.run([*command, "--verbose"], capture_output=True, text=True, env=env, timeout=300,
+                             check=False)  # fmt: skip
+    assert "XNNPACK" in verbose.stderr

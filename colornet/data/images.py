@@ -20,6 +20,10 @@ domain, which makes large photographs several times cheaper.
 `read_image` reads one file on the host (what `colornet colorize` does): the same
 decode, then the JPEG's EXIF orientation, read by Pillow from the header, is
 applied. `as_rgb` brings an image array a caller passes to the same RGB form.
+
+`decode_scaled`, `decode_with_size`, `check_that` and `plain_tf` serve the other
+modules of `colornet.data` (pipelines, TFRecords); `colornet.data` does not export
+them.
 """
 
 import io
@@ -43,7 +47,7 @@ _JPEG, _PNG, _GIF, _BMP, _WEBP, _UNKNOWN = range(6)
 # The ops below use TF control flow only (tf.cond, tf.while_loop), no Python
 # `if` on tensors, so AutoGraph has nothing to convert; skipping it makes the
 # tracing that each pipeline does several times faster.
-_plain_tf = tf.autograph.experimental.do_not_convert
+plain_tf = tf.autograph.experimental.do_not_convert
 
 
 # ----------------------------------------------------------------------------
@@ -86,7 +90,7 @@ def _header_field_tables():
 _HEADER_INDEX, _HEADER_WEIGHT = _header_field_tables()
 
 
-@_plain_tf
+@plain_tf
 def _parse_header(image_bytes):
     """Format and declared size from the first bytes, without decoding pixels.
 
@@ -164,7 +168,7 @@ def _parse_header(image_bytes):
     return fmt, height, width, extra
 
 
-@_plain_tf
+@plain_tf
 def _gif_first_frame(image_bytes):
     """Cuts a GIF after its first image and returns `(bytes, height, width)`.
 
@@ -229,7 +233,7 @@ def _gif_first_frame(image_bytes):
     )
 
 
-def _check(condition, *parts):
+def check_that(condition, *parts):
     """Asserts `condition`, raising InvalidArgumentError with `parts` (strings, scalars) joined.
 
     Eagerly the message is raised as is; in a graph TF prefixes "assertion failed".
@@ -243,7 +247,7 @@ def _check(condition, *parts):
     return tf.debugging.Assert(condition, [tf.strings.join(pieces)])
 
 
-@_plain_tf
+@plain_tf
 def _validated(image_bytes, max_pixels):
     """Header checks; returns `(fmt, payload, height, width, extra)`.
 
@@ -253,15 +257,15 @@ def _validated(image_bytes, max_pixels):
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     length = tf.strings.length(image_bytes)
-    empty_check = _check(length > 0, "decode_image: empty input (0 bytes)")
+    empty_check = check_that(length > 0, "decode_image: empty input (0 bytes)")
     with tf.control_dependencies([empty_check]):
         fmt, height, width, extra = _parse_header(image_bytes)
-    format_check = _check(
+    format_check = check_that(
         tf.not_equal(fmt, _UNKNOWN),
         "decode_image: not a JPEG, PNG, GIF, BMP or WebP file (unrecognised first bytes)",
     )
     with tf.control_dependencies([format_check]):
-        animation_check = _check(
+        animation_check = check_that(
             tf.logical_not(extra["webp_animated"]),
             "decode_image: animated WebP is not supported (TensorFlow's WebP decoder "
             "fails on animations); convert it to a still image",
@@ -292,7 +296,7 @@ def _validated(image_bytes, max_pixels):
     bounded = (
         (height > 0) & (width > 0) & (height <= max_pixels) & (width <= max_pixels)
     )
-    size_check = _check(
+    size_check = check_that(
         bounded
         & (
             tf.minimum(height, max_pixels) * tf.minimum(width, max_pixels) <= max_pixels
@@ -309,7 +313,7 @@ def _validated(image_bytes, max_pixels):
     return fmt, payload, height, width, extra
 
 
-@_plain_tf
+@plain_tf
 def _to_rgb(image):
     """`(H, W, C)` uint8 with C in 1..4 -> RGB: grey is repeated, alpha dropped."""
     channels = tf.shape(image)[-1]
@@ -319,7 +323,7 @@ def _to_rgb(image):
     return tf.ensure_shape(tf.gather(image, index, axis=-1), [None, None, 3])
 
 
-@_plain_tf
+@plain_tf
 def _apply_bmp_palette(image, image_bytes, extra):
     """TF decodes 8-bit BMPs to palette indices; look the colours up."""
     length = tf.cast(tf.strings.length(image_bytes), tf.int64)
@@ -337,20 +341,20 @@ def _apply_bmp_palette(image, image_bytes, extra):
     return tf.gather(palette, tf.cast(image[..., 0], tf.int32))
 
 
-@_plain_tf
-def _decode(image_bytes, max_pixels=MAX_PIXELS, min_side=None):
+@plain_tf
+def decode_scaled(image_bytes, max_pixels=MAX_PIXELS, min_side=None):
     """`decode_image`, optionally letting libjpeg downscale by 2, 4 or 8.
 
     With `min_side`, a JPEG whose shorter side is at least `2 * min_side` is
     decoded at 1/2, 1/4 or 1/8 scale (DCT scaling: much faster, and an area
     average rather than aliasing), keeping the shorter side >= `min_side`.
     """
-    return _decode_with_size(image_bytes, max_pixels, min_side)[0]
+    return decode_with_size(image_bytes, max_pixels, min_side)[0]
 
 
-@_plain_tf
-def _decode_with_size(image_bytes, max_pixels, min_side):
-    """`_decode` plus the size the header declares, `(image, height, width)`."""
+@plain_tf
+def decode_with_size(image_bytes, max_pixels, min_side):
+    """`decode_scaled` plus the size the header declares, `(image, height, width)`."""
     fmt, payload, height, width, extra = _validated(image_bytes, max_pixels)
 
     def other_formats():
@@ -392,7 +396,7 @@ def _decode_with_size(image_bytes, max_pixels, min_side):
     return image, height, width
 
 
-@_plain_tf
+@plain_tf
 def decode_image(image_bytes, max_pixels=MAX_PIXELS):
     """Decodes an encoded image to RGB, refusing oversized files before decoding.
 
@@ -414,7 +418,7 @@ def decode_image(image_bytes, max_pixels=MAX_PIXELS):
       tf.errors.InvalidArgumentError: on empty input, an unknown format, an
         oversized or animated-WebP file, or data the decoder cannot read.
     """
-    return _decode(image_bytes, max_pixels)
+    return decode_scaled(image_bytes, max_pixels)
 
 
 

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from colornet import constants as c
 from colornet.color import rgb_to_lab
-from colornet.data.images import MAX_PIXELS, _check, _decode, _plain_tf
+from colornet.data.images import MAX_PIXELS, check_that, decode_scaled, plain_tf
 from colornet.data.sources import SHUFFLE_BUFFER, _open_source
 
 # ----------------------------------------------------------------------------
@@ -48,7 +48,7 @@ def _restore_dtype(image, dtype):
     return tf.cast(image, dtype)
 
 
-@_plain_tf
+@plain_tf
 def resize_shorter_side(image, size):
     """Resizes so the shorter side is `size`, keeping the aspect ratio.
 
@@ -91,7 +91,7 @@ def resize_shorter_side(image, size):
     return tf.cond(tf.equal(shorter, size), lambda: tf.identity(image), resize)
 
 
-@_plain_tf
+@plain_tf
 def random_crop_flip(image, crop, seed=None):
     """Random `crop` x `crop` window, mirrored left-right with probability 1/2.
 
@@ -117,7 +117,7 @@ def random_crop_flip(image, crop, seed=None):
     return tf.ensure_shape(out, [crop, crop, image.shape[-1]])
 
 
-@_plain_tf
+@plain_tf
 def center_crop(image, crop):
     """The central `crop` x `crop` window, offset `(size - crop) // 2` as Caffe's.
 
@@ -132,7 +132,7 @@ def center_crop(image, crop):
     image = tf.convert_to_tensor(image)
     shape = tf.shape(image)
     height, width = shape[-3], shape[-2]
-    check = _check(
+    check = check_that(
         (height >= crop) & (width >= crop),
         "center_crop: image of ",
         width,
@@ -147,7 +147,7 @@ def center_crop(image, crop):
     return tf.ensure_shape(out, image.shape[:-3] + (crop, crop) + image.shape[-1:])
 
 
-@_plain_tf
+@plain_tf
 def to_model_inputs(rgb_uint8):
     """RGB -> the model input and its target, as the release's data layers make them.
 
@@ -230,7 +230,7 @@ class SkipCounter:
         checks = [printed]
         if self.listed is not None:
             checks.append(
-                _check(
+                check_that(
                     size < self.listed,
                     f"none of the {self.listed} images could be read or decoded "
                     "(each one was reported as skipped on stderr)",
@@ -258,7 +258,7 @@ def _ensure_spec(value, spec):
     return tf.nest.map_structure(lambda v, s: tf.ensure_shape(v, s.shape), value, spec)
 
 
-@_plain_tf
+@plain_tf
 def _decode_skipping(dataset, load, element_spec, counter, deterministic):
     """Maps `load(key, payload, rng) -> image` over `(key, payload, rng)`, dropping failures.
 
@@ -267,7 +267,7 @@ def _decode_skipping(dataset, load, element_spec, counter, deterministic):
     (and counted, and its key printed) instead of vanishing.
     """
 
-    @_plain_tf
+    @plain_tf
     def attempt(key, payload, rng):
         good = (
             tf.data.Dataset.from_tensors((key, payload, rng))
@@ -278,7 +278,7 @@ def _decode_skipping(dataset, load, element_spec, counter, deterministic):
         bad = tf.data.Dataset.from_tensors((fallback, tf.constant(False), key))
         return good.concatenate(bad).take(1)
 
-    @_plain_tf
+    @plain_tf
     def note(image, ok, key):
         ok = tf.cond(ok, lambda: ok, lambda: tf.equal(counter._record(key), -1))
         return image, ok
@@ -327,10 +327,10 @@ def _image_pipeline(
     rng = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((dataset, rng)).map(lambda kp, r: (kp[0], kp[1], r))
 
-    @_plain_tf
+    @plain_tf
     def load(key, payload, rng_seed):
         encoded = payload if src.encoded else tf.io.read_file(payload)
-        return transform(_decode(encoded, max_pixels, min_side=min_side), rng_seed)
+        return transform(decode_scaled(encoded, max_pixels, min_side=min_side), rng_seed)
 
     dataset = _decode_skipping(dataset, load, element_spec, counter, deterministic)
     options = tf.data.Options()
@@ -401,7 +401,7 @@ def train_dataset(
     if deterministic is None:
         deterministic = seed is not None
 
-    @_plain_tf
+    @plain_tf
     def transform(image, rng_seed):
         return random_crop_flip(resize_shorter_side(image, resize), crop, rng_seed)
 
@@ -451,7 +451,7 @@ def eval_dataset(
     crop, resize = _check_crop(crop, resize)
     batch_size = _check_size("batch_size", batch_size)
 
-    @_plain_tf
+    @plain_tf
     def transform(image, rng_seed):
         del rng_seed
         return center_crop(resize_shorter_side(image, resize), crop)
@@ -489,7 +489,7 @@ def decoded_images(source, resize=c.TRAIN_RESIZE, *, max_pixels=MAX_PIXELS):
     if resize is not None:
         resize = _check_size("resize", resize)
 
-    @_plain_tf
+    @plain_tf
     def transform(image, rng_seed):
         del rng_seed
         return image if resize is None else resize_shorter_side(image, resize)

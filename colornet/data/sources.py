@@ -28,7 +28,7 @@ import os
 
 import tensorflow as tf
 
-from colornet.data.images import _plain_tf
+from colornet.data.images import plain_tf
 from colornet.errors import ColornetError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
@@ -298,7 +298,7 @@ def _tfrecord_source(directory, shuffle, seed, shuffle_buffer, deterministic):
         deterministic=deterministic,
     )
 
-    @_plain_tf
+    @plain_tf
     def parse(record):
         example = tf.io.parse_single_example(record, _RECORD_FEATURES)
         return example["path"], example["image"]

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet.console import progress_bar
-from colornet.data.images import MAX_PIXELS, _decode, _decode_with_size, _plain_tf
+from colornet.data.images import MAX_PIXELS, decode_scaled, decode_with_size, plain_tf
 from colornet.data.pipelines import SkipCounter, _check_size, _decode_skipping, resize_shorter_side
 from colornet.data.sources import (
     MANIFEST_FORMAT,
@@ -67,7 +67,7 @@ def _error_reason(error):
 
 def _skip_reason(path, max_pixels):
     try:
-        _decode(tf.io.read_file(_tf_path(path)), max_pixels)
+        decode_scaled(tf.io.read_file(_tf_path(path)), max_pixels)
     except (tf.errors.OpError, ValueError) as error:
         return _error_reason(error)
     return "could not be read or decoded"
@@ -200,11 +200,11 @@ def prepare(
     position = {path: i for i, path in enumerate(ordered)}
     names = [SHARD_PATTERN.format(index=i, count=shards) for i in range(shards)]
 
-    @_plain_tf
+    @plain_tf
     def load(key, path, rng_seed):
         del key, rng_seed
         raw = tf.io.read_file(path)
-        image, height, width = _decode_with_size(raw, max_pixels, resize)
+        image, height, width = decode_with_size(raw, max_pixels, resize)
         if resize is None:
             shape = tf.shape(image, out_type=tf.int64)
             return raw, shape[0], shape[1], path

@@ -13,6 +13,9 @@ PRESETS = {}
 # `colornet.pretrained` (which downloads, so sits above the models) fills it in when
 # imported; `Colorizer.from_preset` looks names up here, so models never import it.
 PRETRAINED = {}
+# The names it registers, as plain data, so that asking for one before it is
+# imported says how (tests/test_pretrained.py keeps the two lists equal).
+RELEASED_NAMES = ("eccv16_imagenet", "eccv16_imagenet_caffe", "eccv16_imagenet_norebal")
 
 
 def register_preset(function):
@@ -95,6 +98,12 @@ def get_preset(name, **overrides):
       ValueError: for an unknown preset or field.
     """
     if name not in PRESETS:
-        pretrained = f"; with released weights: {sorted(PRETRAINED)}" if PRETRAINED else ""
+        if PRETRAINED:
+            pretrained = f"; with released weights: {sorted(PRETRAINED)}"
+        else:
+            pretrained = (
+                f"; pretrained names ({', '.join(RELEASED_NAMES)}) are registered by "
+                "`import colornet.pretrained` or by using `colornet.Colorizer`"
+            )
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}{pretrained}")
     return PRESETS[name]().replace(**overrides)

@@ -1,24 +1,8 @@
-"""Colourising video: streaming, smoothed over time, sound kept.
-
-* `colorize_frames(frames, model)`: a generator from RGB frames (any iterable of
-  `(H, W, 3)` arrays, for users who decode video themselves) to coloured uint8 RGB
-  frames, smoothed over time.
-* `colorize_video(src, dst, model)`: a video file to a video file with the same frame
-  size, frame rate (each frame keeps its timestamp, so variable rates stay as they
-  are), frame count and rotation metadata, its first audio stream copied unchanged,
-  video in H.264 (yuv420p; yuv444p for odd frame sizes, which 4:2:0 cannot hold).
-
-Each frame is coloured as an image is (`colornet.inference`: the network sees L at
-S x S and predicts a 313-way distribution at S/4 x S/4; ab is decoded, upsampled and
-joined with the frame's own full-resolution L), except that the distributions are
-smoothed over time first (`TemporalSmoother`): an exponential moving average of each
-output pixel's 313-way distribution, held back where L changed between consecutive
-frames (motion "agreement", the default), optionally also carried along the optical
-flow of L (motion "flow", OpenCV's DIS flow), and started afresh at scene cuts (the L
-histograms of consecutive frames differ by more than `scene_threshold`). Colouring a
-frame on its own makes colours jump as content shifts; a plain average drags colour
-behind moving objects. Why the defaults: README, "Video", measured by
-`benchmarks/video.py`.
+"""Video files in, video files out: `colorize_video(src, dst, model)` writes a video
+with the same frame size, frame rate (each frame keeps its timestamp, so variable
+rates stay as they are), frame count and rotation metadata, its first audio stream
+copied unchanged, video in H.264 (yuv420p; yuv444p for odd frame sizes, which 4:2:0
+cannot hold). The frames are coloured by `colornet.video.frames`.
 
 Streaming: a reader thread decodes, the caller's thread runs the network on batches
 of frames, a writer thread encodes and muxes, with bounded queues between them, so
@@ -27,8 +11,7 @@ TensorFlow release the GIL). The output is written under a hidden temporary name
 renamed when complete.
 
 Needs the `video` extra (`pip install 'colornet[video]'`): PyAV, whose wheels bring
-their own FFmpeg with libx264 and decode and encode frames as arrays in-process, and
-opencv-python-headless for the optical flow.
+their own FFmpeg with libx264 and decode and encode frames as arrays in-process.
 """
 
 import collections
@@ -40,29 +23,27 @@ import threading
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from colornet import color, console, data, files, inference, predictors
+from colornet import console, data, inference, predictors
 from colornet import constants as c
 from colornet.errors import ColornetError, first_line
+from colornet.files import atomic_path
+from colornet.video.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CRF,
+    DEFAULT_ENCODER_PRESET,
+    DEFAULT_MOTION,
+    DEFAULT_SCENE_THRESHOLD,
+    DEFAULT_TEMPORAL_SMOOTHING,
+    VIDEO_EXTENSIONS,
+    X264_PRESETS,
+)
+from colornet.video.frames import _colorize_frames, load_video_predictor, resolve_precision
+from colornet.video.smoothing import TemporalSmoother
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 # WebM may hold only VP8/VP9/AV1 video; Matroska, its superset, holds H.264 and
 # every audio codec WebM has, so the audio is still copied unchanged.
 _OUTPUT_EXTENSIONS = {".webm": ".mkv"}
-MOTION_MODES = ("flow", "agreement", "none")
-# Chosen by `benchmarks/video.py` (README, "Video").
-DEFAULT_TEMPORAL_SMOOTHING = 0.95
-DEFAULT_SCENE_THRESHOLD = 0.3
-DEFAULT_MOTION = "agreement"
-DEFAULT_CRF = 18  # x264's scale: 0 lossless, 51 worst; 18 is about visually lossless
-DEFAULT_ENCODER_PRESET = "fast"
-DEFAULT_BATCH_SIZE = 8
-PRECISIONS = ("auto", "float32", "bfloat16")
-# How far (L units, 0..100) the flow-warped previous L may differ from the current
-# one before the running average is held back: the weight falls as exp(-(dL / sigma)^2).
-L_AGREEMENT_SIGMA = 12.0
-_HISTOGRAM_BINS = 32
 _QUEUE_FRAMES = 2  # batches of frames held between the threads, each way
 
 
@@ -72,16 +53,6 @@ def _require_av():
     except ImportError:
         raise ColornetError("video needs PyAV: pip install 'colornet[video]'") from None
     return av
-
-
-def _require_cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise ColornetError(
-            "motion='flow' needs OpenCV: pip install 'colornet[video]' (or motion='agreement')"
-        ) from None
-    return cv2
 
 
 def is_video_path(path):
@@ -113,291 +84,6 @@ def list_videos(argument):
     for match in glob.glob(argument, recursive=True):
         found.update(list_videos(match) if os.path.isdir(match) else [match] if is_video_path(match) else [])
     return sorted(os.path.abspath(p) for p in found)
-
-
-# ----------------------------------------------------------------------------
-# Smoothing the 313-way distributions over time.
-
-
-def _check_fraction(name, value, upper_open):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1{')' if upper_open else ']'}, got {value}")
-    return value
-
-
-class TemporalSmoother:
-    """Exponential moving average of per-pixel colour distributions over frames.
-
-    For each frame, with p its `(h, w, Q)` distributions and s the running average:
-    s = w * carried(s_prev) + (1 - w) * p, w = `strength` * agreement, where
-    `carried` moves the previous average along the optical flow of L ("flow"), or
-    leaves it in place ("agreement", "none"), and agreement = exp(-(dL / sigma)^2)
-    per output pixel, dL the mean |L - carried(L_prev)| over the pixels it covers
-    (1 for "none"). The average starts afresh at the first frame and at scene cuts:
-    when the L histograms (32 bins) of consecutive frames differ by more than
-    `scene_threshold` in total variation (half the L1 distance; 0 = identical,
-    1 = disjoint).
-
-    Args:
-      strength: 0 (each frame on its own) to < 1 (longer memory).
-      scene_threshold: in [0, 1]; 1 never cuts.
-      motion: "flow", "agreement" or "none".
-      sigma: L units of the agreement weight.
-
-    Call with `(h, w, Q)` float32 distributions and the `(S, S)` float32 L (0..100)
-    the network saw; returns the smoothed `(h, w, Q)` float32 distributions.
-    Attributes: `cuts`, the number of scene cuts seen (the first frame not counted).
-    """
-
-    def __init__(self, strength=DEFAULT_TEMPORAL_SMOOTHING, scene_threshold=DEFAULT_SCENE_THRESHOLD,
-                 motion=DEFAULT_MOTION, sigma=L_AGREEMENT_SIGMA):
-        self.strength = _check_fraction("temporal_smoothing", strength, upper_open=True)
-        self.scene_threshold = _check_fraction("scene_threshold", scene_threshold, upper_open=False)
-        if motion not in MOTION_MODES:
-            raise ValueError(f"motion must be one of {', '.join(MOTION_MODES)}, got {motion!r}")
-        self.motion = motion
-        self.sigma = float(sigma)
-        self._flow = None
-        if motion == "flow" and self.strength > 0:
-            cv2 = _require_cv2()
-            self._cv2 = cv2
-            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self.cuts = 0
-        self.reset()
-
-    def reset(self):
-        """Forgets the past: the next frame starts a new average."""
-        self._state = self._l8 = self._histogram = None
-
-    def _scene_cut(self, histogram):
-        distance = 0.5 * float(np.abs(histogram - self._histogram).sum())
-        return distance > self.scene_threshold
-
-    def __call__(self, probabilities, l_small):
-        probabilities = np.asarray(probabilities, np.float32)
-        if self.strength == 0.0:
-            return probabilities
-        l8 = _l8(l_small)
-        histogram = l_histogram(l8)
-        fresh = self._state is None
-        if not fresh and self._scene_cut(histogram):
-            self.cuts += 1
-            fresh = True
-        if fresh:
-            state = probabilities
-        else:
-            previous, previous_l = self._state, self._l8.astype(np.float32)
-            if self.motion == "flow":
-                previous, previous_l = self._carry(previous, previous_l, l8)
-            weight = np.full(probabilities.shape[:2], self.strength, np.float32)
-            if self.motion != "none":
-                difference = np.abs(l8.astype(np.float32) - previous_l) / 2.55
-                weight *= np.exp(-np.square(_area_mean(difference, probabilities.shape[:2]) / self.sigma))
-            # w * previous + (1 - w) * p, in place: 1.3 M values a frame.
-            state = np.subtract(previous, probabilities, dtype=np.float32)
-            state *= weight[..., None]
-            state += probabilities
-        self._state, self._l8, self._histogram = state, l8, histogram
-        return state
-
-    def _carry(self, state, previous_l, l8):
-        """The previous average and L moved to where their content is in this frame."""
-        cv2 = self._cv2
-        # flow(x): where the content at x of this frame was in the previous one.
-        flow = self._flow.calc(l8, self._l8, None)
-        big_h, big_w = l8.shape
-        grid_y, grid_x = np.mgrid[0:big_h, 0:big_w].astype(np.float32)
-        warped_l = cv2.remap(previous_l, grid_x + flow[..., 0], grid_y + flow[..., 1],
-                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        h, w = state.shape[:2]
-        # Each output pixel covers a block of input pixels: average the flow over it
-        # and express it in output pixels.
-        small = _area_mean(flow, (h, w)) * np.array([w / big_w, h / big_h], np.float32)
-        small_y, small_x = np.mgrid[0:h, 0:w].astype(np.float32)
-        map_x, map_y = small_x + small[..., 0], small_y + small[..., 1]
-        # OpenCV remaps at most 128 channels at a time.
-        carried = np.concatenate(
-            [
-                cv2.remap(np.ascontiguousarray(part), map_x, map_y, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE).reshape(h, w, -1)
-                for part in np.array_split(state, -(-state.shape[-1] // 128), axis=-1)
-            ],
-            axis=-1,
-        )
-        return carried, warped_l
-
-
-def _l8(l_small):
-    """`(S, S[, 1])` L (0..100) as `(S, S)` uint8 (0..255)."""
-    l_small = np.asarray(l_small, np.float32)
-    return np.clip(np.rint(l_small.reshape(l_small.shape[:2]) * 2.55), 0, 255).astype(np.uint8)
-
-
-def l_histogram(l8):
-    """The share of pixels of uint8 L in each of 32 equal bins, as the scene-cut test
-    compares them (`TemporalSmoother`)."""
-    return np.bincount(l8.ravel() // (256 // _HISTOGRAM_BINS), minlength=_HISTOGRAM_BINS) / l8.size
-
-
-def _area_mean(image, shape):
-    """`image` `(H, W[, C])` averaged down to `shape` `(h, w)` (OpenCV's INTER_AREA
-    where available, else block means of a divisible size)."""
-    h, w = shape
-    if image.shape[:2] == (h, w):
-        return image
-    try:
-        import cv2
-    except ImportError:
-        big_h, big_w = image.shape[:2]
-        blocks = image.reshape(h, big_h // h, w, big_w // w, *image.shape[2:])
-        return blocks.mean(axis=(1, 3)).astype(np.float32)
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-
-
-# ----------------------------------------------------------------------------
-# Frames.
-
-
-def resolve_precision(precision):
-    """"auto" -> "bfloat16" where the CPU has it natively, else "float32"."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        from colornet import export
-
-        return "bfloat16" if export.cpu_supports_bfloat16() else "float32"
-    return precision
-
-
-def load_video_predictor(model=None, precision="auto"):
-    """`predictors.load_predictor(model)`, its network rebuilt in bfloat16 when
-    `precision` says so and the model is a Keras `Colorizer` (other formats run as
-    they were exported). Build it once for many videos."""
-    from colornet.models.colorizer import Colorizer
-
-    predictor = predictors.load_predictor(model)
-    wrapped = getattr(predictor, "model", None)
-    if resolve_precision(precision) == "bfloat16" and isinstance(wrapped, Colorizer):
-        from colornet import export
-
-        if wrapped.dtype_policy.name != "mixed_bfloat16":
-            return predictors.KerasPredictor(export.with_precision(wrapped, "bfloat16"), source=predictor.source)
-    return predictor
-
-
-# The colour conversions at full resolution are chains of elementwise ops: XLA fuses
-# them (and skips X and Z where only L is used): a quarter of the CPU time without XLA
-# on 854 x 480 frames (98 -> 25 ms a frame: `benchmarks/video.py --stages`). Batches
-# keep one shape (`_pad`), so each video compiles once. `as_rgb` has refused NaN
-# already. The bilinear upsampling stays out of XLA: XLA's version differed from TF's
-# by up to 90 ab units on 16 -> 48 pixels.
-@tf.function(jit_compile=True, autograph=False)
-def _frame_l(rgb):
-    return tf.clip_by_value(color.rgb_to_lab(rgb)[..., :1], 0.0, 100.0)
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _lab_to_rgb8(l_raw, ab):
-    return inference.to_uint8(color.lab_to_rgb(tf.concat([l_raw, ab], axis=-1)))
-
-
-@tf.function(autograph=False)
-def _render(l_raw, logits, method, temperature):
-    ab_small = inference.decode_logits(logits, method, temperature)
-    return _lab_to_rgb8(l_raw, inference.upsample_ab(ab_small, tf.shape(l_raw)[1:3]))
-
-
-def _pad(rgb, batch_size):
-    """A short last batch filled up with copies of its last frame."""
-    missing = batch_size - len(rgb)
-    return np.concatenate([rgb, np.repeat(rgb[-1:], missing, axis=0)]) if missing > 0 else rgb
-
-
-def _batches(frames, batch_size):
-    batch = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _stack(batch, shape):
-    arrays = [data.as_rgb(frame) for frame in batch]
-    shape = shape or arrays[0].shape
-    for array in arrays:
-        if array.shape != shape:
-            raise ValueError(f"every frame must have the first frame's size {shape[:2]}, got {array.shape[:2]}")
-    if any(a.dtype != np.uint8 for a in arrays):
-        arrays = [a if a.dtype != np.uint8 else a.astype(np.float32) / 255.0 for a in arrays]
-    return np.stack(arrays), shape
-
-
-def colorize_frames(
-    frames,
-    model=None,
-    *,
-    temporal_smoothing=DEFAULT_TEMPORAL_SMOOTHING,
-    scene_threshold=DEFAULT_SCENE_THRESHOLD,
-    motion=DEFAULT_MOTION,
-    temperature=c.ANNEALED_MEAN_TEMPERATURE,
-    method="annealed-mean",
-    size=None,
-    batch_size=DEFAULT_BATCH_SIZE,
-    precision="auto",
-    smoother=None,
-):
-    """Colourises a sequence of frames, smoothing colour over time; a generator.
-
-    Args:
-      frames: an iterable of same-size frames, each as `colornet.colorize` takes an
-        image (`(H, W)`, `(H, W, 1)`, `(H, W, 3)` or `(H, W, 4)`; uint8, uint16 or
-        float in [0, 1]). Only their L is used. Read lazily, `batch_size` at a time.
-      model: None (the bundled model), a path, a `keras.Model` or a `Predictor`
-        (`load_video_predictor` builds one to reuse).
-      temporal_smoothing: 0 colours each frame on its own; up to < 1, the weight of
-        the running average (see `TemporalSmoother`).
-      scene_threshold, motion: see `TemporalSmoother`.
-      temperature, method, size: as for `colornet.colorize`.
-      batch_size: frames per network call.
-      precision: "auto" (bfloat16 where the CPU has it), "float32" or "bfloat16".
-      smoother: a `TemporalSmoother` to use instead (its `cuts` can be read after).
-
-    Yields:
-      `(H, W, 3)` uint8 RGB frames, one per input frame, in order.
-    """
-    temperature = inference.validate_decoding(method, temperature)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    smoother = smoother or TemporalSmoother(temporal_smoothing, scene_threshold, motion)
-    predictor = load_video_predictor(model, precision)
-    size = predictors.resolve_size(predictor, size)
-    return _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size)
-
-
-def _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size):
-    shape = None
-    for batch in _batches(frames, batch_size):
-        rgb, shape = _stack(batch, shape)
-        l_raw = _frame_l(tf.convert_to_tensor(_pad(rgb, batch_size)))
-        l_small = inference.network_input(l_raw, size)
-        logits = tf.cast(predictor.logits(l_small), tf.float32)
-        if smoother.strength > 0:
-            probabilities = tf.nn.softmax(logits).numpy()
-            l_small = l_small.numpy()
-            smoothed = [smoother(p, l) for p, l in zip(probabilities[: len(batch)], l_small)]
-            # Decoding takes logits; the log of a distribution is one (softmax undoes it).
-            logits = np.log(np.maximum(_pad(np.stack(smoothed), batch_size), np.finfo(np.float32).tiny))
-        yield from _render(l_raw, tf.convert_to_tensor(logits, tf.float32), method, temperature).numpy()[: len(batch)]
-
-
-# ----------------------------------------------------------------------------
-# Files.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -472,11 +158,18 @@ def _stored(array, rotation):
     return np.ascontiguousarray(np.rot90(array, -turns)) if turns else array
 
 
+def _reason(error):
+    """FFmpeg's reason for a PyAV error (or the system's for an OSError), without the
+    errno and file name PyAV adds: "[Errno 1094995529] Invalid data found when
+    processing input: '/path'" -> "Invalid data found when processing input"."""
+    return getattr(error, "strerror", None) or first_line(error)
+
+
 def _open_input(av, src, max_pixels):
     try:
         container = av.open(src)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise ColornetError(f"{src}: not a readable video ({first_line(error)})") from None
+        raise ColornetError(f"{src}: not a readable video ({_reason(error)})") from None
     try:
         if not container.streams.video:
             raise ColornetError(f"{src}: holds no video stream")
@@ -501,9 +194,14 @@ def _read(av, container, src, pipe):
         video = container.streams.video[0]
         video.thread_type = "AUTO"
         audio = container.streams.audio[:1]
+        first_size, number = None, 0
         for packet in container.demux([video, *audio]):
             if packet.stream.index == video.index:
                 for frame in packet.decode():
+                    number += 1
+                    first_size = first_size or (frame.width, frame.height)
+                    if (frame.width, frame.height) != first_size:
+                        raise _size_change(src, first_size, frame, number)
                     rgb = frame.to_ndarray(format="rgb24")
                     pipe.put(("video", _upright(rgb, frame.rotation), (frame.pts, frame.rotation)))
             elif packet.dts is not None:  # the demuxer's empty flush packets carry none
@@ -512,9 +210,20 @@ def _read(av, container, src, pipe):
     except _Stop:
         pass
     except (av.error.FFmpegError, OSError) as error:
-        pipe.put(("error", ColornetError(f"{src}: cannot decode the video ({first_line(error)})"), None))
+        pipe.put(("error", ColornetError(f"{src}: cannot decode the video ({_reason(error)})"), None))
     except BaseException as error:  # noqa: BLE001 (handed to the caller's thread, raised there)
         pipe.put(("error", error, None))
+
+
+def _size_change(src, first_size, frame, number):
+    """The error for a stream whose frames change size (spliced recordings, adaptive
+    streams): one output stream holds one size, and the smoothing compares frames."""
+    # Frame numbers count decoded frames from 1; timestamps may restart at a splice.
+    return ColornetError(
+        f"{src}: the frame size changes from {first_size[0]} x {first_size[1]} to {frame.width} x "
+        f"{frame.height} pixels at frame {number}; a video is coloured at one frame size "
+        "(re-encode it at one size first)"
+    )
 
 
 class _Writer:
@@ -605,9 +314,6 @@ def _write(writer, pipe, errors, stop):
             writer.close()
         except Exception as error:  # noqa: BLE001 (a failed close is a failed write)
             errors.append(error)
-
-
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def _check_encoding(crf, encoder_preset, batch_size):
@@ -770,7 +476,7 @@ def colorize_video(
         reader.start()
         bar = console.progress_bar(declared, verbose, unit_name="frame", stateful_metrics=["frames/s"])
         try:
-            with bar as progress, files.atomic_path(dst, os.path.splitext(dst)[1]) as tmp:
+            with bar as progress, atomic_path(dst, os.path.splitext(dst)[1]) as tmp:
                 writer = _Writer(av, tmp, video_in, audio_in, crf, encoder_preset)
                 writing = threading.Thread(target=_write, args=(writer, out_pipe, errors, stop), daemon=True)
                 writing.start()
@@ -794,9 +500,11 @@ def colorize_video(
                     raise errors[0]
                 _check_complete(src, video_in, written, *span)
         except _Stop:
+            if errors and isinstance(errors[0], (av.error.FFmpegError, OSError)):  # the writer's
+                raise ColornetError(f"{src}: cannot write {dst} ({_reason(errors[0])})") from None
             raise ColornetError(f"{src}: {first_line(errors[0])}" if errors else f"{src}: stopped") from None
         except av.error.FFmpegError as error:
-            raise ColornetError(f"{src}: cannot write {dst} ({first_line(error)})") from None
+            raise ColornetError(f"{src}: cannot write {dst} ({_reason(error)})") from None
         finally:
             stop.set()
             reader.join()

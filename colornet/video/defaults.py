@@ -1,0 +1,18 @@
+"""The video options' choices and defaults.
+
+Plain Python, importable without TensorFlow or PyAV, so that a command line can show
+them in its help and check them before loading anything.
+"""
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+MOTION_MODES = ("flow", "agreement", "none")
+PRECISIONS = ("auto", "float32", "bfloat16")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+# Chosen by `benchmarks/video.py` (README, "Video").
+DEFAULT_TEMPORAL_SMOOTHING = 0.95
+DEFAULT_SCENE_THRESHOLD = 0.3
+DEFAULT_MOTION = "agreement"
+DEFAULT_CRF = 18  # x264's scale: 0 lossless, 51 worst; 18 is about visually lossless
+DEFAULT_ENCODER_PRESET = "fast"
+DEFAULT_BATCH_SIZE = 8
