@@ -123,6 +123,25 @@ def _count(number, noun):
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+# What reading, colouring or writing one file can raise for that file alone: it is
+# reported and skipped, the other files are done.
+FILE_ERRORS = (ColornetError, OSError, tf.errors.OpError)
+
+
+def skip_reason(path, error):
+    """The one line that says why `path` was skipped (`error`'s first line, without
+    the path it may start with)."""
+    return first_line(error).removeprefix(f"{path}: ")
+
+
+def report_skipped(path, reason, progress=None):
+    """Prints "colornet: skipped PATH: REASON" on stderr, on a line of its own also
+    when `progress` (a `console.ProgressBar`) has a line open."""
+    if progress:
+        progress.end_line()
+    print(f"colornet: skipped {path}: {reason}", file=sys.stderr, flush=True)
+
+
 def _output_path(out_real, rel):
     target = os.path.normpath(os.path.join(out_real, rel))
     if os.path.isabs(rel) or target == out_real or not _is_within(target, out_real):
@@ -205,9 +224,7 @@ def colorize_files(
     def fail(name, reason, progress=None):
         failed.append((name, reason))
         if verbose:
-            if progress:
-                progress.end_line()  # the bar's line is open: the message gets its own
-            print(f"colornet: skipped {name}: {reason}", file=sys.stderr, flush=True)
+            report_skipped(name, reason, progress)
 
     jobs, sources, claimed = [], set(), {}
     for argument in inputs:
@@ -250,8 +267,8 @@ def colorize_files(
                         result = side_by_side(panels)
                     write_png(target, result)
                 written.append((path, target))
-            except (ColornetError, OSError, tf.errors.OpError) as error:
-                fail(path, first_line(error).removeprefix(f"{path}: "), progress)
+            except FILE_ERRORS as error:
+                fail(path, skip_reason(path, error), progress)
             if progress:
                 progress.update(done)
     return ColorizeSummary(out_dir=out_dir, written=written, failed=failed)

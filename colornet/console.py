@@ -50,21 +50,13 @@ def held_stderr():
         caught.close()
 
 
-def native_info_hidden():
-    """Whether C++ INFO lines are to be hidden: `TF_CPP_MIN_LOG_LEVEL` is 1 or more
-    (colornet sets it unless `--verbose`, or the user did)."""
-    try:
-        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 1
-    except ValueError:
-        return False
-
-
 @contextlib.contextmanager
 def quiet_native_info():
     """`held_stderr` for code whose native library prints INFO lines that
     `TF_CPP_MIN_LOG_LEVEL` does not reach (LiteRT's "Created TensorFlow Lite XNNPACK
-    delegate for CPU."), when such lines are to be hidden; a plain block otherwise."""
-    if not native_info_hidden():
+    delegate for CPU."), when INFO is to be hidden: `TF_CPP_MIN_LOG_LEVEL` 1 or more
+    (colornet sets it unless `--verbose`, or the user did); a plain block otherwise."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0"):
         yield
         return
     with held_stderr():

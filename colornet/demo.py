@@ -13,14 +13,13 @@ credits. An unreadable photo of one's own is reported and left out.
 import dataclasses
 import html
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
 from colornet import batch, data, inference, predictors
 from colornet import constants as c
-from colornet.errors import ColornetError, first_line
+from colornet.errors import ColornetError
 
 DEFAULT_OUT_DIR = "colornet_demo"
 GRID_ROW_HEIGHT = 256  # pixels per row of the grid; each photo is scaled to it
@@ -84,14 +83,16 @@ def own_photos(sources, max_pixels=None, verbose=1):
     for path in paths:
         try:
             rgb = data.read_image(path, max_pixels)
-        except (ColornetError, OSError, tf.errors.OpError) as error:
-            reason = first_line(error).removeprefix(f"{path}: ")
-            skipped.append((path, reason))
+        except batch.FILE_ERRORS as error:
+            skipped.append((path, batch.skip_reason(path, error)))
             if verbose:
-                print(f"colornet: skipped {path}: {reason}", file=sys.stderr, flush=True)
+                batch.report_skipped(*skipped[-1])
             continue
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name = stem if stem not in names else f"{stem}-{len(photos) + 1}"
+        stem = name = os.path.splitext(os.path.basename(path))[0]
+        number = 1
+        while name in names:  # photos of one name in different folders: x, x-2, x-3
+            number += 1
+            name = f"{stem}-{number}"
         names.add(name)
         photos.append((name, os.path.basename(path), "your own", rgb))
     if not photos:

@@ -70,16 +70,19 @@ def verified_download(url, directory, prefix=".download.", size=None, sha256=Non
       ColornetError: the temporary file cannot be created or written (e.g. a full
         disk); one line naming `url` and `directory`.
     """
+    def cannot_write(error):
+        return ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}")
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
     except OSError as error:  # a cache this process may not write to
-        raise ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}") from None
+        raise cannot_write(error) from None
     try:
         try:
             with os.fdopen(fd, "wb") as out:
                 digest = _copy_url(url, out, size, timeout, quiet)
         except OSError as error:  # writing: a full disk, a file size limit
-            raise ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}") from None
+            raise cannot_write(error) from None
         check_file(tmp, size, sha256, what=url, digest=digest)
         yield tmp
     finally:

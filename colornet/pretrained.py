@@ -20,6 +20,7 @@ Importing this module registers the names as presets of `Colorizer.from_preset`
 """
 
 import dataclasses
+import functools
 import glob
 import os
 import re
@@ -223,7 +224,7 @@ def fetch(name, local_file=None, quiet=False):
 def _fetch(release, local_file, quiet, unloadable=None):
     """`fetch`; `unloadable`: why the cached file, though a sound archive, did not load."""
     path = cached_path(release)
-    if local_file is None and unloadable is None and os.path.isfile(path) and _damage(path) is None:
+    if local_file is None and unloadable is None and os.path.isfile(path) and _damage_once(path) is None:
         return path
     try:
         url = None if local_file is not None else source_url(release)
@@ -263,13 +264,26 @@ def _fetch(release, local_file, quiet, unloadable=None):
     return path
 
 
+def _damage_once(path):
+    """`_damage`, checked once per process for each version of the file: a name
+    passed to `colornet.colorize` again and again must not re-read 129 MB each time.
+    A new version (fetched again, replaced) has another inode or mtime."""
+    stat = os.stat(path)
+    return _damage_of_version(path, (stat.st_ino, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _damage_of_version(path, version):
+    return _damage(path)
+
+
 def _damage(path):
     """Why the cached `.keras` file at `path` cannot be trusted, or None if it is sound.
 
     Reads the whole archive and checks each member's CRC-32, which catches a
     truncated, overwritten or bit-flipped file, for which Keras' own load gives a
-    misleading message. For the 129 MB model it took 0.1 s (file in the page cache)
-    where loading took 1.6 s, on this project's 2-core machine."""
+    misleading message. It reads the whole file, a fraction of what loading it
+    costs; `_damage_once` does it once per version of the file in a process."""
     try:
         with zipfile.ZipFile(path) as archive:
             missing = [member for member in _KERAS_MEMBERS if member not in archive.namelist()]
