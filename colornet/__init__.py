@@ -23,6 +23,7 @@ _EXPORTS = {
     "get_preset": "colornet.models",
     "colorize": "colornet.predictors",
     "load_predictor": "colornet.predictors",
+    "suggest_colors": "colornet.predictors",
     "colorize_video": "colornet.video",
     "colorize_frames": "colornet.video",
     "TrainConfig": "colornet.train",

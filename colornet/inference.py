@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from colornet import color
 from colornet import constants as c
+from colornet import hints as hint_maps
 from colornet.layers import decode
 
 DECODE_METHODS = ("annealed-mean", "mean", "mode")
@@ -98,7 +99,19 @@ def validate_decoding(method, temperature):
     return decode.validate_temperature(temperature)
 
 
-def predict_rgb(predictor, l_raw, size, method="annealed-mean", temperature=c.ANNEALED_MEAN_TEMPERATURE):
+def small_inputs(l_raw, size, hints=None):
+    """The network's inputs for one image: `(1, size, size, 1)` L and, with `hints`
+    (`(N, 5)` points in the image's pixels, `colornet.hints.parse_hints`), the
+    `(1, size, size, 3)` hint map; None without."""
+    l_small = network_input(l_raw, size)
+    if hints is None:
+        return l_small, None
+    return l_small, hint_maps.hint_map(hints, tf.shape(l_raw)[1:3], size)[None]
+
+
+def predict_rgb(
+    predictor, l_raw, size, method="annealed-mean", temperature=c.ANNEALED_MEAN_TEMPERATURE, hints=None
+):
     """Colourises one image's L with a `Predictor`, keeping its full resolution.
 
     Args:
@@ -106,20 +119,25 @@ def predict_rgb(predictor, l_raw, size, method="annealed-mean", temperature=c.AN
       l_raw: `(H, W, 1)` float L in 0..100 (see `checked_l`).
       size: the side the network runs at (`colornet.predictors.resolve_size`).
       method, temperature: the decoding (`decode_logits`).
+      hints: None, or `(N, 5)` hint points (`colornet.hints.parse_hints`) for a model
+        that takes hints.
 
     Returns:
       `(H, W, 3)` uint8 tensor.
     """
     l_raw = checked_l(l_raw)[None]
-    logits = predictor.logits(network_input(l_raw, size))
+    l_small, hint_small = small_inputs(l_raw, size, hints)
+    logits = predictor.logits(l_small) if hint_small is None else predictor.logits(l_small, hint_small)
     ab_small = decode_logits(logits, method, temperature)
     return to_uint8(join_l_ab(l_raw, ab_small))[0]
 
 
-def colorize_rgb(predictor, rgb, size, method="annealed-mean", temperature=c.ANNEALED_MEAN_TEMPERATURE):
+def colorize_rgb(
+    predictor, rgb, size, method="annealed-mean", temperature=c.ANNEALED_MEAN_TEMPERATURE, hints=None
+):
     """`predict_rgb` of an `(H, W, 3)` sRGB image (uint8, or float in [0, 1]): only its L
     is used (a colour input is decolourised first). Returns `(H, W, 3)` uint8."""
-    return predict_rgb(predictor, color.rgb_to_lab(rgb)[..., :1], size, method, temperature)
+    return predict_rgb(predictor, color.rgb_to_lab(rgb)[..., :1], size, method, temperature, hints)
 
 
 def grey_from_l(l_raw):

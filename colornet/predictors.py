@@ -23,8 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from colornet import bins, color, data, export, inference, tflite
 from colornet import constants as c
-from colornet import data, export, inference, tflite
+from colornet import hints as hint_maps
 from colornet.errors import ColornetError
 from colornet.models.colorizer import Colorizer
 from colornet.models.loading import is_workdir, load_colorizer
@@ -44,10 +45,19 @@ class Predictor:
 
     size = None
     source = ""
+    takes_hints = False
 
-    def logits(self, l_small):
-        """`(1, S, S, 1)` float32 L in 0..100 -> `(1, S/4, S/4, 313)` float32 logits."""
+    def logits(self, l_small, hints=None):
+        """`(1, S, S, 1)` float32 L in 0..100 (and, for a model that `takes_hints`,
+        an optional `(1, S, S, 3)` hint map) -> `(1, S/4, S/4, 313)` float32 logits."""
         raise NotImplementedError
+
+    def _refuse_hints(self, hints):
+        if hints is not None and not self.takes_hints:
+            raise ColornetError(
+                f"{self.source}: this model takes no hints (a model trained with hints does; "
+                "colornet.hints)"
+            )
 
 
 class KerasPredictor(Predictor):
@@ -56,15 +66,26 @@ class KerasPredictor(Predictor):
     def __init__(self, model, source="keras model"):
         self.model = model
         self.source = source
+        config = getattr(model, "model_config", None)
+        self.takes_hints = bool(getattr(config, "hints", False))
 
         @tf.function(reduce_retracing=True, autograph=False)
         def logits(l_small):
             return tf.cast(model(l_small, training=False), tf.float32)
 
-        self._logits = logits
+        @tf.function(reduce_retracing=True, autograph=False)
+        def logits_with_hints(l_small, hints):
+            return tf.cast(model([l_small, hints], training=False), tf.float32)
 
-    def logits(self, l_small):
-        return self._logits(tf.convert_to_tensor(l_small, tf.float32))
+        self._logits = logits
+        self._logits_with_hints = logits_with_hints
+
+    def logits(self, l_small, hints=None):
+        self._refuse_hints(hints)
+        l_small = tf.convert_to_tensor(l_small, tf.float32)
+        if hints is None:
+            return self._logits(l_small)
+        return self._logits_with_hints(l_small, tf.convert_to_tensor(hints, tf.float32))
 
 
 class SavedModelPredictor(Predictor):
@@ -92,7 +113,8 @@ class SavedModelPredictor(Predictor):
             # The signature resizes to its own size anyway; any input size works.
             self.size = None
 
-    def logits(self, l_small):
+    def logits(self, l_small, hints=None):
+        self._refuse_hints(hints)
         return self._signature(l_raw=tf.convert_to_tensor(l_small, tf.float32))["logits"]
 
 
@@ -110,7 +132,8 @@ class TFLitePredictor(Predictor):
             raise ColornetError(f"{path}: not a loadable colornet TFLite model ({first})") from None
         self.size = self._runner.image_size
 
-    def logits(self, l_small):
+    def logits(self, l_small, hints=None):
+        self._refuse_hints(hints)
         return tf.convert_to_tensor(self._runner(np.asarray(l_small, np.float32))["logits"])
 
 
@@ -244,7 +267,9 @@ def resolve_size(predictor, size=None):
 
 
 
-def colorize(image, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, method="annealed-mean", size=None):
+def colorize(
+    image, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, method="annealed-mean", size=None, hints=None
+):
     """Colourises an image array at its own resolution (see the module docstring).
 
     Args:
@@ -255,6 +280,10 @@ def colorize(image, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, method=
       temperature: annealed-mean temperature T > 0 (paper: 0.38).
       method: "annealed-mean", "mean" or "mode".
       size: side the network runs at; None for the model's (256 for Keras models).
+      hints: colours to impose at points, for a model that takes hints: a list of
+        `{"x": 120, "y": 45, "color": "#3a7d2c"}` (`colornet.hints.parse_hints`; x, y
+        in the image's own pixels from its top-left corner, optional "size" in pixels,
+        "ab": [a, b] instead of "color"). None or [] for none.
 
     Returns:
       `(H, W, 3)` uint8 NumPy array.
@@ -264,6 +293,90 @@ def colorize(image, model=None, temperature=c.ANNEALED_MEAN_TEMPERATURE, method=
     """
     temperature = inference.validate_decoding(method, temperature)
     rgb = data.as_rgb(image)
+    points = hint_maps.parse_hints(hints, rgb.shape[:2]) if hints is not None else None
     predictor = load_predictor(model)
     size = resolve_size(predictor, size)
-    return inference.colorize_rgb(predictor, rgb, size, method, temperature).numpy()
+    return inference.colorize_rgb(predictor, rgb, size, method, temperature, points).numpy()
+
+
+def suggest_colors(image, x, y, k=8, model=None, hints=None, size=None):
+    """The k colours the network finds most likely at one point of an image, for a
+    person to pick a hint from (the 2017 paper's colour suggestions, Sec. 3.4).
+
+    The predicted distribution over the 313 ab bins at the point (bilinear between the
+    four nearest output pixels) is gathered into clusters: the most likely bin not yet
+    taken, with every remaining bin within `SUGGESTION_RADIUS` ab units of it, becomes
+    one suggestion whose ab is their probability-weighted mean. Suggestions come most
+    likely first.
+
+    Args:
+      image: as for `colorize`.
+      x, y: the point, in the image's own pixels (x right, y down, from the top-left).
+      k: how many suggestions, >= 1.
+      model, size: as for `colorize`.
+      hints: hints already placed (`colorize`'s), for a model that takes them.
+
+    Returns:
+      a list of up to k dicts: `"ab"` [a, b], `"color"` "#rrggbb" (that ab at the
+      point's own lightness), `"probability"` (the cluster's share, 0..1).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    rgb = data.as_rgb(image)
+    height, width = rgb.shape[:2]
+    hint_maps.parse_hints([{"x": x, "y": y, "ab": [0, 0]}], (height, width))
+    points = hint_maps.parse_hints(hints, (height, width)) if hints is not None else None
+    predictor = load_predictor(model)
+    size = resolve_size(predictor, size)
+    l_raw = inference.checked_l(color.rgb_to_lab(rgb)[..., :1])[None]
+    l_small, hint_small = inference.small_inputs(l_raw, size, points)
+    logits = predictor.logits(l_small) if hint_small is None else predictor.logits(l_small, hint_small)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[0]
+    # The point on the logits' grid: output pixel i covers input rows 4i .. 4i + 3.
+    out_h, out_w = probabilities.shape[:2]
+    grid_y = (y + 0.5) * size / height / c.OUTPUT_STRIDE - 0.5
+    grid_x = (x + 0.5) * size / width / c.OUTPUT_STRIDE - 0.5
+    here = _bilinear(probabilities.numpy(), grid_y, grid_x, out_h, out_w)
+    lightness = float(l_raw[0, min(int(y), height - 1), min(int(x), width - 1), 0])
+    return _suggestions(here, lightness, k)
+
+
+SUGGESTION_RADIUS = 15.0  # ab units: bins this close are one suggestion (1.5 grid steps)
+
+
+def _bilinear(grid, y, x, height, width):
+    y = min(max(y, 0.0), height - 1.0)
+    x = min(max(x, 0.0), width - 1.0)
+    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+    dy, dx = y - y0, x - x0
+    return (
+        grid[y0, x0] * (1 - dy) * (1 - dx)
+        + grid[y0, x1] * (1 - dy) * dx
+        + grid[y1, x0] * dy * (1 - dx)
+        + grid[y1, x1] * dy * dx
+    )
+
+
+def _suggestions(probabilities, lightness, k):
+    centres = np.asarray(bins.ab_bins(), np.float64)
+    left = np.asarray(probabilities, np.float64).copy()
+    found = []
+    while len(found) < k and left.sum() > 1e-6:
+        top = int(np.argmax(left))
+        near = (np.linalg.norm(centres - centres[top], axis=1) <= SUGGESTION_RADIUS) & (left > 0)
+        weight = left[near].sum()
+        ab = (centres[near] * left[near, None]).sum(0) / weight
+        left[near] = 0.0
+        found.append((ab, weight))
+    found.sort(key=lambda item: -item[1])
+    lab = np.array([[lightness, a, b] for (a, b), _ in found], np.float32).reshape([-1, 3])
+    rgb = inference.to_uint8(color.lab_to_rgb(lab)).numpy()
+    return [
+        {
+            "ab": [round(float(a), 2), round(float(b), 2)],
+            "color": "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[i])),
+            "probability": round(float(weight), 4),
+        }
+        for i, ((a, b), weight) in enumerate(found)
+    ]

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
+from colornet import hints as hint_maps
 from colornet import prior as prior_lib
 from colornet.errors import ColornetError
 
@@ -72,12 +73,14 @@ class _Moments:
 
 def _probe(model, norms):
     """A function from `l_raw` to per-channel (mean, variance, count) of every batch
-    norm's input, the model running in training mode."""
+    norm's input, the model running in training mode. A hint model runs with no hint:
+    hints are sparse patches, which move block 1's statistics little."""
     inputs_model = keras.Model(model.inputs, [norm.input for norm in norms])
 
     @tf.function(reduce_retracing=True)
     def moments(l_raw):
-        tensors = inputs_model(l_raw, training=True)
+        inputs = [l_raw, hint_maps.no_hints(l_raw)] if len(model.inputs) > 1 else l_raw
+        tensors = inputs_model(inputs, training=True)
         out = []
         for x in tensors:
             mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2])

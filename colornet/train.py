@@ -47,6 +47,7 @@ class TrainConfig:
     workdir: str
     val_data: str | None = None  # source of the fixed sample batch; None: `data`
     preset: str = "eccv16"
+    hints: bool = False  # the preset with user-hint inputs, trained on simulated hints
     strategy: str = "default"
     precision: str = "float32"
     steps: int | None = None  # total optimiser steps; exclusive with `epochs`
@@ -160,7 +161,9 @@ def build_model(config):
     from colornet.models.solver import SolverConfig
 
     # Global-batch norm statistics keep replicas' and workers' moving averages equal.
-    model = Colorizer.from_preset(config.preset, norm_synchronized=config.strategy != "default")
+    model = Colorizer.from_preset(
+        config.preset, **_network_overrides(config), norm_synchronized=config.strategy != "default"
+    )
     model.compile(
         optimizer=SolverConfig(
             learning_rate=config.learning_rate,
@@ -177,6 +180,11 @@ def build_model(config):
     )
     model.optimizer.build(model.trainable_variables)
     return model
+
+
+def _network_overrides(config):
+    """The `ModelConfig` fields a `TrainConfig` changes in its preset."""
+    return {"hints": True} if config.hints else {}
 
 
 def _step(optimizer):
@@ -304,7 +312,7 @@ def _recalibrated_copy(model, config):
 
     if not config.recalibrate_images:
         return model
-    plain = Colorizer.from_preset(config.preset)
+    plain = Colorizer.from_preset(config.preset, **_network_overrides(config))
     plain.set_weights(model.get_weights())
     used = recalibrate.recalibrate_on_images(
         plain, config.data, images=config.recalibrate_images, size=c.TRAIN_RESIZE
@@ -382,6 +390,7 @@ def train(config):
         crop=config.crop,
         resize=config.resize,
         seed=config.seed + start_step,
+        hints=config.hints,
     )
     interval = config.checkpoint_every
     logger = _TensorBoardLogger(os.path.join(config.workdir, "logs"), config, _sample_batch(config))
@@ -414,18 +423,26 @@ def _init_weights(model, path):
     """Sets `model`'s weights (moving statistics included) to those of the model file
     `path`, which must be the same network; a fraction of rebalancing undone in it
     (`colornet recalibrate --undo-rebalancing`) is put back first, since training
-    learns the logits as trained."""
+    learns the logits as trained. A model without hints may start a hint model: its
+    hint convolution keeps its zeros, so it starts as the model it came from."""
     from colornet import recalibrate
     from colornet.models import loading
 
     source = loading.load_colorizer(path)
     recalibrate.undo_rebalancing(source, 0.0)
-    if source.model_config != model.model_config.replace(norm_synchronized=source.model_config.norm_synchronized):
-        mine, theirs = model.model_config.to_dict(), source.model_config.to_dict()
-        differ = sorted(k for k in mine if k != "norm_synchronized" and mine[k] != theirs[k])
+    ignored = {"norm_synchronized", "hints"}
+    mine, theirs = model.model_config.to_dict(), source.model_config.to_dict()
+    differ = sorted(k for k in mine if k not in ignored and mine[k] != theirs[k])
+    if source.model_config.hints and not model.model_config.hints:
+        differ.append("hints")
+    if differ:
         raise ColornetError(f"init_from {path}: another network than the preset's (differs in {differ})")
-    for target, value in zip(model.weights, source.weights):
-        target.assign(tf.cast(value, target.dtype))
+    values = {w.path: w for w in source.weights}
+    for target in model.weights:
+        if target.path in values:
+            target.assign(tf.cast(values[target.path], target.dtype))
+        elif "hint" not in target.path:
+            raise ColornetError(f"init_from {path}: has no weight {target.path}")
 
 
 def _init_checkpoint(path):
@@ -489,6 +506,7 @@ def _train_multi_worker(config, strategy):
             crop=config.crop,
             resize=config.resize,
             seed=config.seed + start_step + 1000 * context.input_pipeline_id,
+            hints=config.hints,
         )
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))

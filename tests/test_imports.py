@@ -37,6 +37,7 @@ LAYERS = (
         "colornet.losses",
         "colornet.metrics",
         "colornet.prior",
+        "colornet.hints",
         "colornet.data",
         "colornet.data.images",
         "colornet.data.sources",

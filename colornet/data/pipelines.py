@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
+from colornet import hints as hint_maps
 from colornet.color import rgb_to_lab
 from colornet.data.images import MAX_PIXELS, check_that, decode_scaled, plain_tf
 from colornet.data.sources import SHUFFLE_BUFFER, _open_source
@@ -164,6 +165,23 @@ def to_model_inputs(rgb_uint8):
     stride = c.OUTPUT_STRIDE
     return lab[..., :1], lab[..., ::stride, ::stride, 1:]
 
+
+@plain_tf
+def to_hint_model_inputs(rgb_uint8, seed):
+    """`to_model_inputs` of a batch, with hints revealed from its true colours.
+
+    Args:
+      rgb_uint8: `(B, H, W, 3)` uint8 sRGB.
+      seed: `(2,)` int stateless seed of `colornet.hints.simulate_hints`.
+
+    Returns:
+      `((l_raw, hints), ab)`: `hints` float32 `(B, H, W, 3)`, the others as
+      `to_model_inputs`'.
+    """
+    lab = rgb_to_lab(rgb_uint8)
+    stride = c.OUTPUT_STRIDE
+    hints = hint_maps.simulate_hints(lab[..., 1:], seed)
+    return (lab[..., :1], hints), lab[..., ::stride, ::stride, 1:]
 
 
 # ----------------------------------------------------------------------------
@@ -348,19 +366,23 @@ def _check_crop(crop, resize):
     return crop, resize
 
 
-def _batched_model_inputs(dataset, batch_size, drop_remainder, deterministic):
+def _batched_model_inputs(dataset, batch_size, drop_remainder, deterministic, hints_seed=None):
+    """Batches of `to_model_inputs`; with `hints_seed` (an int, or -1 for a fresh
+    one), of `to_hint_model_inputs`, each batch with its own stateless seed."""
     dataset = dataset.batch(
         batch_size,
         drop_remainder=drop_remainder,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    dataset = dataset.map(
-        to_model_inputs,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=deterministic,
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    if hints_seed is None:
+        mapped = dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    else:
+        seeds = tf.data.Dataset.random(seed=None if hints_seed < 0 else hints_seed).batch(2)
+        mapped = tf.data.Dataset.zip((dataset, seeds)).map(
+            to_hint_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
+    return mapped.prefetch(tf.data.AUTOTUNE)
 
 
 def train_dataset(
@@ -374,6 +396,7 @@ def train_dataset(
     deterministic=None,
     skip_counter=None,
     max_pixels=MAX_PIXELS,
+    hints=False,
 ):
     """Endless, shuffled training batches `(l_raw, ab)` (see the module docstring).
 
@@ -391,10 +414,13 @@ def train_dataset(
         throughput; None means True when a seed is given.
       skip_counter: a fresh `SkipCounter` to record unreadable files in.
       max_pixels: see `decode_image`.
+      hints: also reveal true colours at random points (`colornet.hints.simulate_hints`),
+        for a model that takes hints (`ModelConfig.hints`).
 
     Returns:
       `tf.data.Dataset` of `(l_raw, ab)`: float32 `(batch, crop, crop, 1)` in
-      0..100 and float32 `(batch, crop/4, crop/4, 2)`.
+      0..100 and float32 `(batch, crop/4, crop/4, 2)`; with `hints`, of
+      `((l_raw, hints), ab)`, `hints` float32 `(batch, crop, crop, 3)`.
     """
     crop, resize = _check_crop(crop, resize)
     batch_size = _check_size("batch_size", batch_size)
@@ -418,7 +444,8 @@ def train_dataset(
         max_pixels=max_pixels,
         min_side=resize,
     )
-    return _batched_model_inputs(images, batch_size, True, deterministic)
+    hints_seed = (-1 if seed is None else seed + 1) if hints else None
+    return _batched_model_inputs(images, batch_size, True, deterministic, hints_seed)
 
 
 def eval_dataset(

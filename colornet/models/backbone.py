@@ -15,8 +15,9 @@ import keras
 import tensorflow as tf
 
 from colornet import constants as c
+from colornet.hints import HINT_CHANNELS
 from colornet.models.config import DOWNSAMPLING_BLOCKS, ModelConfig
-from colornet.models.normalization import NormalizeL
+from colornet.models.normalization import NormalizeHints, NormalizeL
 
 
 @keras.saving.register_keras_serializable(package="colornet")
@@ -150,9 +151,10 @@ class DilatedConv2D(keras.layers.Conv2D):
         )
 
 
-def _conv_block(x, block, config):
+def _conv_block(x, block, config, hints=None):
     """Blocks 1-7: 3x3 convolutions with ReLU, the last one (of 1-3) with stride 2,
-    then batch norm."""
+    then batch norm. `hints` (block 1 only): the normalised hint map, whose own
+    convolution is added to the first one's output."""
     filters = config.filters[block - 1]
     dilation = config.dilations[block - 1]
     count = config.convs[block - 1]
@@ -163,6 +165,8 @@ def _conv_block(x, block, config):
         padding = "same"
         if strides == 2 and config.padding == "symmetric":
             x = keras.layers.ZeroPadding2D(1, name=f"{name}pad")(x)
+            if hints is not None and i == 1:
+                hints = keras.layers.ZeroPadding2D(1, name=f"{name}hintpad")(hints)
             padding = "valid"
         conv = DilatedConv2D if dilation > 1 else keras.layers.Conv2D
         x = conv(
@@ -174,6 +178,19 @@ def _conv_block(x, block, config):
             name=name,
             **_decay(config),
         )(x)
+        if hints is not None and i == 1:
+            # Zero-initialised: with or without hints, the network starts as without.
+            from_hints = keras.layers.Conv2D(
+                filters,
+                3,
+                strides=strides,
+                padding=padding,
+                use_bias=False,
+                kernel_initializer="zeros",
+                name=f"{name}hint",
+                **{k: v for k, v in _decay(config).items() if k == "kernel_regularizer"},
+            )(hints)
+            x = keras.layers.Add(name=f"{name}add")([x, from_hints])
         if is_last and config.norm_position == "before_relu":
             x = _norm(x, config, f"{name}norm")
         x = keras.layers.ReLU(name=f"relu{block}_{i}")(x)
@@ -182,19 +199,25 @@ def _conv_block(x, block, config):
     return x
 
 
-def apply_backbone(l_raw, config):
+def apply_backbone(l_raw, config, hints=None):
     """Builds the network on a symbolic input and returns its logits.
 
     Args:
       l_raw: symbolic `(B, H, W, 1)` float L in 0..100.
       config: a `ModelConfig`.
+      hints: symbolic `(B, H, W, 3)` hint map (`colornet.hints`), given exactly when
+        `config.hints`.
 
     Returns:
       symbolic `(B, ceil(H / 4), ceil(W / 4), 313)` float32 logits.
     """
+    if (hints is not None) != config.hints:
+        raise ValueError(f"config.hints is {config.hints}: give the hints input exactly when it is True")
     x = NormalizeL(config.l_center, config.l_scale, name="normalize_l")(l_raw)
+    if hints is not None:
+        hints = NormalizeHints(config.l_center, config.l_scale, name="normalize_hints")(hints)
     for block in range(1, 8):
-        x = _conv_block(x, block, config)
+        x = _conv_block(x, block, config, hints if block == 1 else None)
         if block == 2:
             quarter = x  # block 2's output, at the logits' 1/4 resolution
     # Keras' "same" padding of a 4x4 stride-2 transposed convolution crops one pixel
@@ -233,9 +256,17 @@ def build_backbone(config=None, name="colornet_backbone"):
       name: the model's name.
 
     Returns:
-      a `keras.Model` mapping `l_raw (B, H, W, 1)` to logits `(B, ceil(H / 4),
-      ceil(W / 4), 313)`.
+      a `keras.Model` mapping `l_raw (B, H, W, 1)` (and, with `config.hints`, the
+      hint map `(B, H, W, 3)`) to logits `(B, ceil(H / 4), ceil(W / 4), 313)`.
     """
     config = ModelConfig() if config is None else config
-    l_raw = keras.Input((None, None, 1), name="l_raw")
-    return keras.Model(l_raw, apply_backbone(l_raw, config), name=name)
+    inputs = model_inputs(config)
+    return keras.Model(inputs, apply_backbone(inputs[0], config, *inputs[1:]), name=name)
+
+
+def model_inputs(config):
+    """The symbolic inputs of the network of `config`: `[l_raw]` or `[l_raw, hints]`."""
+    inputs = [keras.Input((None, None, 1), name="l_raw")]
+    if config.hints:
+        inputs.append(keras.Input((None, None, HINT_CHANNELS), name="hints"))
+    return inputs

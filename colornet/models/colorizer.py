@@ -1,10 +1,13 @@
 """`Colorizer`: the network as a Keras model with the paper's training defaults."""
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from colornet import constants as c
+from colornet import hints as hint_maps
 from colornet.models import presets
-from colornet.models.backbone import apply_backbone
+from colornet.models.backbone import apply_backbone, model_inputs
 from colornet.models.config import ModelConfig
 from colornet.models.solver import paper_optimizer
 
@@ -45,9 +48,19 @@ class Colorizer(keras.Model):
         elif not isinstance(config, ModelConfig):
             raise ValueError(f"config must be a ModelConfig, a dict or None, got {config!r}")
         kwargs.setdefault("name", "colorizer")
-        l_raw = keras.Input((None, None, 1), name="l_raw")
-        super().__init__(inputs=l_raw, outputs=apply_backbone(l_raw, config), **kwargs)
+        inputs = model_inputs(config)
+        outputs = apply_backbone(inputs[0], config, *inputs[1:])
+        super().__init__(inputs=inputs if config.hints else inputs[0], outputs=outputs, **kwargs)
         self.model_config = config
+
+    def __call__(self, inputs, *args, **kwargs):
+        if self.model_config.hints and not isinstance(inputs, (list, tuple, dict)):
+            inputs = tf.convert_to_tensor(inputs)
+            inputs = [inputs, tf.cast(hint_maps.no_hints(inputs), inputs.dtype)]
+        elif isinstance(inputs, (list, tuple)):
+            # Keras refuses a list mixing arrays and tensors.
+            inputs = [tf.convert_to_tensor(x) if isinstance(x, np.ndarray) else x for x in inputs]
+        return super().__call__(inputs, *args, **kwargs)
 
     @classmethod
     def from_preset(cls, name, **overrides):

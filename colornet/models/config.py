@@ -76,6 +76,12 @@ class ModelConfig:
         of the logits after training, by adding `-undo_rebalancing * log(w)` (w: the
         prior's rebalancing weights) to `conv8_313`'s bias. 0 for a model as
         trained; building a model from a config does not apply it, the weights hold it.
+      hints: take user hints beside L, as the authors' follow-up (Zhang et al. 2017,
+        Sec. 3.1): a second input `(B, H, W, 3)` (a, b in ab units and a mask, at the
+        input resolution; `colornet.hints`), which a 3x3 convolution
+        (`conv1_1hint`, no bias, zero-initialised) adds to `conv1_1`'s output
+        before its ReLU. With an all-zero hint map the network is the one without
+        hints, so released or bundled weights start a hint model where they were.
     """
 
     filters: tuple = TABLE4_FILTERS
@@ -92,6 +98,7 @@ class ModelConfig:
     weight_decay: float = CAFFE_WEIGHT_DECAY
     shortcut: bool = False
     undo_rebalancing: float = 0.0
+    hints: bool = False
 
     def __post_init__(self):
         for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
@@ -122,7 +129,7 @@ class ModelConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0.0 <= self.undo_rebalancing <= 1.0:
             raise ValueError(f"undo_rebalancing must be in [0, 1], got {self.undo_rebalancing!r}")
-        for field in ("norm_affine", "norm_synchronized", "shortcut"):
+        for field in ("norm_affine", "norm_synchronized", "shortcut", "hints"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
 

@@ -46,10 +46,12 @@ def load_colorizer(path):
         config_path = os.path.join(path, "config.json")
         try:
             with open(config_path) as f:
-                preset = json.load(f)["preset"]
+                recorded = json.load(f)
+            preset = recorded["preset"]
+            overrides = {"hints": True} if recorded.get("hints") else {}
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ColornetError(f"{config_path}: not a training config ({error!r})") from None
-        model = Colorizer.from_preset(preset)
+        model = Colorizer.from_preset(preset, **overrides)
         try:
             tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         except (tf.errors.OpError, ValueError, AssertionError) as error:

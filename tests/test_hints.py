@@ -1,0 +1,346 @@
+"""User hints (the authors' 2017 follow-up): the hint map, simulated training hints,
+the hint inputs of the network, colourising with hints and colour suggestions.
+
+Oracles: NumPy means over the patches the mask shows, hand-placed points, a model
+whose hint convolution is zero (it must equal the model without hints), and a
+stand-in predictor whose distribution is set by hand for the suggestions.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import colornet
+from colornet import hints, predictors, train
+from colornet.data import pipelines
+from colornet.errors import ColornetError
+from colornet.models import Colorizer, get_preset, loading
+from tests.contract import check_layer_contract
+
+
+def _ab(shape, seed=1):
+    return np.random.default_rng(seed).uniform(-80, 80, shape).astype(np.float32)
+
+
+def _components(mask):
+    """Labels of 4-connected hinted regions (a tiny flood fill, independent of TF)."""
+    labels = np.zeros(mask.shape, int)
+    current = 0
+    for start in zip(*np.nonzero(mask)):
+        if labels[start]:
+            continue
+        current += 1
+        stack = [start]
+        while stack:
+            y, x = stack.pop()
+            if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and mask[y, x] and not labels[y, x]:
+                labels[y, x] = current
+                stack += [(y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)]
+    return labels, current
+
+
+def test_simulated_single_patch_holds_its_mean_true_ab():
+    """With exactly one patch per image, the hinted pixels form a square of side 1..9
+    and each holds the mean true ab over that square (NumPy float64)."""
+    ab = _ab([16, 40, 40, 2])
+    seed = tf.constant([3, 4], tf.int64)
+    got = hints.simulate_hints(ab, seed, no_hint_rate=0.0, points_p=1.0, max_points=1).numpy()
+    sides = set()
+    for image, truth in zip(got, ab):
+        mask = image[..., 2] > 0
+        rows, cols = np.nonzero(mask)
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert mask.sum() == height * width  # one rectangle, filled
+        assert height <= hints.MAX_PATCH and width <= hints.MAX_PATCH
+        sides.add(max(height, width))
+        expected = truth[mask].astype(np.float64).mean(0)
+        np.testing.assert_allclose(image[mask][:, :2], np.broadcast_to(expected, (mask.sum(), 2)), atol=1e-3)
+        np.testing.assert_array_equal(image[~mask], 0.0)
+    assert len(sides) > 3  # sizes vary
+
+
+def test_simulated_hints_are_seeded_and_spread():
+    ab = _ab([64, 32, 32, 2])
+    one = hints.simulate_hints(ab, tf.constant([1, 2], tf.int64)).numpy()
+    np.testing.assert_array_equal(one, hints.simulate_hints(ab, tf.constant([1, 2], tf.int64)).numpy())
+    other = hints.simulate_hints(ab, tf.constant([1, 3], tf.int64)).numpy()
+    assert not np.array_equal(one, other)
+    hinted = (one[..., 2] > 0).any(axis=(1, 2))
+    # NO_HINT_RATE = 0.25 of 64 images: 16 expected; binomial sd 3.5.
+    assert 4 <= (~hinted).sum() <= 28
+    # Hints land all over the image, not only in its centre.
+    cover = (one[..., 2] > 0).mean(0)
+    assert cover[:8].sum() > 0 and cover[-8:].sum() > 0 and cover[:, :8].sum() > 0 and cover[:, -8:].sum() > 0
+
+
+def test_simulated_count_is_geometric():
+    """Counted as hinted regions where patches are single pixels far apart on average:
+    mean count of hinted images about 1 / p = 8 (merged neighbours make it lower)."""
+    ab = _ab([200, 96, 96, 2])
+    got = hints.simulate_hints(
+        ab, tf.constant([5, 6], tf.int64), no_hint_rate=0.0, max_patch=1
+    ).numpy()
+    counts = [_components(image[..., 2] > 0)[1] for image in got]
+    assert min(counts) >= 1
+    assert 6.5 <= np.mean(counts) <= 9.0
+
+
+def test_simulation_runs_in_tf_data():
+    ab = _ab([4, 16, 16, 2])
+    seeds = tf.data.Dataset.random(seed=7).batch(2).take(2)
+    maps = [m.numpy() for m in seeds.map(lambda s: hints.simulate_hints(ab, s))]
+    assert maps[0].shape == (4, 16, 16, 3)
+
+
+def test_hint_map_places_points_in_network_pixels():
+    # A 100 x 200 image (H x W) onto a 16 x 16 grid: x scales by 16/200, y by 16/100.
+    grid = hints.hint_map([[150.0, 75.0, 20.0, -30.0, 1.0]], (100, 200), 16).numpy()
+    mask = grid[..., 2]
+    assert mask.sum() == 1 and mask[12, 12] == 1  # (75 * 0.16, 150 * 0.08) = (12, 12)
+    np.testing.assert_allclose(grid[12, 12], [20.0, -30.0, 1.0])
+    # No size: DEFAULT_PATCH network pixels a side, centred on the point.
+    grid = hints.hint_map([[150.0, 75.0, 20.0, -30.0, 0.0]], (100, 200), 16).numpy()
+    assert grid[..., 2].sum() == hints.DEFAULT_PATCH**2
+    assert grid[11:14, 11:14, 2].all()
+    # A size of 50 input pixels: 8 rows (50 * 0.16) by 4 columns (50 * 0.08).
+    grid = hints.hint_map([[100.0, 50.0, 5.0, 5.0, 50.0]], (100, 200), 16).numpy()
+    rows, cols = np.nonzero(grid[..., 2])
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (8, 4)
+
+
+def test_hint_map_overlaps_average_and_edges_clip():
+    grid = hints.hint_map([[0.0, 0.0, 10.0, 0.0, 0.0], [1.0, 0.0, 30.0, 0.0, 0.0]], (16, 16), 16).numpy()
+    assert grid[0, 0, 0] == pytest.approx(20.0)  # both cover (0, 0)
+    assert grid[..., 2].sum() == 6  # two 3 x 3 squares cut to 2 x 2 and 2 x 3 at the corner, overlapping
+    empty = hints.hint_map(np.zeros([0, 5]), (16, 16), 8).numpy()
+    assert empty.shape == (8, 8, 3) and not empty.any()
+
+
+def test_parse_hints_formats():
+    got = hints.parse_hints(
+        [
+            {"x": 1, "y": 2, "ab": [10, -20]},
+            {"x": 3.5, "y": 4, "color": "#ff0000", "size": 9},
+            {"x": 0, "y": 0, "color": [0, 0, 255]},
+            (5, 6, 7, 8),
+        ],
+        image_size=(10, 10),
+    )
+    assert got.shape == (4, 5) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0], [1, 2, 10, -20, 0])
+    # sRGB red and blue: ab from scikit-image's rgb2lab, the package's colour oracle.
+    from skimage.color import rgb2lab
+
+    np.testing.assert_allclose(got[1, 2:4], rgb2lab(np.array([[[1.0, 0, 0]]]))[0, 0, 1:], atol=0.01)
+    np.testing.assert_allclose(got[2, 2:4], rgb2lab(np.array([[[0, 0, 1.0]]]))[0, 0, 1:], atol=0.01)
+    assert got[1, 4] == 9
+    assert hints.parse_hints([]).shape == (0, 5)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"x": 1, "y": 2, "color": "green"}, "is not a colour"),
+        ({"x": 1, "y": 2, "color": [0, 300, 0]}, "0..255"),
+        ({"x": 1, "y": 2}, "exactly one of color and ab"),
+        ({"x": 1, "y": 2, "color": "#000000", "ab": [0, 0]}, "exactly one of color and ab"),
+        ({"x": 1, "color": "#000000"}, "needs x and y"),
+        ({"x": 20, "y": 2, "ab": [0, 0]}, "outside the 10 x 10 image"),
+        ({"x": -1, "y": 2, "ab": [0, 0]}, "outside"),
+        ({"x": float("nan"), "y": 2, "ab": [0, 0]}, "finite number"),
+        ({"x": 1, "y": 2, "ab": [0, 500]}, "within"),
+        ({"x": 1, "y": 2, "ab": [0, 0], "size": -3}, "size must be >= 0"),
+        ({"x": 1, "y": 2, "ab": [0, 0], "colour": "#fff000"}, "unknown keys"),
+        ("#ff0000", "is not a hint"),
+    ],
+)
+def test_parse_hints_refuses_bad_hints(bad, message):
+    with pytest.raises(ColornetError, match=message) as raised:
+        hints.parse_hints([{"x": 0, "y": 0, "ab": [1, 1]}, bad], image_size=(10, 10))
+    assert str(raised.value).startswith("hint 1")
+
+
+def test_parse_hints_refuses_thousands():
+    with pytest.raises(ColornetError, match="at most"):
+        hints.parse_hints([{"x": 0, "y": 0, "ab": [0, 0]}] * (hints.MAX_HINTS + 1))
+
+
+def test_read_hints_file(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"x": 1, "y": 2, "color": "#3a7d2c"}]))
+    assert hints.read_hints_file(good) == [{"x": 1, "y": 2, "color": "#3a7d2c"}]
+    broken = tmp_path / "broken.json"
+    broken.write_text("[{x: 1}")
+    with pytest.raises(ColornetError, match="broken.json: not JSON"):
+        hints.read_hints_file(broken)
+    with pytest.raises(ColornetError, match="cannot read hints"):
+        hints.read_hints_file(tmp_path / "missing.json")
+
+
+# ----------------------------------------------------------------------------
+# The network's hint inputs.
+
+
+def _tiny_pair():
+    """A tiny model without hints and the same network with hints, started from it."""
+    plain = Colorizer(get_preset("tiny"))
+    hinted = Colorizer(get_preset("tiny", hints=True))
+    values = {w.path: w for w in plain.weights}
+    for w in hinted.weights:
+        if w.path in values:
+            w.assign(values[w.path])
+    return plain, hinted
+
+
+@pytest.mark.parametrize("preset", ["tiny", "half_shortcut"])
+def test_hint_convolution_starts_at_zero(preset):
+    """A hint model started from a model without hints is that model, hints or not."""
+    hinted = Colorizer(get_preset(preset, hints=True))
+    extra = [w for w in hinted.weights if "hint" in w.path]
+    assert [w.path for w in extra] == ["conv1_1hint/kernel"]
+    assert not np.any(extra[0].numpy())
+    plain = Colorizer(get_preset(preset))
+    assert hinted.count_params() - plain.count_params() == 9 * 3 * get_preset(preset).filters[0]
+
+
+def test_hint_model_without_hints_is_the_plain_model():
+    plain, hinted = _tiny_pair()
+    l_raw = np.random.default_rng(0).uniform(0, 100, [2, 36, 36, 1]).astype(np.float32)
+    some = hints.simulate_hints(_ab([2, 36, 36, 2]), tf.constant([1, 1], tf.int64))
+    expected = plain(l_raw).numpy()
+    np.testing.assert_array_equal(hinted(l_raw).numpy(), expected)
+    np.testing.assert_array_equal(hinted([l_raw, some]).numpy(), expected)  # zero kernel
+    hinted.get_layer("conv1_1hint").kernel.assign(tf.ones_like(hinted.get_layer("conv1_1hint").kernel))
+    assert not np.allclose(hinted([l_raw, some]).numpy(), expected)
+    np.testing.assert_array_equal(hinted(l_raw).numpy(), expected)  # no hints: the map is zeros
+
+
+def test_hint_model_saves_and_loads(tmp_path):
+    _, hinted = _tiny_pair()
+    hinted.get_layer("conv1_1hint").kernel.assign(tf.fill(hinted.get_layer("conv1_1hint").kernel.shape, 0.01))
+    l_raw = np.random.default_rng(0).uniform(0, 100, [1, 32, 32, 1]).astype(np.float32)
+    some = hints.simulate_hints(_ab([1, 32, 32, 2]), tf.constant([2, 2], tf.int64))
+    expected = hinted([l_raw, some]).numpy()
+    hinted.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded([l_raw, some]).numpy(), expected, atol=1e-5)
+    loading.save_compact(hinted, tmp_path / "m.npz", dtype="float32")
+    compact = loading.load_colorizer(tmp_path / "m.npz")
+    assert compact.model_config.hints
+    np.testing.assert_allclose(compact([l_raw, some]).numpy(), expected, atol=1e-5)
+
+
+def test_normalize_hints_contract(tmp_path):
+    from colornet.models.normalization import NormalizeHints
+
+    layer = NormalizeHints(50.0, 1.0)
+    x = np.concatenate([_ab([2, 4, 4, 2]), np.ones([2, 4, 4, 1], np.float32)], -1)
+    np.testing.assert_allclose(layer(x).numpy()[..., 2], 50.0)
+    check_layer_contract(layer, x, tmp_path)
+
+
+def test_train_dataset_with_hints(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        rgb = np.random.default_rng(i).integers(0, 256, [40, 48, 3], dtype=np.uint8)
+        Image.fromarray(rgb).save(tmp_path / f"{i}.png")
+    dataset = pipelines.train_dataset(str(tmp_path), batch_size=2, crop=32, resize=36, seed=1, hints=True)
+    (l_raw, hint_map), ab = next(iter(dataset))
+    assert l_raw.shape == (2, 32, 32, 1) and hint_map.shape == (2, 32, 32, 3) and ab.shape == (2, 8, 8, 2)
+    # Every hinted pixel's ab is the mean of a patch of the true ab: within its range.
+    mask = hint_map[..., 2].numpy() > 0
+    assert mask.any()
+    model = Colorizer(get_preset("tiny", hints=True))
+    model.compile()
+    history = model.fit(dataset.take(2), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.any(model.get_layer("conv1_1hint").kernel.numpy())  # the hint path trains
+
+
+def test_training_a_hint_model_from_a_plain_file(tmp_path):
+    """`init_from` a model file without hints: the run starts where that model was."""
+    from PIL import Image
+
+    for i in range(4):
+        rgb = np.random.default_rng(i).integers(0, 256, [40, 40, 3], dtype=np.uint8)
+        Image.fromarray(rgb).save(tmp_path / f"{i}.png")
+    plain = Colorizer(get_preset("tiny"))
+    loading.save_compact(plain, tmp_path / "plain.npz", dtype="float32")
+    config = train.TrainConfig(
+        data=str(tmp_path), workdir=str(tmp_path / "run"), preset="tiny", hints=True, steps=1,
+        batch_size=2, crop=32, resize=40, init_from=str(tmp_path / "plain.npz"),
+        recalibrate_images=0, verbose=0,
+    )
+    model = train.build_model(config)
+    train._init_weights(model, config.init_from)
+    l_raw = np.random.default_rng(0).uniform(0, 100, [1, 32, 32, 1]).astype(np.float32)
+    np.testing.assert_allclose(model(l_raw).numpy(), plain(l_raw).numpy(), atol=1e-5)
+    train.train(config)
+    trained = loading.load_colorizer(str(tmp_path / "run"))
+    assert trained.model_config.hints
+    with pytest.raises(ColornetError, match="differs in"):
+        train._init_weights(Colorizer(get_preset("tiny")), str(tmp_path / "run" / "model.keras"))
+
+
+# ----------------------------------------------------------------------------
+# Colourising with hints, and suggestions.
+
+
+def test_colorize_with_hints_is_the_hinted_network():
+    _, hinted = _tiny_pair()
+    hinted.get_layer("conv1_1hint").kernel.assign(tf.fill(hinted.get_layer("conv1_1hint").kernel.shape, 0.05))
+    image = np.random.default_rng(3).integers(0, 256, [60, 80], dtype=np.uint8)
+    given = [{"x": 40, "y": 30, "color": "#20a020", "size": 20}]
+    predictor = predictors.KerasPredictor(hinted)
+    with_hints = colornet.colorize(image, model=predictor, hints=given, size=32)
+    without = colornet.colorize(image, model=predictor, size=32)
+    assert with_hints.shape == (60, 80, 3)
+    assert not np.array_equal(with_hints, without)
+    np.testing.assert_array_equal(colornet.colorize(image, model=predictor, hints=[], size=32), without)
+
+
+def test_hints_for_a_model_without_them_are_refused():
+    image = np.zeros([20, 20], np.uint8)
+    plain = predictors.KerasPredictor(Colorizer(get_preset("tiny")))
+    with pytest.raises(ColornetError, match="takes no hints"):
+        colornet.colorize(image, model=plain, hints=[{"x": 1, "y": 1, "ab": [5, 5]}], size=16)
+
+
+class _TwoRegions(predictors.Predictor):
+    """Left half of the logits' grid: 70 % on bin near ab (0, 60) [yellow], 20 % spread
+    over its neighbour (10, 60), 10 % at (-50, 50) [green]; right half: all at (60, 0)."""
+
+    def __init__(self):
+        centres = np.asarray(colornet.ab_bins())
+        self.index = {tuple(ab): i for i, ab in enumerate(centres.round().astype(int).tolist())}
+
+    def logits(self, l_small, hints=None):
+        size = l_small.shape[1] // 4
+        p = np.full([1, size, size, 313], 1e-9)
+        half = size // 2
+        p[:, :, :half, self.index[(0, 60)]] = 0.7
+        p[:, :, :half, self.index[(10, 60)]] = 0.2
+        p[:, :, :half, self.index[(-50, 50)]] = 0.1
+        p[:, :, half:, self.index[(60, 0)]] = 1.0
+        return tf.math.log(tf.constant(p / p.sum(-1, keepdims=True), tf.float32))
+
+
+def test_suggest_colors_from_a_known_distribution():
+    image = np.full([64, 64], 128, np.uint8)
+    got = colornet.suggest_colors(image, 10, 30, k=3, model=_TwoRegions(), size=64)
+    # Near bins merge: (0, 60) and (10, 60) are one suggestion of 0.9 at their mean.
+    assert len(got) == 2
+    np.testing.assert_allclose(got[0]["ab"], [(0.7 * 0 + 0.2 * 10) / 0.9, 60], atol=0.01)
+    assert got[0]["probability"] == pytest.approx(0.9, abs=1e-3)
+    np.testing.assert_allclose(got[1]["ab"], [-50, 50], atol=0.01)
+    assert got[1]["probability"] == pytest.approx(0.1, abs=1e-3)
+    red, green, blue = (int(got[0]["color"][i : i + 2], 16) for i in (1, 3, 5))
+    assert red > blue and green > blue  # yellowish at the grey's lightness
+    right = colornet.suggest_colors(image, 60, 30, k=3, model=_TwoRegions(), size=64)
+    assert len(right) == 1 and right[0]["ab"] == [60.0, 0.0]
+    with pytest.raises(ColornetError, match="outside"):
+        colornet.suggest_colors(image, 64, 3, model=_TwoRegions(), size=64)
