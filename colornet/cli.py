@@ -109,7 +109,12 @@ def _add_train(subparsers):
                         "a folder written by `colornet prepare`, or tfds:NAME[:SPLIT]")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and config go here")
     parser.add_argument("--val-data", help="source of the fixed sample batch (default: --data)")
-    parser.add_argument("--preset", default="eccv16", help="network preset (eccv16, half, half_shortcut, tiny)")
+    parser.add_argument("--preset", help="network preset (eccv16, half, half_shortcut, tiny; default: the "
+                        "network of --init-from, else eccv16)")
+    parser.add_argument("--init-from", metavar="NAME|FILE|WORKDIR",
+                        help="start from a released model's weights (a name of `colornet pretrained`, e.g. "
+                        "eccv16_imagenet), a .keras or .npz file (at step 0, learning rate a tenth of the "
+                        "paper's unless set), or a workdir or checkpoint (its step and optimizer too)")
     parser.add_argument("--strategy", default="default",
                         choices=("default", "mirrored", "multi_worker", "tpu"))
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
@@ -130,6 +135,7 @@ def _run_train(args):
         workdir=args.workdir,
         val_data=args.val_data,
         preset=args.preset,
+        init_from=args.init_from,
         strategy=args.strategy,
         precision=args.precision,
         steps=args.steps,

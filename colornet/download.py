@@ -1,4 +1,4 @@
-"""Downloading one large file into a cache: progress, verification, no half files.
+"""Downloading one large file into a cache: progress, verification, resuming.
 
 `keras.utils.get_file` is the Keras convention, but for released weights it lacks
 what matters here (read in Keras 3.15's `keras/src/utils/file_utils.py`): it has
@@ -6,13 +6,16 @@ no timeout (a stalled server hangs it for ever), on a checksum mismatch it raise
 but leaves the bad file under its final name, it falls back silently to
 `/tmp/.keras` when the cache is not writable, and its progress counts bytes as
 Keras "steps" (no MB, no rate). What it does do, `urllib.request` with a progress
-hook, is a few lines, so `verified_download` uses `urllib` directly and adds:
+hook, is a few lines, so `resume_download` uses `urllib` directly and adds:
 
 - a timeout on connecting and on every read;
 - progress on stderr: MB done and total, rate, time left;
-- the file is written to a unique hidden temporary name in the target directory
-  and handed over only after its size and SHA-256 match, so no later reader can
-  mistake a partial or wrong file for the release; it is removed on any failure;
+- resuming: the file grows under a partial name the caller chooses (hidden, in the
+  cache) and is kept when the connection is lost, so the next attempt, from the
+  same URL or another one publishing the same file, asks only for the rest (an
+  HTTP Range request); a server that ignores Range, answering 200 with the whole
+  file, starts it over. The caller uses the file only once its size and the
+  SHA-256 of the whole of it match; a file that does not match is deleted;
 - `lock`, a file lock a caller holds while it fills a cache entry, so that two
   processes asking for the same entry do the work once (the second waits, then
   finds the entry). Without `fcntl` (Windows) there is no lock; the unique names and
@@ -23,8 +26,8 @@ import contextlib
 import hashlib
 import http.client
 import os
+import re
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -43,51 +46,79 @@ _MB = 1e6
 
 
 class DownloadError(ColornetError):
-    """A download that failed or gave the wrong file; the message names the URL."""
+    """A download that failed or gave the wrong file; the message names the URL.
+
+    `resumable`: the partial file is still good to resume from (a lost connection,
+    an HTTP error, a server offering another file); not after a wrong checksum."""
+
+    def __init__(self, message, resumable=False):
+        super().__init__(message)
+        self.resumable = resumable
 
 
-@contextlib.contextmanager
-def verified_download(url, directory, prefix=".download.", size=None, sha256=None, timeout=DEFAULT_TIMEOUT,
-                      quiet=False):
-    """Downloads `url` into a temporary file in `directory` and yields its path.
+def resume_download(url, partial, size, sha256, timeout=DEFAULT_TIMEOUT, quiet=False):
+    """Completes the file `partial` from `url` until it has `size` bytes of SHA-256 `sha256`.
 
-    The path is yielded only once the file has `size` bytes and the SHA-256
-    `sha256` (each when given); the file is deleted when the block ends, so the
-    caller converts or copies it inside the block.
+    What `partial` already holds (an earlier attempt cut off, from this URL or from
+    another holding the same file) is kept: only the rest is asked for, with an HTTP
+    `Range` request. A server that ignores it (status 200: the whole file) starts
+    the file over. Call it with a lock held on `partial` (two processes must not
+    append to one file).
 
     Args:
       url: an `http://`, `https://` or `file://` URL.
-      directory: an existing directory (the cache) for the temporary file.
-      prefix: the start of the temporary name (hidden: a leading dot).
-      size: expected size in bytes, or None.
-      sha256: expected SHA-256 as 64 hex digits, or None.
+      partial: the path of the file being filled (created if needed).
+      size: the complete file's size in bytes.
+      sha256: its SHA-256 as 64 hex digits.
       timeout: seconds to wait for a connection and for each read.
       quiet: no progress on stderr.
 
     Raises:
       DownloadError: no connection, an HTTP error, a timeout, a connection closed
-        early, a wrong size or checksum; one line naming `url`.
-      ColornetError: the temporary file cannot be created or written (e.g. a full
-        disk); one line naming `url` and `directory`.
+        early (`partial` is kept: the next attempt resumes it), or a wrong size or
+        checksum (`partial` is deleted: its bytes cannot be trusted); one line
+        naming `url`.
+      ColornetError: `partial` cannot be written (e.g. a full disk); one line naming
+        `url` and the directory; `partial` is deleted.
     """
-    def cannot_write(error):
-        return ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}")
+    try:
+        have = os.path.getsize(partial)
+    except FileNotFoundError:
+        have = 0
+    try:
+        if have > size:  # not a beginning of this file
+            os.unlink(partial)
+            have = 0
+        digest = _hash_file(partial) if have else hashlib.sha256()
+        if have < size:
+            digest = _copy_url(url, partial, have, size, digest, timeout, quiet)
+        check_file(partial, size, sha256, what=url, digest=digest)
+    except DownloadError as error:
+        if not error.resumable:
+            _remove(partial)
+        raise
+    except OSError as error:  # writing: a full disk, a file size limit
+        _remove(partial)
+        directory = os.path.dirname(os.path.abspath(partial))
+        raise ColornetError(f"cannot write the download of {url} into {directory}: {error.strerror}") from None
 
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
-    except OSError as error:  # a cache this process may not write to
-        raise cannot_write(error) from None
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                digest = _copy_url(url, out, size, timeout, quiet)
-        except OSError as error:  # writing: a full disk, a file size limit
-            raise cannot_write(error) from None
-        check_file(tmp, size, sha256, what=url, digest=digest)
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+
+def _remove(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def file_sha256(path):
+    """The SHA-256 of the file at `path`, as 64 hex digits."""
+    return _hash_file(path).hexdigest()
+
+
+def _hash_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest
 
 
 def check_file(path, size=None, sha256=None, what=None, digest=None):
@@ -103,10 +134,7 @@ def check_file(path, size=None, sha256=None, what=None, digest=None):
     if sha256 is None:
         return
     if digest is None:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                digest.update(chunk)
+        digest = _hash_file(path)
     if digest.hexdigest() != sha256.lower():
         raise DownloadError(
             f"{what}: SHA-256 {digest.hexdigest()[:16]}... differs from the published "
@@ -114,40 +142,70 @@ def check_file(path, size=None, sha256=None, what=None, digest=None):
         )
 
 
-def _copy_url(url, out, size, timeout, quiet):
-    """Streams `url` into the open file `out`; returns the SHA-256 hash object."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"colornet/{__version__}"})
-    digest = hashlib.sha256()
-    received = 0
+def _copy_url(url, partial, have, size, digest, timeout, quiet):
+    """Appends the rest of `url`'s file, from byte `have`, to `partial` (or writes it
+    anew if the server sends the whole file); returns the SHA-256 hash object of
+    the whole file, `digest` being that of its first `have` bytes."""
+    headers = {"User-Agent": f"colornet/{__version__}"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    received = have
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else size
-            if size is not None and total != size:
-                raise DownloadError(f"{url}: the server offers {total:,} bytes, expected {size:,} (a different file)")
-            progress = _Progress(url, total, quiet)
-            while True:
-                chunk = response.read(CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-                received += len(chunk)
-                progress.update(received)
+            if have and getattr(response, "status", None) == 206:
+                offered = _content_range(response.headers.get("Content-Range"))
+                if offered != (have, size):
+                    raise DownloadError(
+                        f"{url}: asked for bytes {have:,} on of {size:,}, the server offers "
+                        f"{response.headers.get('Content-Range')!r} (a different file)",
+                        resumable=True,
+                    )
+                mode = "ab"
+            else:  # the whole file: no Range asked, or the server ignores it (file:// too)
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else size
+                if total != size:
+                    raise DownloadError(
+                        f"{url}: the server offers {total:,} bytes, expected {size:,} (a different file)",
+                        resumable=True,  # nothing written: what `partial` holds is still good
+                    )
+                if have and not quiet:
+                    print(f"{url} sends the whole file: starting over", file=sys.stderr, flush=True)
+                received, digest, mode = 0, hashlib.sha256(), "wb"
+            progress = _Progress(url, size, quiet, start=received)
+            with open(partial, mode) as out:
+                while True:
+                    chunk = response.read(CHUNK)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    out.write(chunk)
+                    received += len(chunk)
+                    progress.update(received)
             progress.done(received)
     except urllib.error.HTTPError as error:
-        raise DownloadError(f"{url}: HTTP error {error.code} ({error.reason})") from None
+        raise DownloadError(f"{url}: HTTP error {error.code} ({error.reason})", resumable=True) from None
     except urllib.error.URLError as error:
-        raise DownloadError(f"{url}: cannot connect ({_reason(error.reason)})") from None
+        raise DownloadError(f"{url}: cannot connect ({_reason(error.reason)})", resumable=True) from None
     except TimeoutError:
         raise DownloadError(
-            f"{url}: timed out after {timeout:g} s without data ({received:,} bytes received)"
+            f"{url}: timed out after {timeout:g} s without data ({received:,} of {size:,} bytes received)",
+            resumable=True,
         ) from None
     except (http.client.HTTPException, ConnectionError) as error:
-        raise DownloadError(f"{url}: connection lost after {received:,} bytes ({_reason(error)})") from None
-    if total is not None and received != total:
-        raise DownloadError(f"{url}: connection closed after {received:,} of {total:,} bytes")
+        raise DownloadError(
+            f"{url}: connection lost after {received:,} of {size:,} bytes ({_reason(error)})", resumable=True
+        ) from None
+    if received != size:
+        raise DownloadError(f"{url}: connection closed after {received:,} of {size:,} bytes", resumable=True)
     return digest
+
+
+def _content_range(header):
+    """(first byte, total size) of a `Content-Range: bytes FIRST-LAST/TOTAL` header, or None."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+)\s*", header or "")
+    return (int(match.group(1)), int(match.group(3))) if match else None
 
 
 def _reason(reason):
@@ -160,14 +218,17 @@ class _Progress:
     """Download progress on stderr: a line rewritten in place on a terminal, a line
     every 10 % elsewhere (logs)."""
 
-    def __init__(self, url, total, quiet):
-        self.total, self.quiet = total, quiet
+    def __init__(self, url, total, quiet, start=0):
+        self.total, self.quiet, self.first = total, quiet, start
         self.tty = sys.stderr.isatty()
         self.start = self.last = time.monotonic()
-        self.next_tenth = 1
+        self.next_tenth = start * 10 // total + 1 if total else 1
         if not quiet:
             of = f" ({total / _MB:.1f} MB)" if total else ""
-            print(f"downloading {url}{of}", file=sys.stderr, flush=True)
+            if start:
+                print(f"resuming {url} at {start / _MB:.1f} MB{of}", file=sys.stderr, flush=True)
+            else:
+                print(f"downloading {url}{of}", file=sys.stderr, flush=True)
 
     def update(self, received):
         if self.quiet:
@@ -186,12 +247,13 @@ class _Progress:
             return
         seconds = max(time.monotonic() - self.start, 1e-9)
         end = "\r" if self.tty else ""
-        print(f"{end}  {received / _MB:.1f} MB in {seconds:.1f} s ({received / _MB / seconds:.1f} MB/s)"
+        new = received - self.first
+        print(f"{end}  {new / _MB:.1f} MB in {seconds:.1f} s ({new / _MB / seconds:.1f} MB/s)"
               + ("\x1b[K" if self.tty else ""), file=sys.stderr, flush=True)
 
     def _status(self, received, now):
         seconds = max(now - self.start, 1e-9)
-        rate = received / seconds
+        rate = (received - self.first) / seconds
         text = f"{received / _MB:.1f}"
         if self.total:
             text += f" / {self.total / _MB:.1f} MB ({100 * received / self.total:.0f} %)"

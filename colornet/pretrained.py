@@ -2,12 +2,23 @@
 
 `Colorizer.from_preset("eccv16_imagenet")`, `colornet colorize --model
 eccv16_imagenet` and the other commands taking `--model` fetch a release on first
-use: download (from `COLORNET_WEIGHTS_MIRROR` if set), check its size and SHA-256,
-convert it with `colornet.official` (whose name, shape and bin checks are the
-layout check) and save the converted model as `.keras` in the cache. Later uses
-load that file and need no network. Only a complete, verified, converted model is
-ever written under a cache name; downloads go to hidden temporary files that are
-removed on any failure.
+use: download, check its size and SHA-256, convert it with `colornet.official`
+(whose name, shape and bin checks are the layout check) and save the converted
+model as `.keras` in the cache. Later uses load that file and need no network.
+
+Each release lists its sources in order: the authors' URL first, then their other
+hosting of the same file or of the same model in the other framework's format
+(the Caffe release and the PyTorch port hold the same weights; `official` converts
+both), each with its own published size and SHA-256. `COLORNET_WEIGHTS_MIRROR`,
+when set, is tried first, for each source's file name. A source that fails (an
+HTTP error, a timeout, a wrong checksum) is reported on one line and the next one
+is tried; the final error names every source tried.
+
+A download grows in a hidden partial file in the cache, named after the expected
+file's SHA-256 and filled only under the release's lock. An interrupted download
+keeps it, and the next attempt (from any source with the same checksum) asks only
+for the rest; the checksum is checked on the whole file. Only a complete, verified,
+converted model is ever written under a cache name.
 
 Cache: `$COLORNET_CACHE`, else `$XDG_CACHE_HOME/colornet`, else `~/.cache/colornet`.
 A cached model's name carries the first 8 hex digits of its release's SHA-256, so
@@ -36,7 +47,8 @@ from colornet.models import presets
 from colornet.models.loading import load_colorizer
 
 MIRROR_ENV = "COLORNET_WEIGHTS_MIRROR"
-_PARTIAL_PREFIX = ".{}.download."
+# A download being filled: release name, first 16 hex digits of the file's SHA-256.
+_PARTIAL = ".{}.{}.partial"
 CACHE_ENV = "COLORNET_CACHE"
 # What Keras 3 writes into every `.keras` archive.
 _KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
@@ -52,34 +64,69 @@ _OMZ = "OpenVINO Open Model Zoo models/public/{}/model.yml"
 
 
 @dataclasses.dataclass(frozen=True)
-class Release:
-    """One released model file and what to build from it.
+class Source:
+    """One place a release's file is published.
 
     Args:
-      name: the preset name (`--model NAME`).
-      url: where the authors publish the file; its last part is the file name a
-        mirror must hold.
-      size: its size in bytes, or None if unknown.
-      sha256: its SHA-256 (64 hex digits), or None if no checksum is published.
+      url: the file's URL; its last part is the file name a mirror must hold, and
+        says its format (`.caffemodel`: Caffe; anything else: a PyTorch `.pth`).
+      size: its size in bytes, as published.
+      sha256: its SHA-256 (64 hex digits), as published.
       checksum_source: where `size` and `sha256` were published.
-      description: one line for `colornet pretrained`.
-      licence: the licence of the weights, as their authors state it.
+      host: who publishes the file there, for the listing.
       network: the `ModelConfig` to convert into; None for the importer's own
         (`eccv16_pytorch` for a `.pth`, `eccv16` for a `.caffemodel`).
     """
 
-    name: str
     url: str
-    size: int | None
-    sha256: str | None
+    size: int
+    sha256: str
     checksum_source: str
-    description: str
-    licence: str = LICENCE
+    host: str = "the authors"
     network: object = None
 
     @property
     def file_name(self):
         return os.path.basename(urllib.parse.urlsplit(self.url).path)
+
+    @property
+    def is_caffe(self):
+        return self.file_name.endswith(".caffemodel")
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """One released model and where its file can be fetched from.
+
+    Args:
+      name: the preset name (`--model NAME`).
+      sources: `Source`s in the order they are tried; the first is the authors'
+        own, and its checksum names the cached model.
+      description: one line for `colornet pretrained`.
+      licence: the licence of the weights, as their authors state it.
+    """
+
+    name: str
+    sources: tuple
+    description: str
+    licence: str = LICENCE
+
+    # The first source's, which identify the release.
+    @property
+    def url(self):
+        return self.sources[0].url
+
+    @property
+    def size(self):
+        return self.sources[0].size
+
+    @property
+    def sha256(self):
+        return self.sources[0].sha256
+
+    @property
+    def file_name(self):
+        return self.sources[0].file_name
 
 
 RELEASES = {}
@@ -92,29 +139,46 @@ def register(release):
     return release
 
 
-register(Release(
-    name="eccv16_imagenet",
+# The authors' PyTorch port (`colorizers/eccv16.py` loads it from this URL). The file
+# name's 9b330a0b is its SHA-256's start (torch.hub's convention).
+_PTH = Source(
     url="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
     size=128_976_165,
-    # The file name's 9b330a0b is this hash's start (torch.hub's convention).
     sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
     checksum_source=_OMZ.format("colorization-v2") + " (commit 57fb5b33)",
-    description="the authors' PyTorch port of the ECCV16 ImageNet model (the `eccv16_pytorch` network)",
-))
-register(Release(
-    name="eccv16_imagenet_caffe",
+    host="the authors' S3 bucket: the PyTorch port, converted to the `eccv16_pytorch` network",
+)
+# The Caffe release the port was converted from (the same weights), on the authors'
+# Berkeley pages. eecs.berkeley.edu redirects to people.eecs.berkeley.edu, one server:
+# down at times (richzhang/colorization issues 1, 73) and gone in 2024 (issue 112).
+_CAFFE = Source(
     url=_BERKELEY + "colorization_release_v2.caffemodel",
     size=128_946_764,
     sha256="f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1",
     checksum_source=_OMZ.format("colorization-v2") + " (commit 161867c1)",
-    description="the original Caffe release of the ECCV16 ImageNet model (the `eccv16` network)",
+    host="the authors' Berkeley page: the Caffe release, converted to the `eccv16` network",
+)
+register(Release(
+    name="eccv16_imagenet",
+    sources=(_PTH, _CAFFE),
+    description="the authors' PyTorch port of the ECCV16 ImageNet model (the `eccv16_pytorch` network; "
+                "the `eccv16` network if fetched from the Caffe release)",
+))
+register(Release(
+    name="eccv16_imagenet_caffe",
+    sources=(_CAFFE, _PTH),
+    description="the original Caffe release of the ECCV16 ImageNet model (the `eccv16` network; "
+                "the `eccv16_pytorch` network if fetched from the PyTorch port)",
 ))
 register(Release(
     name="eccv16_imagenet_norebal",
-    url=_BERKELEY + "colorization_release_v2_norebal.caffemodel",
-    size=128_946_454,
-    sha256="6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159",
-    checksum_source=_OMZ.format("colorization-v2-norebal") + " (commit 161867c1)",
+    sources=(Source(
+        url=_BERKELEY + "colorization_release_v2_norebal.caffemodel",
+        size=128_946_454,
+        sha256="6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159",
+        checksum_source=_OMZ.format("colorization-v2-norebal") + " (commit 161867c1)",
+        host="the authors' Berkeley page (they publish no other copy of this one)",
+    ),),
     description="the same network trained without class rebalancing: duller, safer colours (Caffe)",
 ))
 
@@ -138,13 +202,24 @@ def cache_dir():
     return os.path.join(os.path.abspath(base), "colornet")
 
 
-def source_url(release):
-    """The release's URL, or the same file name under `$COLORNET_WEIGHTS_MIRROR`."""
-    return mirror_url(release) or release.url
+def candidates(release):
+    """The (URL, `Source`) pairs a fetch tries, in order: each source's file under
+    `$COLORNET_WEIGHTS_MIRROR` if set, then the sources themselves.
+
+    Raises:
+      ColornetError: the variable is not an http://, https:// or file:// URL.
+    """
+    mirror = mirror_base()
+    mirrored = [(mirror + "/" + urllib.parse.quote(source.file_name), source)
+                for source in release.sources] if mirror else []
+    tries = {}  # two sources of one file name are one file under the mirror
+    for url, source in mirrored + [(source.url, source) for source in release.sources]:
+        tries.setdefault(url, source)
+    return list(tries.items())
 
 
-def mirror_url(release):
-    """The release's file under `$COLORNET_WEIGHTS_MIRROR`, or None when it is unset.
+def mirror_base():
+    """`$COLORNET_WEIGHTS_MIRROR` without a trailing slash, or None when it is unset.
 
     Raises:
       ColornetError: the variable is not an http://, https:// or file:// URL.
@@ -154,7 +229,7 @@ def mirror_url(release):
         return None
     if urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
         raise ColornetError(f"{MIRROR_ENV}={mirror!r}: expected a base URL starting with http://, https:// or file://")
-    return mirror.rstrip("/") + "/" + urllib.parse.quote(release.file_name)
+    return mirror.rstrip("/")
 
 
 def cached_path(release):
@@ -227,7 +302,7 @@ def _fetch(release, local_file, quiet, unloadable=None):
     if local_file is None and unloadable is None and os.path.isfile(path) and _damage_once(path) is None:
         return path
     try:
-        url = None if local_file is not None else source_url(release)
+        tries = None if local_file is not None else candidates(release)
         directory = os.path.dirname(path)
         try:
             os.makedirs(directory, exist_ok=True)
@@ -243,17 +318,14 @@ def _fetch(release, local_file, quiet, unloadable=None):
                 os.unlink(stale)
             _check_free_space(release, directory)
             if local_file is not None:
+                local_file = os.fspath(local_file)
                 try:
-                    download.check_file(os.fspath(local_file), release.size, release.sha256)
+                    source = _source_of_file(release, local_file)
                 except OSError as error:
                     raise ColornetError(f"{local_file}: {error.strerror}") from None
-                _convert(release, os.fspath(local_file), os.fspath(local_file), path, quiet)
+                _save(_convert(source, local_file, local_file, path, quiet), path)
                 return path
-            with download.verified_download(
-                url, directory, prefix=_PARTIAL_PREFIX.format(release.name), size=release.size,
-                sha256=release.sha256, timeout=download.DEFAULT_TIMEOUT, quiet=quiet,
-            ) as raw:
-                _convert(release, raw, url, path, quiet)
+            _download_and_convert(release, tries, path, quiet)
     except OSError as error:  # the cache: a lock file or a moved-aside file that cannot be written
         problem = f"cannot write in the cache: {error.filename or cache_dir()}: {error.strerror or error}"
         raise ColornetError(problem if local_file is not None else f"{problem}; {_advice(release)}") from None
@@ -262,6 +334,67 @@ def _fetch(release, local_file, quiet, unloadable=None):
             raise
         raise ColornetError(f"{error}; {_advice(release)}") from None
     return path
+
+
+def _download_and_convert(release, tries, path, quiet):
+    """Tries each (URL, source) of `tries` in turn until one gives a model, saved at `path`.
+
+    Raises:
+      ColornetError: every one failed (the message names each and why), or the cache
+        cannot be written (at once: another source would not help).
+    """
+    failures = []
+    for number, (url, source) in enumerate(tries, 1):
+        partial = _partial_path(release, source)
+        try:
+            download.resume_download(url, partial, source.size, source.sha256,
+                                     timeout=download.DEFAULT_TIMEOUT, quiet=quiet)
+        except download.DownloadError as error:
+            failures.append(str(error))
+        else:
+            try:
+                model = _convert(source, partial, url, path, quiet)
+            except ColornetError as error:  # the published file, but not a layout `official` reads
+                failures.append(str(error))
+            else:
+                _save(model, path)
+                return
+            finally:
+                os.unlink(partial)
+        if not quiet:
+            then = "; trying the next source" if number < len(tries) else ""
+            print(f"colornet: {failures[-1]}{then}", file=sys.stderr, flush=True)
+    if len(failures) == 1:
+        raise ColornetError(failures[0])
+    listed = "; ".join(f"({number}) {failure}" for number, failure in enumerate(failures, 1))
+    raise ColornetError(f"no source of {release.name} could be used: {listed}")
+
+
+def _partial_path(release, source):
+    """Where a download of `source`'s file grows: named after its checksum, so that
+    another source of the same file (a mirror) resumes it."""
+    return os.path.join(cache_dir(), _PARTIAL.format(release.name, source.sha256[:16]))
+
+
+def _source_of_file(release, path):
+    """The source whose file `path` is (by size and SHA-256).
+
+    Raises:
+      DownloadError: it is none of them; one line naming `path`.
+    """
+    size = os.path.getsize(path)
+    same_size = [source for source in release.sources if source.size == size]
+    if not same_size:
+        sizes = " or ".join(f"{source.size:,}" for source in release.sources)
+        raise download.DownloadError(f"{path}: {size:,} bytes, expected {sizes} (an incomplete or different file)")
+    digest = download.file_sha256(path)
+    for source in same_size:
+        if source.sha256 == digest:
+            return source
+    raise download.DownloadError(
+        f"{path}: SHA-256 {digest[:16]}... differs from the published {same_size[0].sha256[:16]}... "
+        "(a damaged or different file)"
+    )
 
 
 def _damage_once(path):
@@ -315,15 +448,21 @@ def _move_aside(path, damage, release):
     )
 
 
-def _convert(release, raw, source, path, quiet):
-    """Converts the verified file `raw` (named `source` in errors) and caches it at `path`."""
+def _convert(source, raw, name, path, quiet):
+    """The model in the verified file `raw` of `source` (named `name` in errors).
+
+    Raises:
+      ColornetError: the file is not the layout `official` reads.
+    """
     if not quiet:
-        print(f"converting {release.file_name} to {path}", file=sys.stderr, flush=True)
-    # The release's own name says its format: a file saved by hand may be named otherwise.
-    if release.file_name.endswith(".caffemodel"):
-        model = official.convert_caffe_blobs(official.read_caffemodel(raw), source=source, network=release.network)
-    else:
-        model = official.convert_state_dict(pth.load(raw), source=source, network=release.network)
+        print(f"converting {source.file_name} to {path}", file=sys.stderr, flush=True)
+    # The source's own name says its format: a file saved by hand may be named otherwise.
+    if source.is_caffe:
+        return official.convert_caffe_blobs(official.read_caffemodel(raw), source=name, network=source.network)
+    return official.convert_state_dict(pth.load(raw), source=name, network=source.network)
+
+
+def _save(model, path):
     try:
         official.save_colorizer(model, path)
     except OSError as error:
@@ -331,16 +470,13 @@ def _convert(release, raw, source, path, quiet):
 
 
 def _advice(release):
-    """What to do instead, naming the authors' URL and the mirror's (errors may start
-    with neither: a full disk, a cache that cannot be written)."""
-    try:
-        mirror = mirror_url(release)
-    except ColornetError:  # the error being advised on says why
-        mirror = None
-    tried = f" (the authors' URL; the mirror's is {mirror})" if mirror else ""
+    """What to do instead, naming the sources' URLs (errors may name none of them:
+    a full disk, a cache that cannot be written)."""
+    urls = " or ".join(source.url for source in release.sources)
+    names = " or ".join(dict.fromkeys(source.file_name for source in release.sources))
     return (
-        f"instead, download {release.url}{tried} by hand and run `colornet pretrained {release.name} --file FILE`, "
-        f"or set {MIRROR_ENV} to a URL or file:// folder that holds {release.file_name}"
+        f"instead, download {urls} by hand and run `colornet pretrained {release.name} --file FILE`, "
+        f"or set {MIRROR_ENV} to a URL or file:// folder that holds {names}"
     )
 
 
@@ -362,12 +498,12 @@ def describe():
     """The `colornet pretrained` listing: one block per release.
 
     A `$COLORNET_WEIGHTS_MIRROR` that is not a URL is one warning on stderr; the
-    listing still shows the authors' URLs."""
+    listing still shows the sources."""
     try:
-        mirrors = {name: mirror_url(release) for name, release in RELEASES.items()}
+        mirror = mirror_base()
     except ColornetError as error:
         print(f"colornet: warning: {error}; fetching fails until it is fixed", file=sys.stderr, flush=True)
-        mirrors = {}
+        mirror = None
     blocks = []
     for release in RELEASES.values():
         path = cached_path(release)
@@ -376,28 +512,29 @@ def describe():
             cached = f"damaged, {path} ({damage}; fetched again on next use)"
         else:
             cached = f"yes, {path}" if os.path.isfile(path) else "no (downloaded on first use)"
-        size = f"{release.size:,} bytes" if release.size is not None else "unknown"
-        checksum = f"SHA-256 {release.sha256}" if release.sha256 else "none published: unverified"
-        mirror = mirrors.get(release.name)
-        lines = [
-            f"{release.name}: {release.description}",
-            f"  source:   {release.url}",
-            f"  mirror:   {mirror} (downloaded from here: {MIRROR_ENV})" if mirror else "",
-            f"  size:     {size}",
-            f"  checksum: {checksum}",
-            f"            (as published in {release.checksum_source})" if release.sha256 else "",
-            f"  cached:   {cached}",
-            f"  licence:  {release.licence}",
-        ]
-        blocks.append("\n".join(line for line in lines if line))
+        lines = [f"{release.name}: {release.description}"]
+        if mirror:
+            names = ", ".join(source.file_name for source in release.sources)
+            lines.append(f"  mirror:   {mirror}/ ({MIRROR_ENV}, tried first for {names})")
+        for number, source in enumerate(release.sources, 1):
+            lines += [
+                f"  source {number}: {source.url}",
+                f"            {source.host}",
+                f"            {source.size:,} bytes, SHA-256 {source.sha256}",
+                f"            (as published in {source.checksum_source})",
+            ]
+        lines += [f"  cached:   {cached}", f"  licence:  {release.licence}"]
+        blocks.append("\n".join(lines))
     return "\n".join(blocks) + f"\ncache: {cache_dir()} (set {CACHE_ENV} to move it)"
 
 
 def _stale_temporaries(release):
-    """Temporary files of this release's downloads and conversions. Both are written
-    only while the release's lock is held, so any found by its holder are a killed
-    process's."""
+    """Temporary files of this release's conversions, and partial downloads of files
+    none of its sources holds any more (a release whose checksum changed). Both are
+    written only while the release's lock is held, so any found by its holder are a
+    killed process's. The partial downloads of its sources stay, to be resumed."""
     directory = cache_dir()
-    partial = _PARTIAL_PREFIX.format(glob.escape(release.name)) + "*.part"
+    current = {os.path.join(directory, _PARTIAL.format(release.name, s.sha256[:16])) for s in release.sources}
+    partials = glob.glob(os.path.join(directory, _PARTIAL.format(glob.escape(release.name), "*")))
     converting = glob.escape(files.hidden_stem(os.path.basename(cached_path(release)))) + ".*.tmp.keras"
-    return sorted(glob.glob(os.path.join(directory, partial)) + glob.glob(os.path.join(directory, converting)))
+    return sorted([p for p in partials if p not in current] + glob.glob(os.path.join(directory, converting)))

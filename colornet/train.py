@@ -46,7 +46,7 @@ class TrainConfig:
     data: str
     workdir: str
     val_data: str | None = None  # source of the fixed sample batch; None: `data`
-    preset: str = "eccv16"
+    preset: str | None = None  # None: the network of `init_from`, else "eccv16"
     hints: bool = False  # the preset with user-hint inputs, trained on simulated hints
     strategy: str = "default"
     precision: str = "float32"
@@ -57,7 +57,9 @@ class TrainConfig:
     crop: int = c.TRAIN_CROP
     prior: str | None = None  # None: package prior; "uniform": no rebalancing; or .npz
     k: int = c.SOFT_ENCODE_K
-    learning_rate: float = 3.16e-5  # at step 0 ("step"), the peak ("cosine", "wsd")
+    # At step 0 ("step"), the peak ("cosine", "wsd"). None: the paper's 3.16e-5 from
+    # scratch, a tenth of it when starting from another model's weights (`init_from`).
+    learning_rate: float | None = None
     lr_schedule: str = "step"  # "step" (the paper's), "cosine" or "wsd": see SolverConfig
     lr_decay_every: int = 215_000  # "step" only
     lr_decay: float = 0.316  # "step" only
@@ -65,10 +67,12 @@ class TrainConfig:
     decay_start: int | None = None  # "wsd": step where the linear decay to 0 at `steps` begins
     ema: float = 0.0  # momentum of a moving average of the weights (0: none)
     recalibrate_images: int = 256  # precise batch-norm statistics at the end (0: skip)
-    # A new run starts from this checkpoint (prefix, or a workdir: its latest), step and
-    # optimizer state included, e.g. to finish a long "wsd" run with a decay branch; or
-    # from the weights alone of a model file (.npz, .keras) of the same network, at step
-    # 0 with a fresh optimizer, e.g. to go on from a committed snapshot.
+    # A new run starts from the weights alone of a released model (a name of `colornet
+    # pretrained`, e.g. "eccv16_imagenet": fetched and converted on first use) or of a
+    # model file (.npz, .keras), at step 0 with a fresh optimizer: fine-tuning, or going
+    # on from a committed snapshot. Or from a checkpoint (prefix, or a workdir: its
+    # latest), step and optimizer state included, e.g. to finish a long "wsd" run with a
+    # decay branch. The network (`preset`) follows what it names.
     init_from: str | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -91,6 +95,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.crop < 8 or self.crop % c.OUTPUT_STRIDE:
             raise ValueError(f"crop must be a multiple of {c.OUTPUT_STRIDE} >= 8, got {self.crop}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -352,6 +358,8 @@ def train(config):
     """
     strategy = make_strategy(config.strategy)
     keras.mixed_precision.set_global_policy(config.precision)
+    start = _Start.of(config.init_from)
+    config = start.resolve(config)
     _prepare_workdir(config)
     if config.strategy == "multi_worker":
         return _train_multi_worker(config, strategy)
@@ -367,12 +375,13 @@ def train(config):
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    elif config.init_from and config.init_from.endswith((".npz", ".keras")):
-        _init_weights(model, config.init_from)
+    elif start.weights is not None:
+        _init_weights(model, start.weights, config.init_from)
         if config.verbose:
-            print(f"starting from the weights of {config.init_from}, at step 0 with a new optimizer")
-    elif config.init_from:
-        checkpoint.restore(_init_checkpoint(config.init_from)).assert_existing_objects_matched()
+            print(f"starting from the weights of {config.init_from} ({config.preset} network), at step 0 "
+                  f"with a new optimizer, learning rate {config.learning_rate:g}")
+    elif start.checkpoint is not None:
+        checkpoint.restore(start.checkpoint).assert_existing_objects_matched()
         if config.verbose:
             print(f"starting from {config.init_from} at step {_step(model.optimizer)}")
     start_step = _step(model.optimizer)
@@ -419,30 +428,103 @@ def train(config):
     }
 
 
-def _init_weights(model, path):
-    """Sets `model`'s weights (moving statistics included) to those of the model file
-    `path`, which must be the same network; a fraction of rebalancing undone in it
-    (`colornet recalibrate --undo-rebalancing`) is put back first, since training
-    learns the logits as trained. A model without hints may start a hint model: its
-    hint convolution keeps its zeros, so it starts as the model it came from."""
-    from colornet import recalibrate
-    from colornet.models import loading
+@dataclasses.dataclass(frozen=True)
+class _Start:
+    """What `init_from` names: the `Colorizer` whose weights a run starts from
+    (`weights`), or a checkpoint prefix (`checkpoint`); and the preset of its network,
+    if it is one (None: another network, or unknown)."""
 
-    source = loading.load_colorizer(path)
-    recalibrate.undo_rebalancing(source, 0.0)
+    weights: object = None
+    checkpoint: str | None = None
+    preset: str | None = None
+    hints: bool = False  # the network it names takes hints
+
+    @classmethod
+    def of(cls, init_from):
+        """Raises ColornetError for a name, file or directory that is none of those."""
+        from colornet import pretrained, recalibrate
+        from colornet.models import loading
+
+        if init_from is None:
+            return cls()
+        if pretrained.is_pretrained_name(init_from) or init_from.endswith((".npz", ".keras")):
+            try:
+                model = pretrained.load(init_from) if pretrained.is_pretrained_name(init_from) else (
+                    loading.load_colorizer(init_from))
+            except ColornetError as error:
+                raise ColornetError(f"init_from {init_from}: {error}") from None
+            # Training learns the logits as trained: any rebalancing undone in them goes back.
+            recalibrate.undo_rebalancing(model, 0.0)
+            return cls(weights=model, preset=_preset_of(model.model_config), hints=model.model_config.hints)
+        prefix = _init_checkpoint(init_from)
+        recorded = _workdir_config(os.path.dirname(os.path.dirname(prefix)))
+        return cls(checkpoint=prefix, preset=recorded.get("preset"), hints=bool(recorded.get("hints")))
+
+    def resolve(self, config):
+        """`config` with its network and learning rate decided.
+
+        Raises:
+          ColornetError: `config.preset` names another network than the weights'.
+        """
+        preset = config.preset
+        if self.preset is not None and preset not in (None, self.preset):
+            raise ColornetError(
+                f"init_from {config.init_from} holds the {self.preset!r} network, not the preset {preset!r} "
+                "asked for: leave the preset out (the network follows the weights)"
+            )
+        if preset is None and self.weights is not None and self.preset is None:
+            raise ColornetError(
+                f"init_from {config.init_from}: its network is none of the presets; name the preset it was "
+                "built from, and its other fields will be compared"
+            )
+        from colornet.models import solver
+
+        learning_rate = config.learning_rate
+        if learning_rate is None:
+            from_weights = self.weights is not None
+            learning_rate = solver.FINETUNE_LEARNING_RATE if from_weights else solver.BASE_LEARNING_RATE
+        return config.replace(
+            preset=preset or self.preset or "eccv16", learning_rate=learning_rate, hints=config.hints or self.hints
+        )
+
+
+def _preset_of(model_config):
+    """The name of the preset whose network `model_config` is (ignoring the records
+    that are not the network's), or None."""
+    from colornet.models import presets
+
+    plain = model_config.replace(norm_synchronized=False, undo_rebalancing=0.0, hints=False)
+    return next((name for name, preset in presets.PRESETS.items() if preset() == plain), None)
+
+
+def _workdir_config(workdir):
+    """What a workdir's `config.json` records, or {} (no such file, or not a dict)."""
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def _init_weights(model, source, name):
+    """Sets `model`'s weights (moving statistics included) to those of `source`, a
+    `Colorizer` of the same network (`name`: where it came from, for errors). A model
+    without hints may start a hint model: its hint convolution keeps its zeros, so
+    the run starts where that model was."""
     ignored = {"norm_synchronized", "hints"}
     mine, theirs = model.model_config.to_dict(), source.model_config.to_dict()
     differ = sorted(k for k in mine if k not in ignored and mine[k] != theirs[k])
     if source.model_config.hints and not model.model_config.hints:
         differ.append("hints")
     if differ:
-        raise ColornetError(f"init_from {path}: another network than the preset's (differs in {differ})")
+        raise ColornetError(f"init_from {name}: another network than the preset's (differs in {differ})")
     values = {w.path: w for w in source.weights}
     for target in model.weights:
         if target.path in values:
             target.assign(tf.cast(values[target.path], target.dtype))
         elif "hint" not in target.path:
-            raise ColornetError(f"init_from {path}: has no weight {target.path}")
+            raise ColornetError(f"init_from {name}: has no weight {target.path}")
 
 
 def _init_checkpoint(path):
@@ -453,7 +535,12 @@ def _init_checkpoint(path):
             raise ColornetError(f"init_from {path}: the workdir has no complete checkpoint")
         return latest
     if not tf.io.gfile.exists(path + ".index"):
-        raise ColornetError(f"init_from {path}: not a checkpoint prefix (no {path}.index) nor a workdir")
+        from colornet import pretrained
+
+        raise ColornetError(
+            f"init_from {path}: not a checkpoint prefix (no {path}.index) nor a workdir, nor a model file "
+            f"(.keras, .npz), nor a pretrained name ({', '.join(sorted(pretrained.RELEASES))})"
+        )
     return path
 
 

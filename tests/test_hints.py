@@ -275,15 +275,16 @@ def test_training_a_hint_model_from_a_plain_file(tmp_path):
         batch_size=2, crop=32, resize=40, init_from=str(tmp_path / "plain.npz"),
         recalibrate_images=0, verbose=0,
     )
-    model = train.build_model(config)
-    train._init_weights(model, config.init_from)
+    model = train.build_model(train._Start.of(config.init_from).resolve(config))
+    train._init_weights(model, loading.load_colorizer(config.init_from), config.init_from)
     l_raw = np.random.default_rng(0).uniform(0, 100, [1, 32, 32, 1]).astype(np.float32)
     np.testing.assert_allclose(model(l_raw).numpy(), plain(l_raw).numpy(), atol=1e-5)
     train.train(config)
     trained = loading.load_colorizer(str(tmp_path / "run"))
     assert trained.model_config.hints
     with pytest.raises(ColornetError, match="differs in"):
-        train._init_weights(Colorizer(get_preset("tiny")), str(tmp_path / "run" / "model.keras"))
+        source = loading.load_colorizer(str(tmp_path / "run" / "model.keras"))
+        train._init_weights(Colorizer(get_preset("tiny")), source, "run")
 
 
 # ----------------------------------------------------------------------------

@@ -40,31 +40,48 @@ TINY_CAFFE = presets.get_preset("tiny")
 
 
 class Server:
-    """Serves `files` (path -> bytes) on 127.0.0.1; `modes[path]` misbehaves:
-    "truncate" (announces the whole file, sends half, closes), "stall" (headers, then
-    nothing), "hold" (answers only once the test sets `released`)."""
+    """Serves `files` (path -> bytes) on 127.0.0.1, answering `Range: bytes=N-` with
+    206 and the rest; `modes[path]` misbehaves: "truncate" (announces what it sends,
+    sends half of it, closes), "truncate_once" (that, on the first request only),
+    "no_range" (ignores Range: 200 and the whole file), "forbidden" (403), "stall"
+    (headers, then nothing), "hold" (answers only once the test sets `released`).
+    `requests` lists the paths asked for, `ranges` their Range headers (or None)."""
 
     def __init__(self):
-        self.files, self.modes, self.requests = {}, {}, []
+        self.files, self.modes, self.requests, self.ranges = {}, {}, [], []
         self.released = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                server.ranges.append(self.headers.get("Range"))
                 data, mode = server.files.get(self.path), server.modes.get(self.path)
                 if data is None:
                     self.send_error(404, "Not Found")
                     return
+                if mode == "forbidden":
+                    self.send_error(403, "Forbidden")
+                    return
                 if mode == "hold":
                     server.released.wait(300)
-                self.send_response(200)
+                first = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if first and mode != "no_range":
+                    start = int(first.group(1))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    data = data[start:]
+                else:
+                    self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if mode == "stall":
                     time.sleep(3)
                     return
-                self.wfile.write(data[: len(data) // 2] if mode == "truncate" else data)
+                if mode == "truncate_once":
+                    server.modes[self.path] = None
+                cut = mode in ("truncate", "truncate_once")
+                self.wfile.write(data[: len(data) // 2] if cut else data)
                 self.close_connection = True
 
             def log_message(self, *args):
@@ -145,15 +162,23 @@ def _tiny_caffemodel(tmp_path, seed=0):
     return net.SerializeToString(), layers
 
 
-def _register(name, data, suffix, network, sha256=None, size=None):
-    return pretrained.register(pretrained.Release(
-        name=name,
-        url=f"https://example.invalid/releases/{name}{suffix}",
+def _source(url, data, network, sha256=None, size=None, host="the authors"):
+    return pretrained.Source(
+        url=url,
         size=len(data) if size is None else size,
         sha256=hashlib.sha256(data).hexdigest() if sha256 is None else sha256,
         checksum_source="the test's own fake",
-        description="a fake release for tests",
+        host=host,
         network=network,
+    )
+
+
+def _register(name, data, suffix, network, sha256=None, size=None, more=()):
+    """A release whose first source is on example.invalid (a name that never resolves),
+    so that it is fetched through the mirror; `more`: further sources."""
+    source = _source(f"https://example.invalid/releases/{name}{suffix}", data, network, sha256, size)
+    return pretrained.register(pretrained.Release(
+        name=name, sources=(source, *more), description="a fake release for tests",
     ))
 
 
@@ -195,10 +220,11 @@ def test_caffe_release_through_the_cli_and_the_listing(server, cache, registry, 
     server.files[f"/weights/{release.file_name}"] = data
     assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
     listing = capsys.readouterr().out
-    assert (f"fake_caffe: a fake release for tests\n  source:   {release.url}\n"
-            f"  mirror:   {server.url}/weights/{release.file_name} (downloaded from here: COLORNET_WEIGHTS_MIRROR)\n"
-            ) in listing
-    assert f"SHA-256 {release.sha256}" in listing and "cached:   no" in listing
+    assert (f"fake_caffe: a fake release for tests\n"
+            f"  mirror:   {server.url}/weights/ (COLORNET_WEIGHTS_MIRROR, tried first for {release.file_name})\n"
+            f"  source 1: {release.url}\n            the authors\n"
+            f"            {release.size:,} bytes, SHA-256 {release.sha256}\n"
+            "            (as published in the test's own fake)\n  cached:   no") in listing
     assert "licence:  BSD 2-Clause, Copyright (c) 2016 Richard Zhang" in listing
     image = tmp_path / "grey.png"
     from PIL import Image
@@ -233,11 +259,11 @@ def test_a_wrong_checksum_or_size_is_refused_and_nothing_is_cached(server, cache
     _register("bad_hash", data, ".pth", TINY_PYTORCH, sha256="0" * 64)
     server.files["/weights/bad_hash.pth"] = data
     message = _fetch_error("bad_hash")
-    assert message.startswith(f"{server.url}/weights/bad_hash.pth: SHA-256 ")
+    # The mirror's file, then the authors' URL: each named with why it failed.
+    assert message.startswith(f"no source of bad_hash could be used: (1) {server.url}/weights/bad_hash.pth: SHA-256 ")
     assert "differs from the published 0000000000000000..." in message
-    # The authors' URL, and the mirror's that failed.
-    assert (f"download https://example.invalid/releases/bad_hash.pth (the authors' URL; the mirror's is "
-            f"{server.url}/weights/bad_hash.pth) by hand") in message
+    assert "; (2) https://example.invalid/releases/bad_hash.pth: cannot connect (" in message
+    assert "instead, download https://example.invalid/releases/bad_hash.pth by hand" in message
     _register("bad_size", data, ".pth", TINY_PYTORCH, size=len(data) + 1)
     server.files["/weights/bad_size.pth"] = data
     assert f"the server offers {len(data):,} bytes, expected {len(data) + 1:,}" in _fetch_error("bad_size")
@@ -249,26 +275,37 @@ def test_a_file_of_the_wrong_layout_is_refused_after_download(server, cache, reg
     _register("not_eccv16", data, ".pth", TINY_PYTORCH)
     server.files["/weights/not_eccv16.pth"] = data
     message = _fetch_error("not_eccv16")
-    assert message.startswith(f"{server.url}/weights/not_eccv16.pth: not the ECCV16 colorizer: missing")
+    assert message.startswith(
+        f"no source of not_eccv16 could be used: (1) {server.url}/weights/not_eccv16.pth: not the ECCV16 colorizer: "
+        "missing")
     assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
 
 
-def test_dropped_connections_http_errors_and_timeouts_leave_nothing(server, cache, registry, tmp_path, monkeypatch):
+def test_dropped_connections_http_errors_and_timeouts_keep_only_the_partial_download(
+        server, cache, registry, tmp_path, monkeypatch):
     data = _pth_bytes(_tiny_state_dict(), tmp_path)
-    _register("fake", data, ".pth", TINY_PYTORCH)
+    release = _register("fake", data, ".pth", TINY_PYTORCH)
     url = f"{server.url}/weights/fake.pth"
+    first = f"no source of fake could be used: (1) {url}: "
+    partial = f".fake.{release.sha256[:16]}.partial"
     server.files["/weights/fake.pth"] = data
     server.modes["/weights/fake.pth"] = "truncate"
     message = _fetch_error("fake")
-    assert message.startswith(f"{url}: connection closed after {len(data) // 2:,} of {len(data):,} bytes")
+    assert message.startswith(f"{first}connection closed after {len(data) // 2:,} of {len(data):,} bytes")
+    assert "; (2) https://example.invalid/releases/fake.pth: cannot connect (" in message
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == [partial]  # kept, to resume
     server.modes["/weights/fake.pth"] = "stall"
     monkeypatch.setattr(download, "DEFAULT_TIMEOUT", 0.5)
-    assert _fetch_error("fake").startswith(f"{url}: timed out after 0.5 s without data (0 bytes received)")
+    half = f"{len(data) // 2:,}"  # each attempt resumes what the first one received
+    assert _fetch_error("fake").startswith(
+        f"{first}timed out after 0.5 s without data ({half} of {len(data):,} bytes received)")
+    assert server.ranges[-1] == f"bytes={len(data) // 2}-"
     del server.files["/weights/fake.pth"]
-    assert _fetch_error("fake").startswith(f"{url}: HTTP error 404 (Not Found)")
+    assert _fetch_error("fake").startswith(f"{first}HTTP error 404 (Not Found)")
     server.stop()  # nothing listens on the port any more: as with no network
-    assert _fetch_error("fake").startswith(f"{url}: cannot connect (")
-    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
+    assert _fetch_error("fake").startswith(f"{first}cannot connect (")
+    assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == [partial]
+    assert (cache / partial).read_bytes() == data[: len(data) // 2]
 
 
 def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry, tmp_path, monkeypatch, capsys):
@@ -279,13 +316,13 @@ def test_file_mirror_hand_downloaded_file_and_a_killed_download(cache, registry,
     mirror.mkdir()
     (mirror / release.file_name).write_bytes(data)
     os.makedirs(cache)
-    stale = [  # what a killed download and a killed conversion leave
-        cache / ".fake_file.download.abc123.part",
+    stale = [  # what a killed conversion leaves, and a download of a file no source holds any more
+        cache / ".fake_file.0123456789abcdef.partial",
         cache / f".{os.path.basename(pretrained.cached_path(release))}.def456.tmp.keras",
     ]
     for leftover in stale:
         leftover.write_bytes(data[:100])
-    other = cache / ".other_release.download.abc123.part"  # not this release's: left alone
+    other = cache / ".other_release.0123456789abcdef.partial"  # not this release's: left alone
     other.write_bytes(data[:100])
     monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
     path = pretrained.fetch("fake_file", quiet=True)
@@ -358,8 +395,9 @@ def test_a_damaged_cache_entry_is_reported_moved_aside_and_fetched_again(server,
     err = capsys.readouterr().err.splitlines()
     assert any(line.startswith(notice) and f"moved it to {aside}" in line for line in err), err
     error = [line for line in err if line.startswith("colornet colorize: error: ")]
-    assert len(error) == 1 and error[0].startswith(f"colornet colorize: error: {url}: cannot connect (")
-    assert f"download {release.url} (the authors' URL; the mirror's is {url}) by hand" in error[0]
+    assert len(error) == 1 and error[0].startswith(
+        f"colornet colorize: error: no source of fake_damaged could be used: (1) {url}: cannot connect (")
+    assert f"download {release.url} by hand" in error[0]
     assert not os.path.exists(path) and pathlib.Path(aside).stat().st_size == len(sound) // 2
 
 
@@ -388,7 +426,7 @@ def test_the_listing_survives_a_bad_mirror(cache, monkeypatch, capsys):
     assert cli.main(cli._parse_flags(["colornet", "pretrained"])) == 0
     captured = capsys.readouterr()
     real = pretrained.RELEASES["eccv16_imagenet"]
-    assert f"eccv16_imagenet: {real.description}\n  source:   {real.url}\n  size:" in captured.out
+    assert f"eccv16_imagenet: {real.description}\n  source 1: {real.url}\n" in captured.out
     assert "mirror:" not in captured.out
     assert [line for line in captured.err.splitlines() if pretrained.MIRROR_ENV in line] == [
         "colornet: warning: COLORNET_WEIGHTS_MIRROR='ftp://example.invalid/': expected a base URL starting "
@@ -416,7 +454,8 @@ import json, resource, sys
 from colornet import cli, pretrained
 from colornet.models.config import ModelConfig
 spec = json.loads(sys.argv[1])
-spec["network"] = ModelConfig.from_dict(spec["network"])
+spec["sources"] = tuple(pretrained.Source(**{**source, "network": ModelConfig.from_dict(source["network"])})
+                        for source in spec["sources"])
 pretrained.register(pretrained.Release(**spec))
 if len(sys.argv) > 2:  # a file size limit: writes beyond it fail as on a full disk
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]),) * 2)
@@ -426,7 +465,8 @@ sys.exit(cli.main(cli._parse_flags(["colornet", "pretrained", spec["name"]])))
 
 def _fetch_process(release, *extra):
     spec = dataclasses.asdict(release)
-    spec["network"] = release.network.to_dict()
+    for source, original in zip(spec["sources"], release.sources, strict=True):
+        source["network"] = original.network.to_dict()
     return subprocess.Popen(
         [sys.executable, "-c", _FETCH_IN_A_PROCESS, json.dumps(spec), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -490,11 +530,11 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(server, cache, registry, tmp
     assert len(ours) == 1, err
     cached = pretrained.cached_path(release)
     assert ours[0].startswith(f"colornet pretrained: error: cannot write {cached}: File too large")
-    assert f"download {release.url} (the authors' URL; the mirror's is {url}) by hand" in ours[0]
+    assert f"download {release.url} by hand" in ours[0]
     assert [f for f in _cache_files(cache) if not f.endswith(".lock")] == []
     monkeypatch.setattr(pretrained.shutil, "disk_usage", lambda path: type("U", (), {"free": len(data)})())
     message = _fetch_message("fake_full")
-    assert f"needs about {2 * len(data) / 1e6:.0f} MB" in message and f"download {release.url} (" in message
+    assert f"needs about {2 * len(data) / 1e6:.0f} MB" in message and f"download {release.url} by hand" in message
 
 
 def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeypatch):
@@ -514,7 +554,8 @@ def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeyp
     path = mirror / real.file_name
     torch.save(reference.state_dict(), path, _use_new_zipfile_serialization=False)
     assert abs(path.stat().st_size - real.size) < 4096  # only pickle bookkeeping differs
-    fake = dataclasses.replace(real, size=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    fake = dataclasses.replace(real, sources=(dataclasses.replace(
+        real.sources[0], size=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest()),))
     monkeypatch.setitem(pretrained.RELEASES, "eccv16_imagenet", fake)
     monkeypatch.setenv(pretrained.MIRROR_ENV, mirror.as_uri())
     model = Colorizer.from_preset("eccv16_imagenet")
@@ -525,24 +566,25 @@ def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeyp
 
 
 def test_the_shipped_table_keeps_the_published_values():
-    """Exact URLs and file names from the authors' code, sizes and SHA-256 as published."""
-    table = {name: (r.url, r.size, r.sha256) for name, r in pretrained.RELEASES.items()}
+    """Exact URLs and file names from the authors' code, sizes and SHA-256 as published
+    (Open Model Zoo's model.yml files: the authors publish none), in the order tried."""
+    table = {name: [(s.url, s.size, s.sha256) for s in r.sources] for name, r in pretrained.RELEASES.items()}
     berkeley = "http://eecs.berkeley.edu/~rich.zhang/projects/2016_colorization/files/demo_v2/"
+    pth = ("https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+           128_976_165, "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9")
+    caffe = (berkeley + "colorization_release_v2.caffemodel",
+             128_946_764, "f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1")
     assert table == {
-        "eccv16_imagenet": (
-            "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
-            128_976_165, "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"),
-        "eccv16_imagenet_caffe": (
-            berkeley + "colorization_release_v2.caffemodel",
-            128_946_764, "f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1"),
-        "eccv16_imagenet_norebal": (
+        "eccv16_imagenet": [pth, caffe],
+        "eccv16_imagenet_caffe": [caffe, pth],
+        "eccv16_imagenet_norebal": [(
             berkeley + "colorization_release_v2_norebal.caffemodel",
-            128_946_454, "6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159"),
+            128_946_454, "6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159")],
     }
     # torch.hub's convention: the file name carries the first 8 hex digits of the SHA-256.
     release = pretrained.RELEASES["eccv16_imagenet"]
     assert re.search(r"-([0-9a-f]{8})\.pth$", release.url).group(1) == release.sha256[:8]
-    assert all(r.network is None for r in pretrained.RELEASES.values())
+    assert all(s.network is None for r in pretrained.RELEASES.values() for s in r.sources)
     assert presets.RELEASED_NAMES == tuple(table)  # what models say before this module is imported
 
 
@@ -570,3 +612,115 @@ def test_an_existing_path_wins_over_a_name_and_unknown_names_list_the_releases(t
                        r"\(eccv16_imagenet, "):
         pretrained.model_path("eccv16_imagnet")
     assert pretrained.model_path("runs/missing.keras") == "runs/missing.keras"  # a path: its loader says why
+
+
+def _failure_lines(err):
+    return [line for line in err.splitlines() if line.startswith("colornet: ")]
+
+
+def test_a_source_answering_403_is_reported_and_the_next_ones_are_tried(server, cache, registry, tmp_path, capfd):
+    """The authors' `.pth` is forbidden (403) and the mirror lacks both files: each
+    failure is one line, and the release comes from its second source, the same
+    model in the other framework's format, converted as such."""
+    pth = _pth_bytes(_tiny_state_dict(seed=7), tmp_path)
+    caffe, layers = _tiny_caffemodel(tmp_path, seed=7)
+    other_host = _source(f"{server.url}/other/fake_403.caffemodel", caffe, TINY_CAFFE, host="another host")
+    release = _register("fake_403", pth, ".pth", TINY_PYTORCH, more=(other_host,))
+    server.files["/weights/fake_403.pth"] = pth
+    server.modes["/weights/fake_403.pth"] = "forbidden"
+    server.files["/other/fake_403.caffemodel"] = caffe
+    capfd.readouterr()
+    _same_weights(pretrained.load("fake_403"), official.convert_caffe_blobs(layers, network=TINY_CAFFE))
+    failures = _failure_lines(capfd.readouterr().err)
+    next_one = "; trying the next source"
+    assert failures[0] == f"colornet: {server.url}/weights/fake_403.pth: HTTP error 403 (Forbidden){next_one}"
+    assert failures[1] == f"colornet: {server.url}/weights/fake_403.caffemodel: HTTP error 404 (Not Found){next_one}"
+    assert failures[2].startswith(f"colornet: {release.url}: cannot connect (") and failures[2].endswith(next_one)
+    assert len(failures) == 3
+    assert server.requests == ["/weights/fake_403.pth", "/weights/fake_403.caffemodel", "/other/fake_403.caffemodel"]
+    assert _cache_files(cache) == [f".{os.path.basename(pretrained.cached_path(release))}.lock",
+                                   os.path.basename(pretrained.cached_path(release))]
+
+    del server.files["/other/fake_403.caffemodel"]  # every source fails: the error names each
+    message = _fetch_message_after_removing(release)
+    assert message.startswith(
+        f"no source of fake_403 could be used: (1) {server.url}/weights/fake_403.pth: HTTP error 403 (Forbidden); "
+        f"(2) {server.url}/weights/fake_403.caffemodel: HTTP error 404 (Not Found); "
+        f"(3) {release.url}: cannot connect (")
+    assert f"; (4) {server.url}/other/fake_403.caffemodel: HTTP error 404 (Not Found); instead, download " in message
+
+    hand = tmp_path / "by_hand.bin"  # a file saved by hand is matched to its source by size and checksum
+    hand.write_bytes(caffe)
+    pretrained.fetch("fake_403", local_file=hand, quiet=True)
+    _same_weights(pretrained.load("fake_403"), official.convert_caffe_blobs(layers, network=TINY_CAFFE))
+
+
+def _fetch_message_after_removing(release):
+    os.unlink(pretrained.cached_path(release))
+    return _fetch_message(release.name)
+
+
+def test_a_dropped_connection_is_resumed_with_a_range_request(server, cache, registry, tmp_path, capfd):
+    """The server drops the connection halfway; the next attempt asks for the rest
+    (`Range`) and appends it; the checksum is of the whole file."""
+    state = _tiny_state_dict(seed=11)
+    data = _pth_bytes(state, tmp_path)
+    release = _register("fake_resume", data, ".pth", TINY_PYTORCH)
+    path, half = "/weights/fake_resume.pth", len(data) // 2
+    server.files[path] = data
+    server.modes[path] = "truncate_once"
+    assert f"connection closed after {half:,} of {len(data):,} bytes" in _fetch_message("fake_resume")
+    partial = cache / f".fake_resume.{release.sha256[:16]}.partial"
+    assert partial.read_bytes() == data[:half]
+    capfd.readouterr()
+    _same_weights(pretrained.load("fake_resume"), official.convert_state_dict(state, network=TINY_PYTORCH))
+    assert server.requests[-1] == path and server.ranges[-1] == f"bytes={half}-"  # only the rest
+    assert server.ranges[0] is None
+    assert f"resuming {server.url}{path} at " in capfd.readouterr().err
+    assert not partial.exists()
+
+
+def test_a_server_ignoring_range_starts_over_and_a_bad_beginning_is_caught(server, cache, registry, tmp_path, capfd):
+    state = _tiny_state_dict(seed=12)
+    data = _pth_bytes(state, tmp_path)
+    release = _register("fake_no_range", data, ".pth", TINY_PYTORCH)
+    path, third = "/weights/fake_no_range.pth", len(data) // 3
+    server.files[path] = data
+    server.modes[path] = "no_range"  # answers 200 with the whole file
+    os.makedirs(cache)
+    partial = cache / f".fake_no_range.{release.sha256[:16]}.partial"
+    partial.write_bytes(data[:third])
+    capfd.readouterr()
+    _same_weights(pretrained.load("fake_no_range"), official.convert_state_dict(state, network=TINY_PYTORCH))
+    assert server.ranges == [f"bytes={third}-"]
+    assert f"{server.url}{path} sends the whole file: starting over" in capfd.readouterr().err
+
+    # A partial file whose beginning is wrong: resumed, the whole file's checksum
+    # fails, the partial is deleted, and the next attempt starts over.
+    os.unlink(pretrained.cached_path(release))
+    server.modes[path] = None
+    partial.write_bytes(b"x" * third)
+    message = _fetch_message("fake_no_range")
+    assert f"(1) {server.url}{path}: SHA-256 " in message and "differs from the published" in message
+    assert server.ranges[-1] == f"bytes={third}-" and not partial.exists()
+    _same_weights(pretrained.load("fake_no_range"), official.convert_state_dict(state, network=TINY_PYTORCH))
+    assert server.ranges[-1] is None
+
+
+def test_a_mirror_with_a_wrong_file_is_reported_and_the_authors_url_used(server, cache, registry, tmp_path, capfd):
+    state = _tiny_state_dict(seed=13)
+    data = _pth_bytes(state, tmp_path)
+    wrong = bytearray(data)
+    wrong[len(data) // 2] ^= 1  # same size, one bit off
+    authors = _source(f"{server.url}/authors/fake_wrong.pth", data, TINY_PYTORCH)
+    pretrained.register(pretrained.Release(name="fake_wrong", sources=(authors,), description="a fake"))
+    server.files["/weights/fake_wrong.pth"] = bytes(wrong)
+    server.files["/authors/fake_wrong.pth"] = data
+    capfd.readouterr()
+    _same_weights(pretrained.load("fake_wrong"), official.convert_state_dict(state, network=TINY_PYTORCH))
+    failures = _failure_lines(capfd.readouterr().err)
+    assert len(failures) == 1 and failures[0].startswith(f"colornet: {server.url}/weights/fake_wrong.pth: SHA-256 ")
+    assert failures[0].endswith("differs from the published " + authors.sha256[:16]
+                                + "... (a damaged or different file); trying the next source")
+    assert server.requests == ["/weights/fake_wrong.pth", "/authors/fake_wrong.pth"]
+    assert server.ranges == [None, None]  # the wrong file's bytes were not kept to resume from

@@ -18,6 +18,11 @@ SCHEDULES = ("step", "cosine", "wsd")
 
 # Release `train/solver.prototxt`.
 BASE_LEARNING_RATE = 3.16e-5
+# Fine-tuning a trained network: a tenth of the rate it was trained with, the common
+# choice (Caffe's `finetune_flickr_style` example starts at base_lr 0.001, a tenth of
+# CaffeNet's 0.01; Keras' transfer-learning guide fine-tunes at Adam 1e-5, lower
+# still), so that the first steps on a few new photos do not undo what the weights hold.
+FINETUNE_LEARNING_RATE = BASE_LEARNING_RATE / 10
 LEARNING_RATE_GAMMA = 0.316
 LEARNING_RATE_STEPSIZE = 215_000
 ADAM_BETA_1 = 0.9
