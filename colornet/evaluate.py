@@ -35,10 +35,12 @@ reported on stderr and counted.
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from colornet import color, data, files, inference, metrics, predictors
 from colornet import constants as c
+from colornet import hints as hint_maps
 from colornet.console import progress_bar
 from colornet.errors import ColornetError, first_line
 
@@ -262,3 +264,109 @@ def write_json(result, path):
     path = os.fspath(path)
     with files.atomic_path(path, ".json") as tmp, open(tmp, "w") as f:
         f.write(json.dumps(result, indent=1) + "\n")
+
+
+HINT_POINTS = (0, 1, 2, 5, 10, 20, 50)
+
+
+def revealed_points(lab_true, count, rng):
+    """`count` hints revealed from the truth at random places, as a user's default
+    click would give them: each the mean true ab over the `hints.DEFAULT_PATCH`-pixel
+    square it covers. Returns `(count, 5)` float32 (`hints.parse_hints`' form)."""
+    height, width = lab_true.shape[:2]
+    ys = rng.integers(0, height, count)
+    xs = rng.integers(0, width, count)
+    half = hint_maps.DEFAULT_PATCH // 2
+    ab = lab_true[..., 1:].numpy() if hasattr(lab_true, "numpy") else lab_true[..., 1:]
+    rows = []
+    for y, x in zip(ys, xs):
+        patch = ab[max(y - half, 0) : y + half + 1, max(x - half, 0) : x + half + 1]
+        a, b = patch.reshape(-1, 2).mean(0)
+        rows.append([x + 0.5, y + 0.5, a, b, 0.0])
+    return np.array(rows, np.float32).reshape([-1, 5])
+
+
+def evaluate_hints(model=None, source=None, *, points=HINT_POINTS, limit=None, size=None, seed=0, verbose=1):
+    """PSNR and AuC against the number of hints revealed from the truth (the 2017
+    paper's Fig. 4 protocol, on colornet's native crop), and hint fidelity.
+
+    For each image (native crop, as `evaluate`'s) and each count n in `points`, n
+    places are drawn at random (the same places for every model, `seed`); each
+    reveals the mean true ab of the square a default hint covers
+    (`revealed_points`).
+
+    Returns:
+      a JSON-ready dict: per count, "psnr_db", "auc_raw", "auc_rebalanced" and
+      "hint_error_ab" (mean ab distance between the output and the hint over the
+      hinted pixels; null for 0), and the grey baseline's.
+    """
+    if source is None:
+        raise ColornetError("no evaluation images given")
+    points = tuple(int(n) for n in points)
+    if not points or any(n < 0 for n in points):
+        raise ValueError(f"points must be counts >= 0, got {points!r}")
+    predictor = predictors.load_predictor(model)
+    if any(points) and not predictor.takes_hints:
+        raise ColornetError(f"{predictor.source}: this model takes no hints")
+    size = predictors.resolve_size(predictor, size)
+    images, skipped = data.decoded_images(source, resize=None)
+    total = skipped.listed if limit is None else min(limit, skipped.listed)
+    if limit is not None:
+        images = images.take(limit)
+    auc = {n: metrics.AucAccumulator() for n in points}
+    grey_auc = metrics.AucAccumulator()
+    psnr = dict.fromkeys(points, 0.0)
+    grey_psnr = 0.0
+    hint_error = dict.fromkeys(points, 0.0)
+    hinted_pixels = dict.fromkeys(points, 0)
+    count = 0
+    with progress_bar(total, verbose) as progress:
+        for image in images:
+            truth = native_crop(image, size)
+            lab_true = color.rgb_to_lab(truth)
+            l_raw = lab_true[..., :1]
+            classes = metrics.pixel_classes(lab_true[..., 1:])
+            rng = np.random.default_rng([seed, count])
+            draws = revealed_points(lab_true, max(points), rng)
+            for n in points:
+                given = draws[:n] if n else None
+                predicted = inference.predict_rgb(predictor, l_raw, size, hints=given)
+                ab_pred = color.rgb_to_lab(predicted)[..., 1:]
+                auc[n].update(ab_pred, lab_true[..., 1:], classes)
+                psnr[n] += min(float(metrics.psnr(predicted, truth)), PSNR_CAP_DB)
+                if n:
+                    grid = hint_maps.hint_map(given, (size, size), size).numpy()
+                    mask = grid[..., 2] > 0
+                    error = np.linalg.norm(ab_pred.numpy()[mask] - grid[mask][:, :2], axis=-1)
+                    hint_error[n] += float(error.sum())
+                    hinted_pixels[n] += int(mask.sum())
+            grey = inference.grey_from_l(l_raw)
+            grey_auc.update(color.rgb_to_lab(grey)[..., 1:], lab_true[..., 1:], classes)
+            grey_psnr += min(float(metrics.psnr(grey, truth)), PSNR_CAP_DB)
+            count += 1
+            if progress:
+                progress.update(count)
+    if count == 0:
+        raise ColornetError(f"no readable image in {source}")
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": predictor.source,
+        "data": os.fspath(source) if not isinstance(source, (list, tuple)) else [os.fspath(s) for s in source],
+        "images": count,
+        "skipped": skipped.count,
+        "native_size": size,
+        "seed": seed,
+        "protocol": "native crop; n places uniform over the crop, each revealing the mean true ab of the "
+        f"{hint_maps.DEFAULT_PATCH} x {hint_maps.DEFAULT_PATCH} square a default hint covers; annealed mean, "
+        f"T = {c.ANNEALED_MEAN_TEMPERATURE}",
+        "grey": {"psnr_db": grey_psnr / count, "auc_raw": grey_auc.auc(), "auc_rebalanced": grey_auc.auc(True)},
+        "points": {
+            str(n): {
+                "psnr_db": psnr[n] / count,
+                "auc_raw": auc[n].auc(),
+                "auc_rebalanced": auc[n].auc(rebalanced=True),
+                "hint_error_ab": hint_error[n] / hinted_pixels[n] if hinted_pixels[n] else None,
+            }
+            for n in points
+        },
+    }
