@@ -19,6 +19,20 @@ graph, in float32 whatever precision the network computes in:
   ab = softmax(logits / T) . ab_bins. Because `ab_bins` has no batch axis, ask TF
   Serving's REST API for this signature in the columnar form (`"inputs"`).
 
+A model that takes hints (`ModelConfig.hints`) gets two more (`HINT_SIGNATURES`):
+
+* `colorize_hints`: `image_bytes` (string `[B]`), `hints` (float32 `[B, N, 5]`: x,
+  y in each image's own pixels from its top-left corner, a, b, and the hinted
+  square's side in pixels, 0 for the default; a row with a negative side is
+  padding, so that images can carry different numbers of hints) and an optional
+  `temperature` -> `colorized_png_bytes`. `colornet.hints.parse_hints` turns the
+  `--hints` JSON into these rows.
+* `suggest_colors`: `image_bytes`, `point` (float32 `[B, 2]`, x and y) and `hints`
+  -> `ab` (float32 `[B, K, 2]`), `probability` (float32 `[B, K]`) and `rgb` (uint8
+  `[B, K, 3]`, that ab at the point's lightness): the K = `SUGGESTIONS` most likely
+  colours at the point, most likely first (`colornet.suggest_colors`); rows of
+  probability 0 are empty.
+
 How an image is coloured, as the release's demo does: the lightness L is resized
 to the network's native size (`ExportConfig.image_size`, 256 by default; bilinear
 with antialiasing, the aspect ratio is not kept), the network predicts ab at 1/4 of
@@ -61,6 +75,7 @@ import tensorflow as tf
 
 from colornet import bins, color, data, files, inference
 from colornet import constants as c
+from colornet import hints as hint_maps
 from colornet.errors import ColornetError
 from colornet.layers import decode
 
@@ -72,6 +87,8 @@ from colornet.layers import decode
 SERVING_MAX_PIXELS = 4096 * 4096
 
 SIGNATURES = ("serving_default", "colorize_l", "colorize_rgb", "probabilities")
+HINT_SIGNATURES = ("colorize_hints", "suggest_colors")
+SUGGESTIONS = 8  # colours the suggest_colors signature returns
 PRECISIONS = ("float32", "bfloat16")
 EXPORT_CONFIG_NAME = "colornet_export.json"
 WARMUP_NAME = "tf_serving_warmup_requests"
@@ -238,8 +255,9 @@ class _Graph:
         self.net_size = (size, size)
 
         @tf.function(jit_compile=config.jit_compile, autograph=False)
-        def logits_fn(l_small):
-            return tf.cast(model(l_small, training=False), tf.float32)
+        def logits_fn(l_small, hints=None):
+            inputs = l_small if hints is None else [l_small, hints]
+            return tf.cast(model(inputs, training=False), tf.float32)
 
         self.logits_fn = logits_fn
 
@@ -247,9 +265,10 @@ class _Graph:
         """`(B, H, W, 1)` L -> `(B, S, S, 1)` at the network's native size."""
         return inference.network_input(l_raw, self.net_size[0])
 
-    def ab_small(self, l_small, temperature):
-        """`(B, S, S, 1)` L and `[B]` temperatures -> `(B, S/4, S/4, 2)` float32 ab."""
-        logits = self.logits_fn(l_small)
+    def ab_small(self, l_small, temperature, hints=None):
+        """`(B, S, S, 1)` L (and `(B, S, S, 3)` hint maps) and `[B]` temperatures ->
+        `(B, S/4, S/4, 2)` float32 ab."""
+        logits = self.logits_fn(l_small) if hints is None else self.logits_fn(l_small, hints)
         return decode.annealed_mean(logits, temperature[:, None, None, None])
 
     def colorize_l(self, l_raw, temperature):
@@ -269,30 +288,41 @@ class _Graph:
         check = _pixel_check(shape[1], shape[2], self.config.max_pixels, "colorize: an image")
         return color.rgb_to_lab(_with_checks([check], rgb))[..., :1]
 
-    def colorize_bytes(self, image_bytes, temperature):
-        """`[B]` encoded images -> `[B]` PNGs, each image at its own size."""
+    def _prepared(self, image_bytes, hints):
+        """Each encoded image's L at the network's size, its hint map (zeros when
+        `hints` is None), its full-resolution L (flat) and size."""
         max_pixels = self.config.max_pixels
+        size = self.config.image_size
+        if hints is None:
+            hints = tf.zeros([tf.shape(image_bytes)[0], 0, 5], tf.float32)
 
-        def prepare(encoded):
+        def prepare(args):
+            encoded, points = args
             rgb = data.decode_image(encoded, max_pixels)
             l_raw = color.rgb_to_lab(rgb)[..., :1]
             l_small = self.resize_l(l_raw[None])[0]
-            return l_small, tf.reshape(l_raw, [-1]), tf.shape(l_raw)[:2]
+            image_size = tf.shape(l_raw)[:2]
+            return l_small, hint_maps.hint_map(points, image_size, size), tf.reshape(l_raw, [-1]), image_size
 
-        size = self.config.image_size
         # One image at a time: peak memory is that of the largest image, not of all.
-        l_small, l_flat, sizes = tf.map_fn(
+        return tf.map_fn(
             prepare,
-            image_bytes,
+            (image_bytes, tf.convert_to_tensor(hints, tf.float32)),
             fn_output_signature=(
                 tf.TensorSpec([size, size, 1], tf.float32),
+                tf.TensorSpec([size, size, hint_maps.HINT_CHANNELS], tf.float32),
                 tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0),
                 tf.TensorSpec([2], tf.int32),
             ),
             parallel_iterations=1,
         )
+
+    def colorize_bytes(self, image_bytes, temperature, hints=None):
+        """`[B]` encoded images (and `[B, N, 5]` hint rows) -> `[B]` PNGs, each image
+        at its own size."""
+        l_small, hint_small, l_flat, sizes = self._prepared(image_bytes, hints)
         temperature = _temperatures(temperature, tf.shape(image_bytes)[0])
-        ab_small = self.ab_small(l_small, temperature)
+        ab_small = self.ab_small(l_small, temperature, None if hints is None else hint_small)
 
         def finish(args):
             l_flat_one, size_one, ab_one = args
@@ -307,6 +337,50 @@ class _Graph:
             fn_output_signature=tf.TensorSpec([], tf.string),
             parallel_iterations=1,
         )
+
+    def suggest(self, image_bytes, point, hints):
+        """The `SUGGESTIONS` most likely colours at one point of each image."""
+        l_small, hint_small, l_flat, sizes = self._prepared(image_bytes, hints)
+        probabilities = tf.nn.softmax(self.logits_fn(l_small, hint_small), axis=-1)
+        size = self.config.image_size
+
+        def one(args):
+            p, l_flat_one, size_one, xy = args
+            image_size = tf.cast(size_one, tf.float32)
+            grid = tf.cast(tf.shape(p)[:2], tf.float32)
+            # Output pixel i covers input rows 4i .. 4i + 3 of the network's input.
+            y = (xy[1] + 0.5) * size / image_size[0] / c.OUTPUT_STRIDE - 0.5
+            x = (xy[0] + 0.5) * size / image_size[1] / c.OUTPUT_STRIDE - 0.5
+            y = tf.clip_by_value(y, 0.0, grid[0] - 1.0)
+            x = tf.clip_by_value(x, 0.0, grid[1] - 1.0)
+            y0, x0 = tf.floor(y), tf.floor(x)
+            y1, x1 = tf.minimum(y0 + 1.0, grid[0] - 1.0), tf.minimum(x0 + 1.0, grid[1] - 1.0)
+            dy, dx = y - y0, x - x0
+
+            def at(yy, xx):
+                return p[tf.cast(yy, tf.int32), tf.cast(xx, tf.int32)]
+
+            here = (
+                at(y0, x0) * (1 - dy) * (1 - dx) + at(y0, x1) * (1 - dy) * dx
+                + at(y1, x0) * dy * (1 - dx) + at(y1, x1) * dy * dx
+            )
+            ab, weight = hint_maps.suggest_from_distribution(here, bins.ab_bins(), SUGGESTIONS)
+            row = tf.minimum(tf.cast(xy[1], tf.int32), size_one[0] - 1)
+            column = tf.minimum(tf.cast(xy[0], tf.int32), size_one[1] - 1)
+            lightness = l_flat_one[row * size_one[1] + column]
+            lab = tf.concat([tf.fill([SUGGESTIONS, 1], lightness), ab], -1)
+            return ab, weight, _to_uint8(color.lab_to_rgb(lab))
+
+        ab, weight, rgb = tf.map_fn(
+            one,
+            (probabilities, l_flat, sizes, tf.convert_to_tensor(point, tf.float32)),
+            fn_output_signature=(
+                tf.TensorSpec([SUGGESTIONS, 2], tf.float32),
+                tf.TensorSpec([SUGGESTIONS], tf.float32),
+                tf.TensorSpec([SUGGESTIONS, 3], tf.uint8),
+            ),
+        )
+        return {"ab": ab, "probability": weight, "rgb": rgb}
 
     def probabilities(self, l_raw):
         l_raw = tf.convert_to_tensor(l_raw, tf.float32)
@@ -341,7 +415,7 @@ def _endpoints(graph):
         return graph.probabilities(l_raw)
 
     l_spec = tf.TensorSpec([None, None, None, 1], tf.float32, name="l_raw")
-    return {
+    endpoints = {
         "serving_default": (
             serving_default,
             [tf.TensorSpec([None], tf.string, name="image_bytes"), t_spec],
@@ -353,6 +427,32 @@ def _endpoints(graph):
         ),
         "probabilities": (probabilities, [l_spec]),
     }
+    if takes_hints(graph.model):
+        bytes_spec = tf.TensorSpec([None], tf.string, name="image_bytes")
+        hints_spec = tf.TensorSpec([None, None, 5], tf.float32, name="hints")
+
+        def colorize_hints(image_bytes, hints, temperature=default_t):
+            return {"colorized_png_bytes": graph.colorize_bytes(image_bytes, temperature, hints)}
+
+        def suggest_colors(image_bytes, point, hints):
+            return graph.suggest(image_bytes, point, hints)
+
+        endpoints["colorize_hints"] = (colorize_hints, [bytes_spec, hints_spec, t_spec])
+        endpoints["suggest_colors"] = (
+            suggest_colors,
+            [bytes_spec, tf.TensorSpec([None, 2], tf.float32, name="point"), hints_spec],
+        )
+    return endpoints
+
+
+def takes_hints(model):
+    """Whether a Keras model takes hint maps beside L (`ModelConfig.hints`)."""
+    return bool(getattr(getattr(model, "model_config", None), "hints", False))
+
+
+def signatures_of(model):
+    """The signature names an export of `model` holds."""
+    return SIGNATURES + (HINT_SIGNATURES if takes_hints(model) else ())
 
 
 # ----------------------------------------------------------------------------
@@ -453,7 +553,7 @@ def _warmup_images(config):
     return images
 
 
-def _warmup_requests(config):
+def _warmup_requests(config, hints=False):
     """`PredictionLog` protos: `serving_default` at each warm-up batch size, and the
     other signatures once."""
     try:
@@ -475,6 +575,13 @@ def _warmup_requests(config):
         ("colorize_rgb", {"rgb": rgb}),
         ("probabilities", {"l_raw": l_raw}),
     ]
+    if hints:
+        rows = np.array([[[4.0, 5.0, 20.0, -10.0, 0.0], [0.0, 0.0, 0.0, 0.0, -1.0]]], np.float32)
+        image = np.array(images[:1], dtype=object)
+        requests += [
+            ("colorize_hints", {"image_bytes": image, "hints": rows}),
+            ("suggest_colors", {"image_bytes": image, "point": np.array([[4.0, 5.0]], np.float32), "hints": rows}),
+        ]
     logs = []
     for signature, inputs in requests:
         request = predict_pb2.PredictRequest()
@@ -520,7 +627,7 @@ def _write_extras(tmp, config, model, source):
     os.makedirs(extra, exist_ok=True)
     if config.warmup:
         with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_NAME)) as writer:
-            for log in _warmup_requests(config):
+            for log in _warmup_requests(config, takes_hints(model)):
                 writer.write(log.SerializeToString())
     model_config = getattr(model, "model_config", None)
     description = {
@@ -612,7 +719,7 @@ def export_saved_model(model_or_path, base_dir, version=None, *, config=None, ov
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-    return ExportResult(path=final, version=version, config=config, signatures=SIGNATURES)
+    return ExportResult(path=final, version=version, config=config, signatures=signatures_of(model))
 
 
 def saved_model_op_types(saved_model_dir):

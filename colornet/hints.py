@@ -125,6 +125,8 @@ def hint_map(points, image_size, size):
       points: `(N, 5)` float: x (to the right), y (down), origin the top-left corner
         of the top-left pixel, in input pixels; a and b in ab units; the patch side in
         input pixels (0: `DEFAULT_PATCH` network pixels). N may be 0.
+        A row whose size is negative is padding and is ignored (so that a batch
+        of images can carry different numbers of hints).
       image_size: `(H, W)` of the input image.
       size: the network's input side.
 
@@ -145,7 +147,7 @@ def hint_map(points, image_size, size):
     side_x = tf.where(given > 0, tf.maximum(tf.round(given * scale_x), 1.0), default)
     rows = _spans(tf.floor(y), side_y, size)[None]
     cols = _spans(tf.floor(x), side_x, size)[None]
-    active = tf.ones_like(x)[None]
+    active = tf.cast(given >= 0, tf.float32)[None]
     return _paint(rows, cols, points[None, :, 2:4], active)[0]
 
 
@@ -261,3 +263,39 @@ def read_hints_file(path):
     except ColornetError as error:
         raise ColornetError(f"{os.fspath(path)}: {error}") from None
     return hints
+
+
+SUGGESTION_RADIUS = 15.0  # ab units: bins this close are one suggestion (1.5 grid steps)
+
+
+def suggest_from_distribution(probabilities, bin_centres, k, radius=SUGGESTION_RADIUS):
+    """Gathers a distribution over the ab bins into k colours to choose from.
+
+    The most likely bin not yet taken, with every remaining bin within `radius` ab
+    units of it, becomes one suggestion: their probability-weighted mean ab and their
+    summed probability. Repeated k times (a fixed number, so that it runs in a
+    SavedModel); then sorted, most likely first.
+
+    Args:
+      probabilities: `(313,)` float, summing to 1.
+      bin_centres: `(313, 2)` float ab of the bins.
+      k: Python int >= 1.
+
+    Returns:
+      `(ab, weight)`: `(k, 2)` and `(k,)` float32; a suggestion with nothing left to
+      gather has weight 0 (and should be dropped).
+    """
+    left = tf.cast(probabilities, tf.float32)
+    centres = tf.cast(bin_centres, tf.float32)
+    abs_, weights = [], []
+    for _ in range(k):
+        top = tf.argmax(left)
+        near = tf.cast(tf.norm(centres - centres[top], axis=-1) <= radius, tf.float32) * tf.cast(left > 0, tf.float32)
+        mass = left * near
+        weight = tf.reduce_sum(mass)
+        abs_.append(tf.reduce_sum(centres * mass[:, None], 0) / tf.maximum(weight, 1e-12))
+        weights.append(weight)
+        left = left * (1.0 - near)
+    ab, weight = tf.stack(abs_), tf.stack(weights)
+    order = tf.argsort(weight, direction="DESCENDING", stable=True)
+    return tf.gather(ab, order), tf.gather(weight, order)

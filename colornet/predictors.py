@@ -131,10 +131,12 @@ class TFLitePredictor(Predictor):
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ColornetError(f"{path}: not a loadable colornet TFLite model ({first})") from None
         self.size = self._runner.image_size
+        self.takes_hints = self._runner.takes_hints
 
     def logits(self, l_small, hints=None):
         self._refuse_hints(hints)
-        return tf.convert_to_tensor(self._runner(np.asarray(l_small, np.float32))["logits"])
+        hints = None if hints is None else np.asarray(hints, np.float32)
+        return tf.convert_to_tensor(self._runner(np.asarray(l_small, np.float32), hints)["logits"])
 
 
 def _saved_model_dir(path):
@@ -305,7 +307,7 @@ def suggest_colors(image, x, y, k=8, model=None, hints=None, size=None):
 
     The predicted distribution over the 313 ab bins at the point (bilinear between the
     four nearest output pixels) is gathered into clusters: the most likely bin not yet
-    taken, with every remaining bin within `SUGGESTION_RADIUS` ab units of it, becomes
+    taken, with every remaining bin within `colornet.hints.SUGGESTION_RADIUS` ab units of it, becomes
     one suggestion whose ab is their probability-weighted mean. Suggestions come most
     likely first.
 
@@ -341,9 +343,6 @@ def suggest_colors(image, x, y, k=8, model=None, hints=None, size=None):
     return _suggestions(here, lightness, k)
 
 
-SUGGESTION_RADIUS = 15.0  # ab units: bins this close are one suggestion (1.5 grid steps)
-
-
 def _bilinear(grid, y, x, height, width):
     y = min(max(y, 0.0), height - 1.0)
     x = min(max(x, 0.0), width - 1.0)
@@ -359,24 +358,16 @@ def _bilinear(grid, y, x, height, width):
 
 
 def _suggestions(probabilities, lightness, k):
-    centres = np.asarray(bins.ab_bins(), np.float64)
-    left = np.asarray(probabilities, np.float64).copy()
-    found = []
-    while len(found) < k and left.sum() > 1e-6:
-        top = int(np.argmax(left))
-        near = (np.linalg.norm(centres - centres[top], axis=1) <= SUGGESTION_RADIUS) & (left > 0)
-        weight = left[near].sum()
-        ab = (centres[near] * left[near, None]).sum(0) / weight
-        left[near] = 0.0
-        found.append((ab, weight))
-    found.sort(key=lambda item: -item[1])
-    lab = np.array([[lightness, a, b] for (a, b), _ in found], np.float32).reshape([-1, 3])
+    ab, weight = hint_maps.suggest_from_distribution(probabilities, bins.ab_bins(), k)
+    keep = weight.numpy() > 1e-6
+    ab, weight = ab.numpy()[keep], weight.numpy()[keep]
+    lab = np.concatenate([np.full([len(ab), 1], lightness, np.float32), ab], -1)
     rgb = inference.to_uint8(color.lab_to_rgb(lab)).numpy()
     return [
         {
             "ab": [round(float(a), 2), round(float(b), 2)],
             "color": "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[i])),
-            "probability": round(float(weight), 4),
+            "probability": round(float(weight[i]), 4),
         }
-        for i, ((a, b), weight) in enumerate(found)
+        for i, (a, b) in enumerate(ab)
     ]

@@ -75,6 +75,7 @@ import tensorflow as tf
 from colornet import color, console, data, files, inference
 from colornet import constants as c
 from colornet.errors import ColornetError
+from colornet.hints import HINT_CHANNELS
 from colornet.layers import decode
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -157,20 +158,37 @@ def representative_l(source, image_size, limit=DEFAULT_CALIBRATION_IMAGES):
 
 
 def _write_saved_model(model, directory, image_size, temperature):
-    def serve(l_raw):
-        logits = tf.cast(model(l_raw, training=False), tf.float32)
-        return {"ab": decode.annealed_mean(logits, temperature), "logits": logits}
+    l_spec = tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="l_raw")
+    if len(model.inputs) > 1:
+        # A hint model: a second input, the hint map at the network's size.
+        def serve(l_raw, hints):
+            logits = tf.cast(model([l_raw, hints], training=False), tf.float32)
+            return {"ab": decode.annealed_mean(logits, temperature), "logits": logits}
 
+        signature = [l_spec, tf.TensorSpec([1, image_size, image_size, HINT_CHANNELS], tf.float32, name="hints")]
+    else:
+
+        def serve(l_raw):
+            logits = tf.cast(model(l_raw, training=False), tf.float32)
+            return {"ab": decode.annealed_mean(logits, temperature), "logits": logits}
+
+        signature = [l_spec]
     archive = keras.export.ExportArchive()  # not `track(model)`: it saves weights twice
-    archive.add_endpoint(
-        SIGNATURE,
-        serve,
-        input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="l_raw")],
-    )
+    archive.add_endpoint(SIGNATURE, serve, input_signature=signature)
     archive.write_out(directory, verbose=False)
 
 
-def _converter(saved_model_dir, quantize, calibration):
+def _calibration_hints(l_raw):
+    """Hint maps for int8 calibration: a few fixed hints, so that the hint path's
+    activation ranges are measured too."""
+    size = l_raw.shape[1]
+    grid = np.zeros([1, size, size, HINT_CHANNELS], np.float32)
+    step = max(size // 4, 1)
+    grid[0, ::step, ::step] = (40.0, -40.0, 1.0)
+    return grid
+
+
+def _converter(saved_model_dir, quantize, calibration, hints=False):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "none":
@@ -182,7 +200,7 @@ def _converter(saved_model_dir, quantize, calibration):
 
         def dataset():
             for l_raw in calibration:
-                yield {"l_raw": l_raw}
+                yield {"l_raw": l_raw, **({"hints": _calibration_hints(l_raw)} if hints else {})}
 
         converter.representative_dataset = dataset
         converter.target_spec.supported_ops = [
@@ -401,10 +419,11 @@ def convert(
     try:
         saved_model_dir = os.path.join(workdir, "saved_model")
         _write_saved_model(model, saved_model_dir, image_size, temperature)
-        converter = _converter(saved_model_dir, quantize, calibration)
+        hints = len(model.inputs) > 1
+        converter = _converter(saved_model_dir, quantize, calibration, hints)
         try:
             if quantize == "int8":
-                float_content = _converter(saved_model_dir, "none", []).convert()
+                float_content = _converter(saved_model_dir, "none", [], hints).convert()
                 content, chosen_percentile = _convert_int8(
                     converter,
                     float_content,
@@ -472,17 +491,21 @@ class TFLiteColorizer:
             raise ColornetError(f"{self.path}: no such file")
         self._interpreter = _interpreter(model_path=self.path, num_threads=num_threads)
         self._runner = self._interpreter.get_signature_runner(SIGNATURE)
-        shape = self._runner.get_input_details()["l_raw"]["shape"]
+        inputs = self._runner.get_input_details()
+        shape = inputs["l_raw"]["shape"]
         self.image_size = int(shape[1])
+        self.takes_hints = "hints" in inputs
 
-    def __call__(self, l_raw):
-        """`(1, S, S, 1)` float32 L -> `{"ab": (1, S/4, S/4, 2), "logits": ...}`.
+    def __call__(self, l_raw, hints=None):
+        """`(1, S, S, 1)` float32 L (and, for a hint model, an optional `(1, S, S, 3)`
+        hint map; zeros when None) -> `{"ab": (1, S/4, S/4, 2), "logits": ...}`.
 
         L is checked as `colornet.inference.checked_l` does it, before the
         interpreter runs: NaN or Inf is refused, values outside 0..100 are clipped.
 
         Raises:
-          ValueError: a shape other than `(1, S, S, 1)`, or NaN or Inf in `l_raw`.
+          ValueError: a shape other than `(1, S, S, 1)`, or NaN or Inf in `l_raw`;
+            hints for a model that takes none.
         """
         l_raw = np.asarray(l_raw, dtype=np.float32)
         expected = (1, self.image_size, self.image_size, 1)
@@ -490,7 +513,15 @@ class TFLiteColorizer:
             raise ValueError(f"l_raw must have shape {expected}, got {l_raw.shape}")
         if not np.isfinite(l_raw).all():
             raise ValueError("L contains NaN or Inf")
-        return self._runner(l_raw=np.clip(l_raw, 0.0, 100.0))
+        if not self.takes_hints:
+            if hints is not None:
+                raise ValueError(f"{self.path} takes no hints")
+            return self._runner(l_raw=np.clip(l_raw, 0.0, 100.0))
+        hints = np.zeros(expected[:3] + (HINT_CHANNELS,), np.float32) if hints is None else hints
+        hints = np.asarray(hints, np.float32)
+        if hints.shape != expected[:3] + (HINT_CHANNELS,):
+            raise ValueError(f"hints must have shape {expected[:3] + (HINT_CHANNELS,)}, got {hints.shape}")
+        return self._runner(l_raw=np.clip(l_raw, 0.0, 100.0), hints=hints)
 
     def colorize(self, rgb_uint8):
         """`(H, W, 3)` uint8 RGB -> `(H, W, 3)` uint8 RGB with predicted colours."""

@@ -390,3 +390,77 @@ def test_evaluate_hints_bookkeeping(tmp_path):
     assert result["points"]["50"]["hint_error_ab"] < 15.0
     with pytest.raises(ColornetError, match="takes no hints"):
         evaluate.evaluate_hints(Colorizer(get_preset("tiny")), str(tmp_path), points=(0, 1), size=64, verbose=0)
+
+
+# ----------------------------------------------------------------------------
+# The same hints through a SavedModel.
+
+
+@pytest.fixture(scope="module")
+def hinted_tiny():
+    """A tiny hint model whose hint convolution is not zero, so hints change colours."""
+    model = Colorizer(get_preset("tiny", hints=True))
+    rng = np.random.default_rng(0)
+    for w in model.weights:
+        if "hint" in w.path:
+            w.assign(rng.normal(0, 0.05, w.shape).astype(np.float32))
+    return model
+
+
+def test_saved_model_colours_as_python_does_with_hints(hinted_tiny, tmp_path):
+    from colornet import export
+
+    image = np.random.default_rng(4).integers(0, 256, [50, 70, 3], dtype=np.uint8)
+    given = [{"x": 20, "y": 10, "color": "#c02020", "size": 12}, {"x": 60, "y": 40, "ab": [-30, 40]}]
+    result = export.export_saved_model(hinted_tiny, tmp_path / "m", config=export.ExportConfig(image_size=64))
+    assert set(result.signatures) == set(export.SIGNATURES + export.HINT_SIGNATURES)
+    loaded = tf.saved_model.load(result.path)
+    rows = hints.parse_hints(given, image.shape[:2])
+    padded = np.concatenate([rows, [[0, 0, 0, 0, -1.0]]])[None]  # a padding row is ignored
+    encoded = tf.io.encode_png(image).numpy()
+    png = loaded.signatures["colorize_hints"](
+        image_bytes=tf.constant([encoded]), hints=tf.constant(padded, tf.float32),
+        temperature=tf.constant(0.38),
+    )["colorized_png_bytes"][0]
+    served = tf.io.decode_png(png).numpy()
+    expected = colornet.colorize(image, model=hinted_tiny, hints=given, size=64)
+    without = colornet.colorize(image, model=hinted_tiny, size=64)
+    assert not np.array_equal(expected, without)
+    # Float tolerance: one uint8 level (graph vs eager rounding).
+    assert np.abs(served.astype(int) - expected).max() <= 1
+    suggested = loaded.signatures["suggest_colors"](
+        image_bytes=tf.constant([encoded]), point=tf.constant([[33.0, 21.0]]), hints=tf.constant(padded, tf.float32)
+    )
+    python = colornet.suggest_colors(image, 33, 21, k=export.SUGGESTIONS, model=hinted_tiny, hints=given, size=64)
+    probability = suggested["probability"].numpy()[0]
+    kept = probability > 1e-6
+    np.testing.assert_allclose(probability[kept], [s["probability"] for s in python], atol=1e-3)
+    np.testing.assert_allclose(suggested["ab"].numpy()[0][kept], [s["ab"] for s in python], atol=0.05)
+
+
+def test_saved_model_of_a_plain_model_has_no_hint_signatures(tmp_path):
+    from colornet import export
+
+    result = export.export_saved_model(
+        Colorizer(get_preset("tiny")), tmp_path / "m", config=export.ExportConfig(image_size=32, warmup=False)
+    )
+    assert result.signatures == export.SIGNATURES
+    assert "colorize_hints" not in tf.saved_model.load(result.path).signatures
+
+
+@pytest.mark.parametrize("quantize", ["none", "dynamic"])
+def test_tflite_colours_as_python_does_with_hints(hinted_tiny, tmp_path, quantize):
+    from colornet import tflite
+
+    result = tflite.convert(hinted_tiny, tmp_path / "m.tflite", quantize=quantize, image_size=64)
+    assert all(op.isupper() for op in result.ops)  # builtin ops only (convert checks it too)
+    image = np.random.default_rng(5).integers(0, 256, [50, 70, 3], dtype=np.uint8)
+    given = [{"x": 20, "y": 10, "color": "#c02020", "size": 12}, {"x": 60, "y": 40, "ab": [-30, 40]}]
+    lite = predictors.load_predictor(str(tmp_path / "m.tflite"))
+    assert lite.takes_hints
+    got = colornet.colorize(image, model=lite, hints=given)
+    expected = colornet.colorize(image, model=hinted_tiny, hints=given, size=64)
+    # Float: the same up to rounding; dynamic int8 weights: within a few levels on average.
+    bound = 1.0 if quantize == "none" else 4.0
+    assert np.abs(got.astype(int) - expected).mean() < bound
+    assert not np.array_equal(got, colornet.colorize(image, model=lite))
