@@ -264,7 +264,7 @@ def test_killed_export_leaves_no_version_tf_serving_would_load(tmp_path):
     assert export.existing_versions(str(base)) == []  # only the hidden .tmp-1-* remains
     assert [p.name for p in base.iterdir() if p.name.isdigit()] == []
     # The next export takes version 1 and ignores the leftover.
-    result = export.export_saved_model(model, str(base), image_size=32, warmup=False)
+    result = export.export_saved_model(model, str(base), size=32, warmup=False)
     assert result.version == 1 and export.existing_versions(str(base)) == [1]
     assert os.path.isfile(os.path.join(result.path, "saved_model.pb"))
 
