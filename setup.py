@@ -50,6 +50,10 @@ setup(
             "hypothesis",
             "av>=18",
             "opencv-python-headless",
+            # The tfds: source, tested with a local builder (nothing downloaded).
+            # tensorflow-datasets 4.9.10 imports importlib_resources without declaring it.
+            "tensorflow-datasets",
+            "importlib_resources",
         ],
     },
     entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},

@@ -269,7 +269,7 @@ def main():
             result = export.export_saved_model(
                 model,
                 os.path.join(workdir, variant),
-                image_size=size,
+                size=size,
                 warmup=False,
                 overwrite=True,
                 version=1,
@@ -285,7 +285,7 @@ def main():
                 path,
                 quantize,
                 calibration_dir if quantize == "int8" else None,
-                image_size=size,
+                size=size,
                 calibration_images=args.calibration,
                 calibration_percentile=args.calibration_percentile,
             )

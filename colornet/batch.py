@@ -198,6 +198,8 @@ def colorize_files(
       temperature, method, size: as for `colorize`.
       compare: write a side-by-side image instead: grey input | colourised |
         original (the last only when the input has colour, `has_color`).
+      video_options: keyword arguments of `colorize_video` for video inputs,
+        checked (`colornet.video.check_options`) even when no input is a video.
       max_pixels: largest image accepted (default `colornet.data.MAX_PIXELS`).
       verbose: 1 shows a progress bar and reports failures as they happen.
 
@@ -208,6 +210,8 @@ def colorize_files(
       ColornetError: the model cannot be loaded or `out_dir` is not a directory.
     """
     temperature = inference.validate_decoding(method, temperature)
+    # Whether or not an input is a video: a wrong option is wrong before any work.
+    video.check_options(**(video_options or {}))
     predictor = predictors.load_predictor(model)
     size = predictors.resolve_size(predictor, size)
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)

@@ -117,7 +117,8 @@ def _add_train(subparsers):
                         "paper's unless set), or a workdir or checkpoint (its step and optimizer too)")
     parser.add_argument("--strategy", default="default",
                         choices=("default", "mirrored", "multi_worker", "tpu"))
-    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "mixed_bfloat16"),
+                        help="bfloat16: mixed precision, weights float32 (mixed_bfloat16: the same, its old name)")
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--steps", type=int, help="total optimizer steps")
     length.add_argument("--epochs", type=int, help="passes over the training images")
@@ -137,7 +138,7 @@ def _run_train(args):
         preset=args.preset,
         init_from=args.init_from,
         strategy=args.strategy,
-        precision=args.precision,
+        precision="bfloat16" if args.precision == "mixed_bfloat16" else args.precision,
         steps=args.steps,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -173,7 +174,7 @@ def _run_recalibrate(args):
     from colornet import recalibrate
 
     used = recalibrate.recalibrate_file(
-        args.model, args.data, args.out, images=args.images, size=args.size, undo_fraction=args.undo_rebalancing
+        args.model, args.data, args.out, images=args.images, size=args.size, undo_rebalancing=args.undo_rebalancing
     )
     undo = "" if args.undo_rebalancing is None else f", rebalancing undone by {args.undo_rebalancing:g}"
     print(f"wrote {args.out}: batch-norm statistics recomputed on {used} images{undo}")
@@ -235,12 +236,13 @@ def _add_export(subparsers):
     parser = subparsers.add_parser(
         "export", help="write a TF Serving SavedModel version (atomically) under a base directory"
     )
-    parser.add_argument("--model", required=True, help=".keras file, training workdir or a "
-                        "pretrained name (colornet pretrained)")
+    parser.add_argument("--model", required=True, help=".keras file, compact .npz, training workdir "
+                        "or a pretrained name (colornet pretrained)")
     parser.add_argument("--out", required=True, help="model base directory, e.g. models/colornet")
     parser.add_argument("--version", type=int, help="version number (default: largest + 1, or 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    parser.add_argument("--image-size", type=int, default=256, help="side the network runs at")
+    parser.add_argument("--size", "--image-size", dest="size", type=int, default=256,
+                        help="side the network runs at (--image-size: its old name)")
     parser.add_argument("--temperature", type=float, default=0.38, help="default temperature")
     parser.add_argument("--max-pixels", type=int, help="largest accepted image (default 4096x4096)")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
@@ -255,7 +257,7 @@ def _run_export(args):
     from colornet import export
 
     options = {
-        "image_size": args.image_size,
+        "size": args.size,
         "temperature": args.temperature,
         "precision": args.precision,
         "jit_compile": args.jit_compile,
@@ -284,8 +286,8 @@ def calibration_percentile_arg(text):
 
 def _add_tflite(subparsers):
     parser = subparsers.add_parser("tflite", help="convert a model to TFLite (builtin ops only)")
-    parser.add_argument("--model", required=True, help=".keras file, training workdir or a "
-                        "pretrained name (colornet pretrained)")
+    parser.add_argument("--model", required=True, help=".keras file, compact .npz, training workdir "
+                        "or a pretrained name (colornet pretrained)")
     parser.add_argument("--out", required=True, help="output .tflite file")
     parser.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8"))
     parser.add_argument("--representative", help="image folder, glob or .txt list (int8 calibration)")
@@ -297,7 +299,8 @@ def _add_tflite(subparsers):
         help="int8 activation ranges cover this percentile of the calibration values (100: "
         "their minimum and maximum); auto: the best of 99.9, 99.99 and 100 on them",
     )
-    parser.add_argument("--image-size", type=int, default=256, help="side of the square input")
+    parser.add_argument("--size", "--image-size", dest="size", type=int, default=256,
+                        help="side of the square input (--image-size: its old name)")
     parser.add_argument("--temperature", type=float, default=0.38, help="temperature of the ab output")
     parser.set_defaults(handler=_run_tflite)
 
@@ -310,7 +313,7 @@ def _run_tflite(args):
         args.out,
         args.quantize,
         args.representative,
-        image_size=args.image_size,
+        size=args.size,
         temperature=args.temperature,
         calibration_images=args.calibration_images,
         calibration_percentile=args.calibration_percentile,
@@ -345,16 +348,26 @@ def _add_colorize(subparsers):
                         "directory, .tflite file or pretrained name (colornet pretrained; default: "
                         "the bundled model)")
     parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
-    parser.add_argument("--decode", default="annealed-mean", choices=("annealed-mean", "mean", "mode"))
+    parser.add_argument("--method", "--decode", dest="method", default="annealed-mean",
+                        choices=("annealed-mean", "mean", "mode"), help="how logits become ab "
+                        "(--decode: its old name)")
     parser.add_argument("--compare", action="store_true",
                         help="write grey input | colourised | original (if in colour) side by side")
     parser.add_argument("--size", type=int, help="side the network runs at (default 256, or an "
                         "exported model's own)")
+    _add_max_pixels(parser)
     _add_video_options(parser)
     parser.set_defaults(handler=_run_colorize)
 
 
-VIDEO_OPTIONS = ("temporal_smoothing", "scene_threshold", "motion", "crf", "encoder_preset")
+def _add_max_pixels(parser):
+    from colornet.constants import MAX_PIXELS  # plain Python: the help loads no TensorFlow
+
+    parser.add_argument("--max-pixels", type=int, help="largest image (or video frame) accepted, "
+                        f"width x height (default {MAX_PIXELS:,})")
+
+
+VIDEO_OPTIONS = ("temporal_smoothing", "scene_threshold", "motion", "crf", "encoder_preset", "precision", "batch_size")
 
 
 def _add_video_options(parser):
@@ -379,6 +392,11 @@ def _add_video_options(parser):
                        f"(default {defaults.DEFAULT_CRF})")
     group.add_argument("--encoder-preset", default=unset,
                        help=f"x264 speed preset (default {defaults.DEFAULT_ENCODER_PRESET})")
+    group.add_argument("--precision", default=unset, choices=defaults.PRECISIONS,
+                       help="the network's precision on video frames; auto: bfloat16 where the CPU has it "
+                       "natively (default auto)")
+    group.add_argument("--batch-size", type=int, default=unset, metavar="N",
+                       help=f"video frames per network call (default {defaults.DEFAULT_BATCH_SIZE})")
 
 
 def _run_colorize(args):
@@ -389,9 +407,10 @@ def _run_colorize(args):
         args.out,
         args.model,
         temperature=args.temperature,
-        method=args.decode,
+        method=args.method,
         size=args.size,
         compare=args.compare,
+        max_pixels=args.max_pixels,
         video_options={name: getattr(args, name) for name in VIDEO_OPTIONS if hasattr(args, name)},
     )
     print(f"wrote {summary.describe_written()} to {summary.out_dir}"
@@ -417,7 +436,10 @@ def _add_evaluate(subparsers):
     parser.add_argument("--size", type=int, help="the network's native side (default 256, or an "
                         "exported model's own)")
     parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
-    parser.add_argument("--decode", default="annealed-mean", choices=("annealed-mean", "mean", "mode"))
+    parser.add_argument("--method", "--decode", dest="method", default="annealed-mean",
+                        choices=("annealed-mean", "mean", "mode"), help="how logits become ab "
+                        "(--decode: its old name)")
+    _add_max_pixels(parser)
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -431,10 +453,11 @@ def _run_evaluate(args):
         args.data,
         limit=args.limit,
         size=args.size,
-        method=args.decode,
+        method=args.method,
         temperature=args.temperature,
         resolutions=evaluate.RESOLUTIONS if args.resolution == "both" else (args.resolution,),
         curves=bool(args.json),
+        max_pixels=args.max_pixels,
     )
     if args.json:
         evaluate.write_json(result, args.json)
@@ -521,9 +544,9 @@ def _run(args):
     try:
         console.load_tensorflow(verbose)
         if getattr(args, "model", None) and not os.path.exists(args.model):
-            from colornet import pretrained  # --model NAME: a released model, fetched on first use
+            from colornet import predictors  # --model NAME: a released model, fetched on first use
 
-            args.model = pretrained.model_path(args.model)
+            args.model = predictors.model_file(args.model)
         return args.handler(args)
     except _user_errors() as error:  # evaluated when an exception arrives
         print(f"colornet {args.command}: error: {first_line(error)}", file=sys.stderr)

@@ -71,3 +71,9 @@ L_CENTER = 50.0
 TRAIN_RESIZE = 256  # shorter side before cropping
 TRAIN_CROP = 176
 OUTPUT_STRIDE = 4  # the ab target is every 4th pixel of the input's ab
+
+# Largest image decoded, width x height: 50 megapixels, 150 MB as RGB (200 MB while
+# an alpha channel is still attached). Every real photograph we expect is far
+# smaller (ImageNet averages 0.2 MP; a 2024 phone camera gives 12 to 50 MP), while
+# a bomb declares gigapixels in a few bytes of header. `colornet.data.MAX_PIXELS`.
+MAX_PIXELS = 50_000_000

@@ -115,6 +115,7 @@ def evaluate(
     temperature=c.ANNEALED_MEAN_TEMPERATURE,
     resolutions=RESOLUTIONS,
     curves=False,
+    max_pixels=None,
     verbose=1,
 ):
     """Scores a model and the grey baseline on image files (see the module docstring).
@@ -130,6 +131,8 @@ def evaluate(
       method, temperature: the decoding.
       resolutions: a subset of `RESOLUTIONS`.
       curves: also return the accuracy curves acc(t), t = 0..150, under "curves".
+      max_pixels: largest image accepted, width x height (default
+        `colornet.data.MAX_PIXELS`); larger ones are skipped and reported.
       verbose: 1 shows a progress bar.
 
     Returns:
@@ -153,7 +156,8 @@ def evaluate(
     predictor = predictors.load_predictor(model)
     size = predictors.resolve_size(predictor, size)
 
-    images, skipped = data.decoded_images(source, resize=None)
+    max_pixels = data.MAX_PIXELS if max_pixels is None else max_pixels
+    images, skipped = data.decoded_images(source, resize=None, max_pixels=max_pixels)
     total = skipped.listed if limit is None else min(limit, skipped.listed)
     if limit is not None:
         images = images.take(limit)

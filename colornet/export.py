@@ -76,7 +76,7 @@ import tensorflow as tf
 from colornet import bins, color, data, files, inference
 from colornet import constants as c
 from colornet import hints as hint_maps
-from colornet.errors import ColornetError
+from colornet.errors import ColornetError, renamed
 from colornet.layers import decode
 
 # Largest image (width x height, in pixels) the serving signatures accept. The
@@ -668,7 +668,7 @@ def _publish(tmp, final, overwrite):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_saved_model(model_or_path, base_dir, version=None, *, config=None, overwrite=False, **options):
+def export_saved_model(model_or_path, base_dir, version=None, *, config=None, overwrite=False, size=None, **options):
     """Writes a TF Serving model version `base_dir/<version>/` (see the module docstring).
 
     Args:
@@ -682,7 +682,9 @@ def export_saved_model(model_or_path, base_dir, version=None, *, config=None, ov
       config: an `ExportConfig`; None for the defaults.
       overwrite: replace an existing version directory. A server that has loaded
         that version keeps the old one in memory: prefer a new version number.
-      **options: `ExportConfig` fields overriding `config`'s.
+      size: the side the network runs at (`ExportConfig.image_size`, the name the
+        export's record keeps; `image_size=` here is its deprecated spelling).
+      **options: other `ExportConfig` fields overriding `config`'s.
 
     Returns:
       an `ExportResult`.
@@ -693,6 +695,9 @@ def export_saved_model(model_or_path, base_dir, version=None, *, config=None, ov
         loaded, or warm-up requests were asked for without tensorflow-serving-api.
     """
     config = ExportConfig() if config is None else config
+    size = renamed("export_saved_model", "image_size", "size", options.pop("image_size", None), size)
+    if size is not None:
+        options["image_size"] = size
     if options:
         unknown = sorted(set(options) - {f.name for f in dataclasses.fields(ExportConfig)})
         if unknown:

@@ -247,6 +247,20 @@ def _load_file(path):
     return _cached_load(path, os.stat(path).st_mtime_ns)
 
 
+def model_file(value):
+    """What `--model VALUE` names on the command line: for a pretrained name, its
+    cached `.keras` file, loaded once here so that a cached file that does not load
+    is fetched again, as `load_predictor(name)` does (the load is cached, so a
+    command that loads the file again by its path reuses it); anything else as
+    `pretrained.model_path` says.
+    """
+    from colornet import pretrained
+
+    if pretrained.is_pretrained_name(value):
+        return pretrained.load(value, loader=_load_file).source
+    return pretrained.model_path(value)
+
+
 def resolve_size(predictor, size=None):
     """The side the network runs at: `size`, the model's fixed size, or `DEFAULT_SIZE`.
 

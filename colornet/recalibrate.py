@@ -36,7 +36,7 @@ import tensorflow as tf
 from colornet import constants as c
 from colornet import hints as hint_maps
 from colornet import prior as prior_lib
-from colornet.errors import ColornetError
+from colornet.errors import ColornetError, renamed
 
 HEAD_LAYER = "conv8_313"
 
@@ -180,6 +180,9 @@ def undo_rebalancing(model, fraction, prior=None):
     model.model_config = model.model_config.replace(undo_rebalancing=fraction)
 
 
+_undo_rebalancing = undo_rebalancing  # `recalibrate_file`'s argument of that name hides it
+
+
 def recalibrate_on_images(
     model,
     source,
@@ -211,7 +214,8 @@ def recalibrate_on_images(
 
 
 def recalibrate_file(
-    model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE, undo_fraction=None
+    model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE, undo_rebalancing=None,
+    undo_fraction=None,
 ):
     """Loads a colorizer, recomputes its batch-norm statistics on `source` and writes
     it to `out`: a `.keras` file, or a compact `.npz` (`save_compact`), written
@@ -221,8 +225,10 @@ def recalibrate_file(
       model_path: a `.keras` file, a compact `.npz` or a training workdir.
       source: photographs, as for `recalibrate_on_images`.
       out: the output path; its extension chooses the format.
-      undo_fraction: None keeps the model's `undo_rebalancing`; a number sets it
-        (`undo_rebalancing`, with the package's prior).
+      undo_rebalancing: None keeps the model's; a fraction A in [0, 1] sets it
+        (the function `undo_rebalancing`, with the package's prior). As
+        `colornet recalibrate --undo-rebalancing A`.
+      undo_fraction: the old name of `undo_rebalancing` (deprecated).
 
     Returns:
       The number of images used.
@@ -233,12 +239,13 @@ def recalibrate_file(
     out = str(out)
     if not out.endswith((".keras", ".npz")):
         raise ColornetError(f"{out}: the output must end in .keras or .npz")
-    if undo_fraction is not None and not 0.0 <= undo_fraction <= 1.0:
-        raise ColornetError(f"undo_rebalancing fraction must be in [0, 1], got {undo_fraction}")
+    fraction = renamed("recalibrate_file", "undo_fraction", "undo_rebalancing", undo_fraction, undo_rebalancing)
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise ColornetError(f"undo_rebalancing fraction must be in [0, 1], got {fraction}")
     model = loading.load_colorizer(model_path)
     used = recalibrate_on_images(model, source, images=images, size=size)
-    if undo_fraction is not None:
-        undo_rebalancing(model, undo_fraction)
+    if fraction is not None:
+        _undo_rebalancing(model, fraction)
     if out.endswith(".npz"):
         loading.save_compact(model, out)
     else:

@@ -74,7 +74,7 @@ import tensorflow as tf
 
 from colornet import color, console, data, files, inference
 from colornet import constants as c
-from colornet.errors import ColornetError
+from colornet.errors import ColornetError, renamed
 from colornet.hints import HINT_CHANNELS
 from colornet.layers import decode
 
@@ -358,10 +358,11 @@ def convert(
     quantize="none",
     representative=None,
     *,
-    image_size=256,
+    size=None,
     temperature=c.ANNEALED_MEAN_TEMPERATURE,
     calibration_images=DEFAULT_CALIBRATION_IMAGES,
     calibration_percentile=DEFAULT_CALIBRATION_PERCENTILE,
+    image_size=None,
 ):
     """Converts a colorizer to a TFLite model (see the module docstring).
 
@@ -373,7 +374,7 @@ def convert(
       quantize: one of `QUANTIZATIONS`.
       representative: image source for "int8" calibration (folder, glob, .txt list);
         required for "int8", unused otherwise.
-      image_size: S, the side of the square input.
+      size: S, the side of the square input (default 256).
       temperature: annealed-mean temperature of the `ab` output (> 0).
       calibration_images: at most this many images are used for calibration.
       calibration_percentile: "int8" activation ranges span this percentile of the
@@ -381,6 +382,7 @@ def convert(
         converter's own minimum and maximum; "auto" tries each of
         `AUTO_PERCENTILES` and keeps the model whose `ab` output is nearest the float
         model's on the calibration images.
+      image_size: the old name of `size` (deprecated).
 
     Returns:
       a `TFLiteResult`.
@@ -391,8 +393,10 @@ def convert(
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    image_size = renamed("convert", "image_size", "size", image_size, size)
+    image_size = 256 if image_size is None else image_size
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < c.OUTPUT_STRIDE:
-        raise ValueError(f"image_size must be an int >= {c.OUTPUT_STRIDE}, got {image_size!r}")
+        raise ValueError(f"size must be an int >= {c.OUTPUT_STRIDE}, got {image_size!r}")
     temperature = decode.validate_temperature(temperature)
     percentile_ok = calibration_percentile == "auto" or (
         isinstance(calibration_percentile, (int, float))

@@ -24,6 +24,7 @@ import math
 import os
 import time
 import typing
+import warnings
 
 import keras
 import tensorflow as tf
@@ -33,7 +34,8 @@ from colornet import files, inference
 from colornet.errors import ColornetError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "bfloat16")  # bfloat16: Keras' mixed_bfloat16 policy, weights float32
+_KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.precision == "mixed_bfloat16":  # its name before it was bfloat16, as in export and video
+            warnings.warn('precision="mixed_bfloat16" is deprecated: its name is now "bfloat16"',
+                          DeprecationWarning, stacklevel=3)
+            object.__setattr__(self, "precision", "bfloat16")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if (self.steps is None) == (self.epochs is None):
@@ -114,13 +120,16 @@ class TrainConfig:
             if text.lower() in ("none", "null"):
                 changes[key] = None
             elif bool in kinds:
+                if text.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise ValueError(f"--set {key}: expected true or false, got {text!r}")
                 changes[key] = text.lower() in ("1", "true", "yes")
-            elif int in kinds:
-                changes[key] = int(text)
-            elif float in kinds:
-                changes[key] = float(text)
             else:
-                changes[key] = text
+                kind = next((k for k in (int, float) if k in kinds), str)
+                try:
+                    changes[key] = kind(text)
+                except ValueError:
+                    expected = {int: "an int", float: "a number"}[kind]
+                    raise ValueError(f"--set {key}: expected {expected}, got {text!r}") from None
         return base.replace(**changes)
 
 
@@ -357,7 +366,7 @@ def train(config):
         good checkpoint is kept) or unusable data.
     """
     strategy = make_strategy(config.strategy)
-    keras.mixed_precision.set_global_policy(config.precision)
+    keras.mixed_precision.set_global_policy(_KERAS_POLICIES[config.precision])
     start = _Start.of(config.init_from)
     config = start.resolve(config)
     _prepare_workdir(config)

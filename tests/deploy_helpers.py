@@ -82,7 +82,7 @@ def shared_export(tmp_path_factory):
         result = export.export_saved_model(
             model,
             base,
-            image_size=IMAGE_SIZE,
+            size=IMAGE_SIZE,
             max_pixels=MAX_PIXELS,
             warmup_batch_sizes=(1, 3),
             jit_compile=True,  # the XLA path through TF Serving's loader is the one to test

@@ -415,7 +415,7 @@ def loaded_export(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("export") / "colornet"
     result = export.export_saved_model(
-        h.vivid_tiny_model(), base, image_size=SIZE, max_pixels=h.MAX_PIXELS, warmup=False
+        h.vivid_tiny_model(), base, size=SIZE, max_pixels=h.MAX_PIXELS, warmup=False
     )
     return tf.saved_model.load(result.path)
 
@@ -470,7 +470,7 @@ def tflite_model(tmp_path_factory):
     from colornet import tflite
 
     path = str(tmp_path_factory.mktemp("tflite") / "tiny.tflite")
-    return tflite.TFLiteColorizer(tflite.convert(h.vivid_tiny_model(), path, image_size=SIZE).path)
+    return tflite.TFLiteColorizer(tflite.convert(h.vivid_tiny_model(), path, size=SIZE).path)
 
 
 def test_tflite_helper_on_the_readable_cases(tflite_model, corpus):

@@ -192,7 +192,7 @@ def test_saved_model_and_tflite(vivid, tmp_path_factory):
     model, _ = vivid
     _, exported = h.shared_export(tmp_path_factory)
     tflite_path = str(tmp_path_factory.mktemp("tflite") / "tiny.tflite")
-    tflite.convert(model, tflite_path, image_size=h.IMAGE_SIZE)
+    tflite.convert(model, tflite_path, size=h.IMAGE_SIZE)
     rgb = smooth_rgb(45, 31, seed=7)
     expected = {
         method: predictors.colorize(rgb, model=model, method=method, size=h.IMAGE_SIZE)

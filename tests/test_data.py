@@ -739,24 +739,55 @@ def test_cli_prepare(tmp_path, capsys):
 # TFDS (optional dependency) and distribution.
 
 
-def test_tfds_missing_or_mocked(tmp_path):
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        with pytest.raises(ColornetError, match="tensorflow-datasets"):
-            data.train_dataset("tfds:cifar10", 2)
-        pytest.skip(
-            "tensorflow-datasets is not installed: only its error message was checked"
-        )
-    with tfds.testing.mock_data(num_examples=6):
-        batch = next(
-            iter(data.train_dataset("tfds:cifar10", 4, crop=16, resize=32, seed=0))
-        )
-        assert batch[0].shape == (4, 16, 16, 1) and batch[1].shape == (4, 4, 4, 2)
-        assert (
-            len(list(data.eval_dataset("tfds:cifar10:test", 4, crop=32, resize=32)))
-            == 2
-        )
+@pytest.fixture(scope="module")
+def tiny_tfds(tmp_path_factory):
+    """`tfds:colornet_tiny_photos`: a TFDS builder defined here (registered by its
+    class), prepared into a temporary data_dir, nothing downloaded. Its image feature
+    is not called "image"; example i of a split is a flat grey of 10 i + offset,
+    20 + i rows by 24 columns, stored as PNG (lossless)."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core import constants
+
+    class ColornetTinyPhotos(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = {"label": tfds.features.ClassLabel(num_classes=2),
+                        "photo": tfds.features.Image(shape=(None, None, 3))}
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(6, 0), "test": self._generate_examples(3, 100)}
+
+        def _generate_examples(self, count, offset):
+            for i in range(count):
+                yield i, {"photo": np.full((20 + i, 24, 3), 10 * i + offset, np.uint8), "label": i % 2}
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(constants, "DATA_DIR", str(tmp_path_factory.mktemp("tfds")))
+    yield "tfds:colornet_tiny_photos"
+    patch.undo()
+
+
+def test_tfds_source_reads_a_local_builder(tiny_tfds):
+    assert data.count_images(tiny_tfds) == 6  # the train split by default
+    assert data.count_images(f"{tiny_tfds}:test") == 3
+    l_raw, ab = next(iter(data.train_dataset(tiny_tfds, 4, crop=16, resize=32, seed=0)))
+    assert l_raw.shape == (4, 16, 16, 1) and ab.shape == (4, 4, 4, 2)
+    images, skipped = data.decoded_images(f"{tiny_tfds}:test", resize=None)
+    got = sorted((image.shape[0], int(image.numpy().min()), int(image.numpy().max())) for image in images)
+    assert got == [(20, 100, 100), (21, 110, 110), (22, 120, 120)]
+    assert len(list(data.eval_dataset(f"{tiny_tfds}:test", 1, crop=16, resize=16))) == 3
+    with pytest.raises(ColornetError, match=f"^{tiny_tfds}:validation: "):
+        data.count_images(f"{tiny_tfds}:validation")
+
+
+def test_tfds_errors(tiny_tfds, monkeypatch):
+    with pytest.raises(ColornetError, match="tfds:no_such_set_anywhere: "):
+        data.count_images("tfds:no_such_set_anywhere")
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if not installed
+    with pytest.raises(ColornetError, match="TensorFlow Datasets is not installed"):
+        data.train_dataset(tiny_tfds, 2)
 
 
 def test_train_dataset_under_mirrored_strategy(tmp_path):

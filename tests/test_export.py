@@ -363,7 +363,7 @@ def test_tf_serving_view_in_subprocesses(exported, tmp_path):
 def test_bfloat16_export_decodes_in_float32(exported, tmp_path):
     model, _ = exported
     result = export.export_saved_model(
-        model, tmp_path / "bf16", image_size=h.IMAGE_SIZE, precision="bfloat16", warmup=False
+        model, tmp_path / "bf16", size=h.IMAGE_SIZE, precision="bfloat16", warmup=False
     )
     from tensorflow.core.protobuf import saved_model_pb2
 

@@ -216,7 +216,9 @@ def full_disk(tmp_path, monkeypatch):
 def test_full_disk_stops_training_and_keeps_the_last_checkpoint(photos, full_disk):
     directory, fill = full_disk
     workdir = directory / "run"
-    train.train(train.TrainConfig(**_config(photos, workdir, 2)))
+    finished = train.train(train.TrainConfig(**_config(photos, workdir, 2)))["model"]
+    # The .keras file written at the end holds what the last checkpoint holds.
+    step_2 = [w.numpy() for w in load_colorizer(finished).weights]
     make_room = fill()
     pattern = "could not write a checkpoint .*No space left on device.*ckpt-2 is intact"
     with pytest.raises(ColornetError, match=pattern) as info:
@@ -225,7 +227,9 @@ def test_full_disk_stops_training_and_keeps_the_last_checkpoint(photos, full_dis
     assert "\n" not in message and "{{function_node" not in message and "[Op:" not in message
     assert _listed(str(workdir)) == [2]
     make_room()
-    assert load_colorizer(str(workdir)) is not None
+    # The workdir loads as it was: checkpoint 2's weights, untouched by the failed run.
+    for kept, before in zip(load_colorizer(str(workdir)).weights, step_2, strict=True):
+        np.testing.assert_array_equal(kept.numpy(), before)
     # With room again, training resumes from the intact checkpoint.
     assert train.train(train.TrainConfig(**_config(photos, workdir, 4)))["step"] == 4
 
@@ -260,7 +264,7 @@ def test_killed_export_leaves_no_version_tf_serving_would_load(tmp_path):
     assert export.existing_versions(str(base)) == []  # only the hidden .tmp-1-* remains
     assert [p.name for p in base.iterdir() if p.name.isdigit()] == []
     # The next export takes version 1 and ignores the leftover.
-    result = export.export_saved_model(model, str(base), image_size=32, warmup=False)
+    result = export.export_saved_model(model, str(base), size=32, warmup=False)
     assert result.version == 1 and export.existing_versions(str(base)) == [1]
     assert os.path.isfile(os.path.join(result.path, "saved_model.pb"))
 

@@ -134,10 +134,60 @@ def _examples(share):
     return settings(max_examples=max(1, int(settings.default.max_examples * share)))
 
 
-@given(image_bytes())
-@_examples(2.5)
-def test_exif_parser_never_raises(content):
-    assert 1 <= data.jpeg_exif_orientation(content) <= 8
+# The oracle of EXIF orientation, from the EXIF 2.3 / TIFF 6.0 definition of tag 274
+# rather than from any image library: where the stored image's row 0 and column 0
+# are to be shown.
+_ROW0_COL0 = {
+    1: ("top", "left"), 2: ("top", "right"), 3: ("bottom", "right"), 4: ("bottom", "left"),
+    5: ("left", "top"), 6: ("right", "top"), 7: ("right", "bottom"), 8: ("left", "bottom"),
+}
+# SHORT tags of IFD0 that are not pointers to other IFDs: company for the orientation.
+_OTHER_TAGS = (0x0100, 0x0101, 0x0103, 0x0106, 0x0115, 0x011C, 0x0128, 0x0213)
+
+
+def _upright_by_the_spec(stored, orientation):
+    row0, col0 = _ROW0_COL0[orientation]
+    height, width = stored.shape[:2]
+    if row0 in ("top", "bottom"):  # stored rows stay rows
+        y, x = np.mgrid[:height, :width]
+        rows = y if row0 == "top" else height - 1 - y
+        cols = x if col0 == "left" else width - 1 - x
+    else:  # stored rows become columns
+        y, x = np.mgrid[:width, :height]
+        rows = x if row0 == "left" else height - 1 - x
+        cols = y if col0 == "top" else width - 1 - y
+    return stored[rows, cols]
+
+
+@st.composite
+def exif_jpegs(draw):
+    """A JPEG with an EXIF APP1 segment in either byte order whose IFD0 holds an
+    Orientation (0..12: 0 and 9..12 are not orientations) among other tags."""
+    order = draw(st.sampled_from([">", "<"]))
+    orientation = draw(st.integers(0, 12))
+    others = draw(st.lists(st.sampled_from(_OTHER_TAGS), unique=True, max_size=4))
+    entries = sorted([(tag, draw(st.integers(0, 65535))) for tag in others] + [(0x0112, orientation)])
+    tiff = (b"MM" if order == ">" else b"II") + struct.pack(order + "HIH", 42, 8, len(entries))
+    for tag, value in entries:
+        tiff += struct.pack(order + "HHIHH", tag, 3, 1, value, 0)  # SHORT, count 1
+    payload = b"Exif\x00\x00" + tiff + struct.pack(order + "I", 0)
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    shape = (draw(st.integers(1, 9)), draw(st.integers(1, 9)), 3)
+    rgb = draw(hnp.arrays(np.uint8, shape))
+    jpeg = tf.io.encode_jpeg(rgb, quality=95).numpy()
+    return jpeg[:2] + app1 + jpeg[2:], orientation
+
+
+@given(exif_jpegs())
+@_examples(0.5)
+def test_exif_orientation_against_the_spec(scratch_file, case):
+    jpeg, orientation = case
+    expected = orientation if 1 <= orientation <= 8 else 1
+    assert data.jpeg_exif_orientation(jpeg) == expected
+    stored = data.decode_image(tf.constant(jpeg), MAX_PIXELS).numpy()  # TF ignores the tag
+    with open(scratch_file, "wb") as f:
+        f.write(jpeg)
+    np.testing.assert_array_equal(data.read_image(scratch_file, MAX_PIXELS), _upright_by_the_spec(stored, expected))
 
 
 @pytest.fixture(scope="module")

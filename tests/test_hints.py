@@ -452,7 +452,7 @@ def test_saved_model_of_a_plain_model_has_no_hint_signatures(tmp_path):
 def test_tflite_colours_as_python_does_with_hints(hinted_tiny, tmp_path, quantize):
     from colornet import tflite
 
-    result = tflite.convert(hinted_tiny, tmp_path / "m.tflite", quantize=quantize, image_size=64)
+    result = tflite.convert(hinted_tiny, tmp_path / "m.tflite", quantize=quantize, size=64)
     assert all(op.isupper() for op in result.ops)  # builtin ops only (convert checks it too)
     image = np.random.default_rng(5).integers(0, 256, [50, 70, 3], dtype=np.uint8)
     given = [{"x": 20, "y": 10, "color": "#c02020", "size": 12}, {"x": 60, "y": 40, "ab": [-30, 40]}]

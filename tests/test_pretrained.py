@@ -401,6 +401,31 @@ def test_a_damaged_cache_entry_is_reported_moved_aside_and_fetched_again(server,
     assert not os.path.exists(path) and pathlib.Path(aside).stat().st_size == len(sound) // 2
 
 
+def test_a_cached_file_that_does_not_load_is_fetched_again_through_the_cli(server, cache, registry, tmp_path,
+                                                                         capsys):
+    """As through the Python API (above): a sound archive that Keras cannot load."""
+    state = _tiny_state_dict(seed=6)
+    data = _pth_bytes(state, tmp_path)
+    release = _register("fake_unloadable", data, ".pth", TINY_PYTORCH)
+    server.files[f"/weights/{release.file_name}"] = data
+    expected = official.convert_state_dict(state, network=TINY_PYTORCH)
+    path = pretrained.fetch("fake_unloadable", quiet=True)
+    notice = f"colornet: the cached {path} is damaged (not a loadable colornet model"
+    image = _grey_image(tmp_path)
+    for number, argv in enumerate((["colorize", str(image), "-o", str(tmp_path / "out"), "--model", "fake_unloadable"],
+                                   ["tflite", "--model", "fake_unloadable", "--out", str(tmp_path / "m.tflite"),
+                                    "--size", "32"]), 2):
+        with zipfile.ZipFile(path, "w") as archive:
+            for member in ("config.json", "metadata.json", "model.weights.h5"):
+                archive.writestr(member, "{}")
+        code = cli.main(cli._parse_flags(["colornet", *argv]))
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert notice in err and len(server.requests) == number
+        _same_weights(pretrained.load("fake_unloadable"), expected)
+    assert (tmp_path / "out" / "grey.png").is_file() and (tmp_path / "m.tflite").stat().st_size > 0
+
+
 def test_a_temporary_file_of_a_live_fetch_is_left_alone(cache, registry, tmp_path, monkeypatch):
     data = _pth_bytes(_tiny_state_dict(), tmp_path)
     release = _register("fake_live", data, ".pth", TINY_PYTORCH)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from colornet import bins, prior
 from colornet.errors import ColornetError
+from tests import plots
 from tests.images import random_rgb, smooth_rgb
 
 
@@ -115,7 +116,27 @@ def test_cli_prior_skips_bad_files_and_plots(tmp_path):
     assert "images 3, skipped 1" in run.stdout
     loaded = prior.load_prior(out)
     assert loaded.metadata["images"] == 3 and loaded.metadata["skipped"] == 1
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_prior_plot(plot, loaded)
+
+
+def _check_prior_plot(path, shown):
+    """The figure's two panels: the 313 bins in their colour at L = 50 (scikit-image's
+    Lab conversion), and in jet by log10 of the prior, each bin at its (b, a)."""
+    import matplotlib
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (460, 1000, 3)  # 10 x 4.6 inches at 100 dpi
+    centres = bins.ab_bins().astype(np.float64)
+    lab = np.concatenate([np.full((len(centres), 1), 50.0), centres], axis=1)
+    bin_colours = np.rint(skimage.color.lab2rgb(lab[None])[0] * 255)
+    log_p = np.log10(np.maximum(shown.probs, 1e-7))
+    scaled = matplotlib.colors.Normalize(-7, log_p.max())(log_p)
+    prior_colours = np.rint(matplotlib.colormaps["jet"](scaled)[:, :3] * 255)
+    points = centres[:, ::-1]  # b across, a down
+    left, right = image[:, :500], image[:, 500:]
+    assert plots.scatter_drawn(left, points, bin_colours) > 0.95
+    assert plots.scatter_drawn(right, points, prior_colours) > 0.95
 
 
 def test_cli_prior_show_default():

@@ -42,7 +42,7 @@ def converted(tmp_path_factory):
         (representative / f"{i}.png").write_bytes(h.encode(image, "png"))
     model = h.vivid_tiny_model()
     results = {
-        q: tflite.convert(model, root / f"{q}.tflite", q, representative, image_size=h.IMAGE_SIZE)
+        q: tflite.convert(model, root / f"{q}.tflite", q, representative, size=h.IMAGE_SIZE)
         for q in tflite.QUANTIZATIONS
     }
     return model, results
@@ -114,7 +114,7 @@ def test_shortcut_network_converts_like_the_others(tmp_path):
         (representative / f"{i}.png").write_bytes(h.encode(smooth_rgb(56, 64, seed=100 + i), "png"))
     for quantize in ("none", "int8"):
         result = tflite.convert(
-            model, tmp_path / f"{quantize}.tflite", quantize, representative, image_size=h.IMAGE_SIZE
+            model, tmp_path / f"{quantize}.tflite", quantize, representative, size=h.IMAGE_SIZE
         )
         assert not [op for op in result.ops if op.startswith("Flex") or op == "CUSTOM"], result.ops
         runner = tflite.TFLiteColorizer(result.path)
@@ -164,7 +164,7 @@ def test_percentile_ranges_are_narrower_and_auto_keeps_the_nearest(converted, tm
     representative = os.path.join(os.path.dirname(results["int8"].path), "representative")
     fixed = {
         p: tflite.convert(
-            model, tmp_path / f"{p}.tflite", "int8", representative, image_size=h.IMAGE_SIZE,
+            model, tmp_path / f"{p}.tflite", "int8", representative, size=h.IMAGE_SIZE,
             calibration_percentile=p,
         )  # fmt: skip
         for p in tflite.AUTO_PERCENTILES

@@ -8,9 +8,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from colornet import evaluate, predictors, prior, recalibrate, train
 from colornet.models import Colorizer
+from tests import plots
 from tests.images import smooth_rgb
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
@@ -54,7 +56,7 @@ def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
     expected = evaluate.evaluate(model, learning_curve.evenly_spaced(photos, 3), resolutions=("native",),
                                  verbose=0)["native"]["model"]
     assert scores["4"]["auc_raw"] == pytest.approx(expected["auc_raw"], abs=1e-6)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_curve_plot(out)
     mtime = os.path.getmtime(workdir / "curve.json")
     learning_curve.main(argv)  # nothing new to score: the cache is not rewritten
     assert os.path.getmtime(workdir / "curve.json") == mtime
@@ -66,9 +68,29 @@ def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
     shutil.rmtree(workdir)
     os.remove(out)
     learning_curve.main([*argv, "--scores", str(scores_file)])
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_curve_plot(out)
     with pytest.raises(SystemExit, match="no such workdir"):
         learning_curve.main([*argv, "--workdir", str(tmp_path / "gone"), "--scores", str(scores_file)])
+
+
+def _check_curve_plot(path):
+    """One panel per metric (5 x 4 inches each at 100 dpi), each with the run's curve
+    (matplotlib's first colour, C0) and its reference lines: grey for the grey
+    baseline, black for the truth's colourfulness, green for the targets."""
+    image = np.asarray(Image.open(path).convert("RGB"))
+    width = 500 * len(learning_curve.METRICS)
+    assert image.shape == (400, width, 3)
+    panels = [image[:, i : i + 500] for i in range(0, width, 500)]
+    run, grey, black, green = (31, 119, 180), (128, 128, 128), (0, 0, 0), (0, 128, 0)
+    # Thresholds: a line across a panel is 400 to 600 pixels; text and tick marks
+    # give about 100 grey pixels by antialiasing and 2,000 black ones.
+    assert all(plots.pixels_of(panel, run) > 300 for panel in panels)
+    auc_rebalanced, auc_raw, colourfulness = panels
+    assert min(plots.pixels_of(auc_rebalanced, grey), plots.pixels_of(auc_raw, grey)) > 400
+    assert plots.pixels_of(colourfulness, grey) < 300
+    assert plots.pixels_of(auc_rebalanced, green) > 100 and plots.pixels_of(colourfulness, green) > 100
+    assert plots.pixels_of(auc_raw, green) == 0
+    assert plots.pixels_of(colourfulness, black) > plots.pixels_of(auc_raw, black) + 300
 
 
 def test_cached_predictor_runs_the_network_once_per_image():

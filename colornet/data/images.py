@@ -33,13 +33,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import ExifTags, JpegImagePlugin
 
+from colornet import constants as c
 from colornet.errors import ColornetError, first_line
 
-# 50 megapixels: a decoded RGB image of this size takes 150 MB (200 MB while an
-# alpha channel is still attached). Every real photograph we expect is far
-# smaller (ImageNet averages 0.2 MP; a 2024 phone camera gives 12 to 50 MP),
-# while a bomb declares gigapixels in a few bytes of header.
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = c.MAX_PIXELS  # 50 megapixels; why: colornet/constants.py
 
 _HEADER_BYTES = 64
 _JPEG, _PNG, _GIF, _BMP, _WEBP, _UNKNOWN = range(6)

@@ -43,6 +43,7 @@ _EXPORTS = {
     "list_videos": "colornet.video.files",
     "VideoSummary": "colornet.video.files",
     "VideoJob": "colornet.video.files",
+    "check_options": "colornet.video.files",
     "colorize_video": "colornet.video.files",
 }
 

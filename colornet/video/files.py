@@ -325,6 +325,31 @@ def _check_encoding(crf, encoder_preset, batch_size):
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
 
+def check_options(**options):
+    """Checks `colorize_video`'s keyword options without any video at hand (needs
+    neither PyAV nor a model), as `colornet colorize` does for every run.
+
+    Raises:
+      TypeError: an option `colorize_video` does not have.
+      ValueError: a value out of range, naming the option.
+    """
+    import inspect
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(colorize_video).parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"unknown video options: {', '.join(unknown)}")
+    merged = {**defaults, **options}
+    _check_encoding(merged["crf"], merged["encoder_preset"], merged["batch_size"])
+    inference.validate_decoding(merged["method"], merged["temperature"])
+    TemporalSmoother(merged["temporal_smoothing"], merged["scene_threshold"], merged["motion"])
+    resolve_precision(merged["precision"])
+
+
 class VideoJob:
     """Colourises video files one after another with one model and one set of
     `colorize_video` options, checked here before any work; the network is built once
@@ -334,21 +359,7 @@ class VideoJob:
     """
 
     def __init__(self, model=None, **options):
-        import inspect
-
-        defaults = {
-            name: parameter.default
-            for name, parameter in inspect.signature(colorize_video).parameters.items()
-            if parameter.kind is parameter.KEYWORD_ONLY
-        }
-        unknown = sorted(set(options) - set(defaults))
-        if unknown:
-            raise TypeError(f"unknown video options: {', '.join(unknown)}")
-        merged = {**defaults, **options}
-        _check_encoding(merged["crf"], merged["encoder_preset"], merged["batch_size"])
-        inference.validate_decoding(merged["method"], merged["temperature"])
-        TemporalSmoother(merged["temporal_smoothing"], merged["scene_threshold"], merged["motion"])
-        resolve_precision(merged["precision"])
+        check_options(**options)
         self.options = options
         self._model = model
         self._predictor = None
