@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from colornet import constants as c
 from colornet import data, files, inference, predictors, video
+from colornet import hints as hint_maps
 from colornet.console import progress_bar
 from colornet.errors import ColornetError, first_line
 
@@ -160,6 +161,64 @@ def _output_path(out_real, rel):
     return target
 
 
+class _HintSource:
+    """Hints for `colorize_files`: one JSON file, or a folder of `NAME.json` files."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if os.path.isdir(self.path):
+            self.files = {
+                os.path.splitext(name)[0]: os.path.join(self.path, name)
+                for name in sorted(os.listdir(self.path))
+                if name.lower().endswith(".json")
+            }
+            self.single = None
+        elif os.path.isfile(self.path):
+            self.files = None
+            self.single = hint_maps.read_hints_file(self.path)
+        else:
+            raise ColornetError(f"--hints {self.path}: no such file or folder")
+        self.chosen = {}
+
+    def match(self, image_paths):
+        """Assigns hint files to images; returns `(name, reason)` of what cannot be used."""
+        if self.single is not None:
+            if len(image_paths) != 1:
+                raise ColornetError(
+                    f"--hints {self.path}: one hint file is for one image, got {len(image_paths)} image "
+                    "inputs; give a folder of NAME.json files, one per image"
+                )
+            self.chosen[image_paths[0]] = self.single
+            return []
+        stems = {}
+        for path in image_paths:
+            stems.setdefault(os.path.splitext(os.path.basename(path))[0], []).append(path)
+        problems = []
+        for stem, hint_file in self.files.items():
+            if stem not in stems:
+                problems.append((hint_file, "no image input is named like this hint file"))
+                continue
+            try:
+                given = hint_maps.read_hints_file(hint_file)
+            except ColornetError as error:
+                given = error
+            for path in stems[stem]:
+                self.chosen[path] = given
+        return problems
+
+    def points(self, path, image_size):
+        """The `(N, 5)` hints of one image (None: none); ColornetError for bad ones."""
+        given = self.chosen.get(path)
+        if isinstance(given, ColornetError):
+            raise given
+        if given is None:
+            return None
+        try:
+            return hint_maps.parse_hints(given, image_size)
+        except ColornetError as error:
+            raise ColornetError(f"hints: {error}") from None
+
+
 def colorize_files(
     inputs,
     out_dir,
@@ -172,6 +231,7 @@ def colorize_files(
     max_pixels=None,
     verbose=1,
     video_options=None,
+    hints=None,
 ):
     """Colourises image files into PNGs under `out_dir`, at each input's resolution.
 
@@ -202,6 +262,11 @@ def colorize_files(
         checked (`colornet.video.check_options`) even when no input is a video.
       max_pixels: largest image accepted (default `colornet.data.MAX_PIXELS`).
       verbose: 1 shows a progress bar and reports failures as they happen.
+      hints: for a model that takes hints, a JSON file of hints
+        (`colornet.hints.parse_hints`' format) for the one image input, or a folder
+        of `NAME.json` files, each for the image input whose file name's stem is
+        NAME (images without one are coloured without hints; a file that matches no
+        input is reported). Images only. A hint outside its image fails that image.
 
     Returns:
       a `ColorizeSummary`.
@@ -212,7 +277,10 @@ def colorize_files(
     temperature = inference.validate_decoding(method, temperature)
     # Whether or not an input is a video: a wrong option is wrong before any work.
     video.check_options(**(video_options or {}))
+    hint_source = _HintSource(hints) if hints is not None else None
     predictor = predictors.load_predictor(model)
+    if hint_source is not None and not predictor.takes_hints:
+        raise ColornetError(f"--hints: {predictor.source} takes no hints (a model trained with hints does)")
     size = predictors.resolve_size(predictor, size)
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if not inputs:
@@ -247,6 +315,9 @@ def colorize_files(
                 continue
             claimed[key] = path
             jobs.append((path, rel))
+    if hint_source is not None:
+        for problem in hint_source.match([path for path, _ in jobs if not video.is_video_path(path)]):
+            fail(*problem)
 
     colorize_video = None
     if any(video.is_video_path(path) for path, _ in jobs):
@@ -263,7 +334,8 @@ def colorize_files(
                     colorize_video(path, target)
                 else:
                     rgb = data.read_image(path, max_pixels)
-                    result = inference.colorize_rgb(predictor, rgb, size, method, temperature).numpy()
+                    points = hint_source.points(path, rgb.shape[:2]) if hint_source else None
+                    result = inference.colorize_rgb(predictor, rgb, size, method, temperature, points).numpy()
                     if compare:
                         panels = [inference.grey_rgb(rgb).numpy(), result]
                         if inference.has_color(rgb):

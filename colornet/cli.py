@@ -355,6 +355,11 @@ def _add_colorize(subparsers):
                         help="write grey input | colourised | original (if in colour) side by side")
     parser.add_argument("--size", type=int, help="side the network runs at (default 256, or an "
                         "exported model's own)")
+    parser.add_argument("--hints", metavar="FILE|DIR", help="colours to impose, for a model that takes "
+                        "hints: a JSON list of {\"x\": 120, \"y\": 45, \"color\": \"#3a7d2c\"} (x, y in "
+                        "the image's pixels from its top-left corner; optional \"size\" in pixels; \"ab\": "
+                        "[a, b] instead of \"color\") for one image, or a folder of NAME.json files matched to "
+                        "images by stem")
     _add_max_pixels(parser)
     _add_video_options(parser)
     parser.set_defaults(handler=_run_colorize)
@@ -412,6 +417,7 @@ def _run_colorize(args):
         compare=args.compare,
         max_pixels=args.max_pixels,
         video_options={name: getattr(args, name) for name in VIDEO_OPTIONS if hasattr(args, name)},
+        hints=args.hints,
     )
     print(f"wrote {summary.describe_written()} to {summary.out_dir}"
           + (f"; {len(summary.failed)} failed (listed above)" if summary.failed else ""))

@@ -464,3 +464,90 @@ def test_tflite_colours_as_python_does_with_hints(hinted_tiny, tmp_path, quantiz
     bound = 1.0 if quantize == "none" else 4.0
     assert np.abs(got.astype(int) - expected).mean() < bound
     assert not np.array_equal(got, colornet.colorize(image, model=lite))
+
+
+# ----------------------------------------------------------------------------
+# `colornet colorize --hints`.
+
+
+def _cli(argv, capsys):
+    from colornet import cli
+
+    code = cli.main(cli._parse_flags(["colornet", *argv]))
+    out, err = capsys.readouterr()
+    return code, err
+
+
+@pytest.fixture
+def hint_files(hinted_tiny, tmp_path):
+    from PIL import Image
+
+    model_path = tmp_path / "hinted.keras"
+    hinted_tiny.save(model_path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, (height, width) in {"a": (40, 48), "b": (50, 64), "c": (30, 30)}.items():
+        rgb = np.random.default_rng(height).integers(0, 256, [height, width, 3], dtype=np.uint8)
+        Image.fromarray(rgb).save(photos / f"{name}.png")
+    return model_path, photos
+
+
+def test_cli_hints_file_colours_as_python_does(hint_files, tmp_path, capsys):
+    from PIL import Image
+
+    model_path, photos = hint_files
+    given = [{"x": 10, "y": 12, "color": "#2050d0", "size": 8}]
+    (tmp_path / "a.json").write_text(json.dumps(given))
+    code, err = _cli(["colorize", str(photos / "a.png"), "-o", str(tmp_path / "out"), "--model", str(model_path),
+                      "--size", "64", "--hints", str(tmp_path / "a.json")], capsys)
+    assert code == 0, err
+    written = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    image = np.asarray(Image.open(photos / "a.png"))
+    model = loading.load_colorizer(str(model_path))
+    np.testing.assert_array_equal(written, colornet.colorize(image, model=model, hints=given, size=64))
+    assert not np.array_equal(written, colornet.colorize(image, model=model, size=64))
+
+
+def test_cli_hints_folder_matches_by_stem(hint_files, tmp_path, capsys):
+    model_path, photos = hint_files
+    folder = tmp_path / "hints"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps([{"x": 5, "y": 5, "ab": [30, 30]}]))
+    (folder / "b.json").write_text(json.dumps([{"x": 500, "y": 5, "ab": [30, 30]}]))  # outside b
+    (folder / "zzz.json").write_text("[]")  # no such image
+    out = tmp_path / "out"
+    code, err = _cli(["colorize", str(photos), "-o", str(out), "--model", str(model_path), "--size", "64",
+                      "--hints", str(folder)], capsys)
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]  # c: no hints, coloured anyway
+    assert "b.png: hints: hint 0: point (500, 5) is outside the 64 x 50 image" in err
+    assert "zzz.json: no image input is named like this hint file" in err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("[{\"x\": 1,", "not JSON"), ("[{\"x\": 1, \"y\": 1, \"color\": \"teal\"}]", "is not a colour"),
+     ("{\"x\": 1}", "must be a list of hints")],
+)
+def test_cli_bad_hint_file_stops_before_any_work(hint_files, tmp_path, capsys, content, message):
+    model_path, photos = hint_files
+    (tmp_path / "h.json").write_text(content)
+    out = tmp_path / "out"
+    code, err = _cli(["colorize", str(photos / "a.png"), "-o", str(out), "--model", str(model_path),
+                      "--hints", str(tmp_path / "h.json")], capsys)
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_hints_need_a_hint_model_and_one_image_per_file(hint_files, tmp_path, capsys):
+    model_path, photos = hint_files
+    (tmp_path / "h.json").write_text("[]")
+    code, err = _cli(["colorize", str(photos / "a.png"), "-o", str(tmp_path / "o1"),
+                      "--hints", str(tmp_path / "h.json")], capsys)
+    assert code != 0 and "takes no hints" in err
+    code, err = _cli(["colorize", str(photos), "-o", str(tmp_path / "o2"), "--model", str(model_path),
+                      "--hints", str(tmp_path / "h.json")], capsys)
+    assert code != 0 and "one hint file is for one image, got 3" in err
+    code, err = _cli(["colorize", str(photos), "-o", str(tmp_path / "o3"), "--model", str(model_path),
+                      "--hints", str(tmp_path / "missing")], capsys)
+    assert code != 0 and "no such file or folder" in err
