@@ -31,6 +31,7 @@ import zipfile
 import zlib
 
 from colornet import download, files, official, pth
+from colornet import prior as prior_lib
 from colornet.errors import ColornetError
 from colornet.models import presets
 from colornet.models.loading import load_colorizer
@@ -66,6 +67,9 @@ class Release:
       licence: the licence of the weights, as their authors state it.
       network: the `ModelConfig` to convert into; None for the importer's own
         (`eccv16_pytorch` for a `.pth`, `eccv16` for a `.caffemodel`).
+      prior: the prior it was trained with, recorded in the converted model
+        (`colornet.prior.rebalancing_weights_of`); None: one colornet does not ship
+        (the authors' ImageNet prior), so undoing its rebalancing needs `--prior`.
     """
 
     name: str
@@ -76,6 +80,7 @@ class Release:
     description: str
     licence: str = LICENCE
     network: object = None
+    prior: str | None = None
 
     @property
     def file_name(self):
@@ -116,6 +121,7 @@ register(Release(
     sha256="6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159",
     checksum_source=_OMZ.format("colorization-v2-norebal") + " (commit 161867c1)",
     description="the same network trained without class rebalancing: duller, safer colours (Caffe)",
+    prior="uniform",
 ))
 
 
@@ -324,6 +330,10 @@ def _convert(release, raw, source, path, quiet):
         model = official.convert_caffe_blobs(official.read_caffemodel(raw), source=source, network=release.network)
     else:
         model = official.convert_state_dict(pth.load(raw), source=source, network=release.network)
+    if release.prior is not None:
+        model.model_config = model.model_config.replace(
+            rebalancing_weights=tuple(prior_lib.rebalancing_weights_of(release.prior))
+        )
     try:
         official.save_colorizer(model, path)
     except OSError as error:

@@ -175,6 +175,8 @@ def build_model(config):
         loss=RebalancedLoss(class_weights=config.prior, k=config.k),
         metrics=[UnweightedCrossEntropy(k=config.k)],
     )
+    # The model's own record of its prior: what undoing rebalancing later needs.
+    model.model_config = model.model_config.replace(rebalancing_weights=tuple(model.loss.class_weights))
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -305,6 +307,7 @@ def _recalibrated_copy(model, config):
     if not config.recalibrate_images:
         return model
     plain = Colorizer.from_preset(config.preset)
+    plain.model_config = plain.model_config.replace(rebalancing_weights=model.model_config.rebalancing_weights)
     plain.set_weights(model.get_weights())
     used = recalibrate.recalibrate_on_images(
         plain, config.data, images=config.recalibrate_images, size=c.TRAIN_RESIZE
@@ -420,9 +423,15 @@ def _init_weights(model, path):
 
     source = loading.load_colorizer(path)
     recalibrate.undo_rebalancing(source, 0.0)
-    if source.model_config != model.model_config.replace(norm_synchronized=source.model_config.norm_synchronized):
+    # The records of norm synchronisation and of the prior say nothing of the network.
+    if source.model_config != model.model_config.replace(
+        norm_synchronized=source.model_config.norm_synchronized,
+        rebalancing_weights=source.model_config.rebalancing_weights,
+    ):
         mine, theirs = model.model_config.to_dict(), source.model_config.to_dict()
-        differ = sorted(k for k in mine if k != "norm_synchronized" and mine[k] != theirs[k])
+        differ = sorted(
+            k for k in mine if k not in ("norm_synchronized", "rebalancing_weights") and mine[k] != theirs[k]
+        )
         raise ColornetError(f"init_from {path}: another network than the preset's (differs in {differ})")
     for target, value in zip(model.weights, source.weights):
         target.assign(tf.cast(value, target.dtype))

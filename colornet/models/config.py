@@ -5,6 +5,7 @@ norm settings, input scaling), the choice is a field here, defaulting to the rel
 """
 
 import dataclasses
+import math
 
 from colornet import constants as c
 
@@ -76,6 +77,11 @@ class ModelConfig:
         of the logits after training, by adding `-undo_rebalancing * log(w)` (w: the
         prior's rebalancing weights) to `conv8_313`'s bias. 0 for a model as
         trained; building a model from a config does not apply it, the weights hold it.
+      rebalancing_weights: a record, not a layer: the 313 class-rebalancing weights w
+        of the loss the model was trained with (`colornet train` writes them, from
+        its `prior`), which `undo_rebalancing` needs. None: not known (a model built
+        from a preset, one trained before colornet recorded them, or the authors'
+        ImageNet models, whose prior colornet does not ship).
     """
 
     filters: tuple = TABLE4_FILTERS
@@ -92,6 +98,7 @@ class ModelConfig:
     weight_decay: float = CAFFE_WEIGHT_DECAY
     shortcut: bool = False
     undo_rebalancing: float = 0.0
+    rebalancing_weights: tuple | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
@@ -122,6 +129,14 @@ class ModelConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0.0 <= self.undo_rebalancing <= 1.0:
             raise ValueError(f"undo_rebalancing must be in [0, 1], got {self.undo_rebalancing!r}")
+        if self.rebalancing_weights is not None:
+            try:
+                weights = tuple(float(w) for w in self.rebalancing_weights)
+            except (TypeError, ValueError):
+                weights = ()
+            if len(weights) != c.NUM_BINS or not all(math.isfinite(w) and w > 0 for w in weights):
+                raise ValueError(f"rebalancing_weights must be {c.NUM_BINS} finite positive numbers or None")
+            object.__setattr__(self, "rebalancing_weights", weights)
         for field in ("norm_affine", "norm_synchronized", "shortcut"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
