@@ -167,6 +167,11 @@ def _add_recalibrate(subparsers):
         help="also take this fraction (0-1) of the class rebalancing's boost of rare colours out of "
         "the logits: less vivid, fewer wrong colours (default: keep the model's; README model card)",
     )
+    parser.add_argument(
+        "--prior",
+        help="the prior the model was trained with, for --undo-rebalancing: default, uniform, a prior .npz "
+        "or a .npy of 313 bin probabilities (default: the one the model or workdir records)",
+    )
     parser.set_defaults(handler=_run_recalibrate)
 
 
@@ -174,7 +179,8 @@ def _run_recalibrate(args):
     from colornet import recalibrate
 
     used = recalibrate.recalibrate_file(
-        args.model, args.data, args.out, images=args.images, size=args.size, undo_rebalancing=args.undo_rebalancing
+        args.model, args.data, args.out, images=args.images, size=args.size, undo_rebalancing=args.undo_rebalancing,
+        prior=args.prior,
     )
     undo = "" if args.undo_rebalancing is None else f", rebalancing undone by {args.undo_rebalancing:g}"
     print(f"wrote {args.out}: batch-norm statistics recomputed on {used} images{undo}")

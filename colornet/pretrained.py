@@ -42,6 +42,7 @@ import zipfile
 import zlib
 
 from colornet import download, files, official, pth
+from colornet import prior as prior_lib
 from colornet.errors import ColornetError
 from colornet.models import presets
 from colornet.models.loading import load_colorizer
@@ -76,6 +77,9 @@ class Source:
       host: who publishes the file there, for the listing.
       network: the `ModelConfig` to convert into; None for the importer's own
         (`eccv16_pytorch` for a `.pth`, `eccv16` for a `.caffemodel`).
+      prior: the prior it was trained with, recorded in the converted model
+        (`colornet.prior.rebalancing_weights_of`); None: one colornet does not ship
+        (the authors' ImageNet prior), so undoing its rebalancing needs `--prior`.
     """
 
     url: str
@@ -84,6 +88,7 @@ class Source:
     checksum_source: str
     host: str = "the authors"
     network: object = None
+    prior: str | None = None
 
     @property
     def file_name(self):
@@ -180,6 +185,7 @@ register(Release(
         host="the authors' Berkeley page (they publish no other copy of this one)",
     ),),
     description="the same network trained without class rebalancing: duller, safer colours (Caffe)",
+    prior="uniform",
 ))
 
 
@@ -323,7 +329,7 @@ def _fetch(release, local_file, quiet, unloadable=None):
                     source = _source_of_file(release, local_file)
                 except OSError as error:
                     raise ColornetError(f"{local_file}: {error.strerror}") from None
-                _save(_convert(source, local_file, local_file, path, quiet), path)
+                _save(_convert(source, local_file, local_file, path, quiet, release.prior), path)
                 return path
             _download_and_convert(release, tries, path, quiet)
     except OSError as error:  # the cache: a lock file or a moved-aside file that cannot be written
@@ -353,7 +359,7 @@ def _download_and_convert(release, tries, path, quiet):
             failures.append(str(error))
         else:
             try:
-                model = _convert(source, partial, url, path, quiet)
+                model = _convert(source, partial, url, path, quiet, release.prior)
             except ColornetError as error:  # the published file, but not a layout `official` reads
                 failures.append(str(error))
             else:
@@ -448,8 +454,9 @@ def _move_aside(path, damage, release):
     )
 
 
-def _convert(source, raw, name, path, quiet):
-    """The model in the verified file `raw` of `source` (named `name` in errors).
+def _convert(source, raw, name, path, quiet, prior=None):
+    """The model in the verified file `raw` of `source` (named `name` in errors), with
+    the release's `prior` recorded in it (None: not known).
 
     Raises:
       ColornetError: the file is not the layout `official` reads.
@@ -458,8 +465,14 @@ def _convert(source, raw, name, path, quiet):
         print(f"converting {source.file_name} to {path}", file=sys.stderr, flush=True)
     # The source's own name says its format: a file saved by hand may be named otherwise.
     if source.is_caffe:
-        return official.convert_caffe_blobs(official.read_caffemodel(raw), source=name, network=source.network)
-    return official.convert_state_dict(pth.load(raw), source=name, network=source.network)
+        model = official.convert_caffe_blobs(official.read_caffemodel(raw), source=name, network=source.network)
+    else:
+        model = official.convert_state_dict(pth.load(raw), source=name, network=source.network)
+    if prior is not None:
+        model.model_config = model.model_config.replace(
+            rebalancing_weights=tuple(prior_lib.rebalancing_weights_of(prior))
+        )
+    return model
 
 
 def _save(model, path):

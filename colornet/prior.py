@@ -202,6 +202,60 @@ def default_prior():
     return load_prior(DEFAULT_PRIOR_PATH)
 
 
+PRIOR_NAMES = ("default", "uniform")
+
+
+def rebalancing_weights_of(prior):
+    """The 313 class-rebalancing weights a training run used, from what names its prior.
+
+    Args:
+      prior: "default" (the package's prior, what `colornet train` uses unless told
+        otherwise), "uniform" (no rebalancing: every weight 1), the path of a prior
+        `.npz` written by `colornet prior`, the path of a `.npy` of 313 smoothed bin
+        probabilities (the form of the authors' `prior_probs.npy`, mixed with uniform
+        at lambda = 0.5 as they trained), a `Prior`, or 313 weights.
+
+    Returns:
+      `(313,)` float64 weights.
+
+    Raises:
+      ColornetError: a name or file that is none of these.
+    """
+    if isinstance(prior, Prior):
+        return np.asarray(prior.weights, np.float64)
+    if isinstance(prior, (str, os.PathLike)):
+        name = os.fspath(prior)
+        if name == "default":
+            return np.asarray(default_prior().weights, np.float64)
+        if name == "uniform":
+            return np.ones(c.NUM_BINS)
+        if name.endswith(".npy"):
+            return _weights_of_probabilities_file(name)
+        if name.endswith(".npz"):
+            return np.asarray(load_prior(name).weights, np.float64)
+        raise ColornetError(
+            f"prior {name!r}: give 'default', 'uniform', a prior .npz (colornet prior) or a .npy of "
+            f"{c.NUM_BINS} bin probabilities"
+        )
+    weights = np.asarray(prior, np.float64)
+    if weights.shape != (c.NUM_BINS,) or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+        raise ColornetError(f"prior weights must be {c.NUM_BINS} finite positive numbers, got shape {weights.shape}")
+    return weights
+
+
+def _weights_of_probabilities_file(path):
+    try:
+        probs = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ColornetError(f"{path}: no such prior file") from None
+    except (OSError, ValueError) as error:
+        raise ColornetError(f"{path}: not a .npy array ({error})") from None
+    try:
+        return bins.rebalancing_weights(np.ravel(probs))
+    except (ValueError, TypeError) as error:
+        raise ColornetError(f"{path}: not {c.NUM_BINS} bin probabilities ({error})") from None
+
+
 def describe(prior):
     """A few lines summarising a prior: its data, peak bins and weight range."""
     centres = bins.ab_bins()

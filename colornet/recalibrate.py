@@ -154,30 +154,52 @@ def undo_rebalancing(model, fraction, prior=None):
 
     The fraction replaces the one the model already has (`model.model_config.
     undo_rebalancing`), so calling this again with 0 restores the model as trained.
+    The boost is that of the prior the model was trained with: the one its config
+    records (`ModelConfig.rebalancing_weights`, written by `colornet train`), or
+    `prior`, which then becomes the record.
 
     Args:
       model: a `Colorizer`; its `conv8_313` bias and `model_config` change.
       fraction: in [0, 1].
-      prior: the `Prior` whose weights the model was trained with (None: the
-        package's, which `colornet train` uses unless given `--set prior=...`).
+      prior: the prior the model was trained with, in any form
+        `colornet.prior.rebalancing_weights_of` takes ("default", "uniform", a prior
+        `.npz`, a `.npy` of 313 probabilities, a `Prior`, 313 weights); None: the
+        model's record.
 
     Raises:
       ValueError: a fraction outside [0, 1], or a model without a `conv8_313` bias.
+      ColornetError: the prior is needed (the fraction changes) but neither given nor
+        recorded, or cannot be read.
     """
     fraction = float(fraction)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"undo_rebalancing fraction must be in [0, 1], got {fraction!r}")
-    prior = prior_lib.default_prior() if prior is None else prior
     try:
         head = model.get_layer(HEAD_LAYER)
     except ValueError:
         raise ValueError(f"the model has no {HEAD_LAYER} layer: not a colornet network") from None
     if head.bias is None:
         raise ValueError(f"the model's {HEAD_LAYER} has no bias to hold the adjustment")
-    change = fraction - model.model_config.undo_rebalancing
-    shift = -change * np.log(np.asarray(prior.weights, np.float64))
+    config = model.model_config
+    recorded = None if config.rebalancing_weights is None else np.asarray(config.rebalancing_weights)
+    weights = recorded if prior is None else prior_lib.rebalancing_weights_of(prior)
+    if fraction == config.undo_rebalancing and (prior is None or config.undo_rebalancing == 0.0):
+        if prior is not None:
+            model.model_config = config.replace(rebalancing_weights=tuple(weights))
+        return
+    if weights is None:
+        raise ColornetError(
+            "the model does not record the prior it was trained with (a model from before colornet "
+            "recorded it, or the authors' ImageNet models, trained with their own prior): give it as "
+            "--prior / prior= ('default', 'uniform', a prior .npz, or a .npy of 313 bin probabilities "
+            "such as the authors' prior_probs.npy)"
+        )
+    # The fraction already undone came out with the recorded weights (or, with none
+    # recorded, with the ones given now); the new one goes in with `weights`.
+    before = weights if recorded is None else recorded
+    shift = config.undo_rebalancing * np.log(before) - fraction * np.log(np.asarray(weights, np.float64))
     head.bias.assign((head.bias.numpy().astype(np.float64) + shift).astype(np.float32))
-    model.model_config = model.model_config.replace(undo_rebalancing=fraction)
+    model.model_config = config.replace(undo_rebalancing=fraction, rebalancing_weights=tuple(weights))
 
 
 _undo_rebalancing = undo_rebalancing  # `recalibrate_file`'s argument of that name hides it
@@ -215,7 +237,7 @@ def recalibrate_on_images(
 
 def recalibrate_file(
     model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE, undo_rebalancing=None,
-    undo_fraction=None,
+    undo_fraction=None, prior=None,
 ):
     """Loads a colorizer, recomputes its batch-norm statistics on `source` and writes
     it to `out`: a `.keras` file, or a compact `.npz` (`save_compact`), written
@@ -226,9 +248,11 @@ def recalibrate_file(
       source: photographs, as for `recalibrate_on_images`.
       out: the output path; its extension chooses the format.
       undo_rebalancing: None keeps the model's; a fraction A in [0, 1] sets it
-        (the function `undo_rebalancing`, with the package's prior). As
-        `colornet recalibrate --undo-rebalancing A`.
+        (the function `undo_rebalancing`). As `colornet recalibrate
+        --undo-rebalancing A`.
       undo_fraction: the old name of `undo_rebalancing` (deprecated).
+      prior: the prior the model was trained with, as `undo_rebalancing` takes it;
+        None: the one the model or workdir records. Recorded in the output.
 
     Returns:
       The number of images used.
@@ -243,9 +267,10 @@ def recalibrate_file(
     if fraction is not None and not 0.0 <= fraction <= 1.0:
         raise ColornetError(f"undo_rebalancing fraction must be in [0, 1], got {fraction}")
     model = loading.load_colorizer(model_path)
+    if prior is not None or fraction is not None:
+        # Before the long pass: an unknown prior is an error a user can fix at once.
+        _undo_rebalancing(model, model.model_config.undo_rebalancing if fraction is None else fraction, prior)
     used = recalibrate_on_images(model, source, images=images, size=size)
-    if fraction is not None:
-        _undo_rebalancing(model, fraction)
     if out.endswith(".npz"):
         loading.save_compact(model, out)
     else:

@@ -28,17 +28,16 @@ Quantisation (`quantize`):
   more so the more calibration images. `calibration_percentile=p` cuts each range
   to the (100 - p)th..pth percentile of its calibration values; the default,
   "auto", quantises with p = 99.9, 99.99 and 100 (the converter's ranges) and keeps
-  the model whose `ab` is nearest the float model's on the calibration images.
-  On the bundled model that is 99.9; on a network with random weights, which has
-  no long tails, it tends to be 100.
+  the model whose `ab` is nearest the float model's on the calibration images
+  (a network with random weights has no long tails, so 100 may win there).
 
 Every variant is converted from the model with its batch norms folded into the
 convolutions before them (`colornet.models.folding`): fewer ops, and for "int8" the
 difference between a usable model and not, as the release's batch norms (no scale)
 multiply channels by very different factors that one int8 scale per tensor cannot
-hold. Mean ab error against float32 of the bundled model on 20 real photos, 100
-calibration images (`benchmarks/deploy.py --photos`; README, Benchmarks): 4.05 with
-the converter's ranges, 0.26 with the 99.9th percentile.
+hold. `benchmarks/deploy.py --photos` measures the mean ab error against float32 of
+a trained model on real photos, with the converter's ranges
+(`--calibration-percentile 100`) or a percentile.
 
 Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus `TFLITE_BUILTINS_INT8`
 for "int8"): a model that would need Select TF ops (Flex) fails to convert with a

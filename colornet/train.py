@@ -193,6 +193,8 @@ def build_model(config):
         loss=RebalancedLoss(class_weights=config.prior, k=config.k),
         metrics=[UnweightedCrossEntropy(k=config.k)],
     )
+    # The model's own record of its prior: what undoing rebalancing later needs.
+    model.model_config = model.model_config.replace(rebalancing_weights=tuple(model.loss.class_weights))
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -328,6 +330,7 @@ def _recalibrated_copy(model, config):
     if not config.recalibrate_images:
         return model
     plain = Colorizer.from_preset(config.preset, **_network_overrides(config))
+    plain.model_config = plain.model_config.replace(rebalancing_weights=model.model_config.rebalancing_weights)
     plain.set_weights(model.get_weights())
     used = recalibrate.recalibrate_on_images(
         plain, config.data, images=config.recalibrate_images, size=c.TRAIN_RESIZE
@@ -502,7 +505,9 @@ def _preset_of(model_config):
     that are not the network's), or None."""
     from colornet.models import presets
 
-    plain = model_config.replace(norm_synchronized=False, undo_rebalancing=0.0, hints=False)
+    plain = model_config.replace(
+        norm_synchronized=False, undo_rebalancing=0.0, hints=False, rebalancing_weights=None
+    )
     return next((name for name, preset in presets.PRESETS.items() if preset() == plain), None)
 
 
@@ -521,7 +526,9 @@ def _init_weights(model, source, name):
     `Colorizer` of the same network (`name`: where it came from, for errors). A model
     without hints may start a hint model: its hint convolution keeps its zeros, so
     the run starts where that model was."""
-    ignored = {"norm_synchronized", "hints"}
+    # The records of norm synchronisation, of the prior and of hints say nothing of the
+    # rest of the network.
+    ignored = {"norm_synchronized", "hints", "rebalancing_weights"}
     mine, theirs = model.model_config.to_dict(), source.model_config.to_dict()
     differ = sorted(k for k in mine if k not in ignored and mine[k] != theirs[k])
     if source.model_config.hints and not model.model_config.hints:

@@ -109,10 +109,42 @@ class Colorizer:
         return lab_to_rgb(np.concatenate([lab[..., :1], ab], axis=-1))
 
 
+# EXIF orientation (1..8) -> the Pillow transposition that makes the image upright.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION = 0x0112
+
+
+def read_rgb(path):
+    """Reads an image file as upright `(H, W, 3)` uint8 RGB, as `colornet colorize` does.
+
+    Grey, palette and grey+alpha images are expanded to RGB; alpha is dropped, not
+    composited; 16-bit samples keep their high byte (16-bit grey would otherwise
+    saturate to white in Pillow's `convert("RGB")`); an animated GIF gives its first
+    frame; a JPEG's EXIF orientation is applied. The same pixels as
+    `colornet.data.read_image` (tests/test_tflite.py checks them on its odd inputs).
+    """
+    with Image.open(path) as image:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if image.format == "JPEG" else 1
+        if image.mode.startswith("I"):  # 16-bit grey ("I;16", "I;16B", or "I" holding 0..65535)
+            grey = (np.asarray(image).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
+            image = Image.fromarray(grey)
+        rgb = image.convert("RGB")
+    if orientation in _UPRIGHT:
+        rgb = rgb.transpose(_UPRIGHT[orientation])
+    return np.asarray(rgb)
+
+
 def colorize_file(model_path, image_path, out_path, num_threads=None):
-    """Reads `image_path` (anything Pillow opens; grey and alpha become RGB), writes a PNG."""
-    with Image.open(image_path) as image:
-        rgb = np.asarray(image.convert("RGB"))
+    """Reads `image_path` (`read_rgb`), colourises it and writes a PNG."""
+    rgb = read_rgb(image_path)
     Image.fromarray(Colorizer(model_path, num_threads).colorize(rgb)).save(out_path, format="PNG")
 
 

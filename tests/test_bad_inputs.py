@@ -10,6 +10,7 @@ and batch operations that skip and report a bad file and finish the rest.
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -523,6 +524,20 @@ def test_package_has_no_lambda_layers_or_pickle():
                         if "pickle" in code.replace("allow_pickle=False", "") and path != _PTH_READER:
                             offenders.append(f"{path}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_the_docs_say_which_module_unpickles_and_claim_no_pickle_nowhere():
+    # The docs' safety claims must describe the code: colornet/pth.py subclasses
+    # pickle.Unpickler (restricted to tensors), so "no pickle" would be untrue.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(_PTH_READER, encoding="utf-8") as f:
+        assert "pickle.Unpickler" in f.read()
+    for doc in ("README.md", os.path.join("docs", "robustness.md")):
+        with open(os.path.join(root, doc), encoding="utf-8") as f:
+            text = " ".join(f.read().split())
+        assert not re.search(r"\bno `?pickle\b", text, re.IGNORECASE), doc
+        said = [sentence for sentence in re.split(r"(?<=\.) ", text) if "unpickler" in sentence.lower()]
+        assert any("pth.py" in sentence and "restricted" in sentence for sentence in said), doc
 
 
 def test_keras_file_with_a_lambda_layer_is_refused_unrun(tmp_path, corpus, capsys):

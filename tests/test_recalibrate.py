@@ -32,9 +32,13 @@ def photos(tmp_path_factory):
 
 def _stale_model(seed=0):
     """A `tiny` colorizer whose moving statistics describe some other network, and
-    whose head is scaled up so that the decoded ab varies by tens of units."""
+    whose head is scaled up so that the decoded ab varies by tens of units; it records
+    the package's prior, as one `colornet train` made with it would."""
     keras.utils.set_random_seed(seed)  # the initial weights, in any process
     model = Colorizer.from_preset("tiny")
+    model.model_config = model.model_config.replace(
+        rebalancing_weights=tuple(prior_lib.default_prior().weights)
+    )
     for norm in recalibrate.batch_norms(model):
         norm.moving_mean.assign(norm.moving_mean + 2.0)
         norm.moving_variance.assign(norm.moving_variance * 4.0)
@@ -159,7 +163,7 @@ def test_undoing_all_of_it_turns_the_rebalanced_optimum_back_into_the_true_distr
     rebalanced = tf.nn.softmax(model(l_raw)).numpy()[0, 0, 0]
     assert rebalanced[np.argmax(prior.weights)] > prior.probs[np.argmax(prior.weights)]  # rare colours boosted
 
-    recalibrate.undo_rebalancing(model, 1.0)
+    recalibrate.undo_rebalancing(model, 1.0, prior=prior)
 
     np.testing.assert_allclose(tf.nn.softmax(model(l_raw)).numpy()[0, 0, 0], prior.probs, atol=1e-6)
 
@@ -238,3 +242,136 @@ def test_a_failing_source_leaves_the_statistics_alone():
         recalibrate.recalibrate_batch_norm(model, batches())
     for value, variable in zip(before, model.non_trainable_weights):
         np.testing.assert_array_equal(value, variable.numpy())
+
+
+# Undoing rebalancing with the prior the model was trained with (issue 24).
+
+
+def _head_bias(model):
+    return model.get_layer("conv8_313").bias.numpy().astype(np.float64)
+
+
+def _own_prior():
+    """A prior unlike the package's: its most probable bins are saturated greens."""
+    histogram = np.zeros((256, 256))
+    histogram[128 - 60 : 128 - 40, 128 + 40 : 128 + 60] = 1.0  # a around -50, b around +50
+    histogram[128, 128] = 10.0
+    return prior_lib.prior_from_histogram(histogram)
+
+
+def _train_tiny(photos, workdir, prior):
+    from colornet import train
+
+    config = train.TrainConfig(
+        data=photos, workdir=str(workdir), preset="tiny", steps=2, batch_size=4, resize=SIZE, crop=32,
+        prior=prior, checkpoint_every=2, log_every=1, sample_every=100, num_samples=1, verbose=0,
+        recalibrate_images=4,
+    )
+    return train.train(config)["model"]
+
+
+def test_training_records_its_prior_and_undoing_rebalancing_uses_it(photos, tmp_path):
+    mine = _own_prior()
+    prior_file = tmp_path / "mine.npz"
+    prior_lib.save_prior(mine, prior_file)
+    workdir = tmp_path / "run"
+    model_file = _train_tiny(photos, workdir, str(prior_file))
+
+    trained = load_colorizer(model_file)
+    np.testing.assert_allclose(trained.model_config.rebalancing_weights, mine.weights, rtol=1e-6)
+    assert load_colorizer(workdir).model_config.rebalancing_weights == trained.model_config.rebalancing_weights
+    # The package's prior would shift the logits quite otherwise: the test can tell them apart.
+    assert np.abs(np.log(mine.weights) - _log_w()).max() > 1.0
+
+    for source in (model_file, workdir):
+        out = tmp_path / f"undone-{os.path.basename(source)}.npz"
+        recalibrate.recalibrate_file(source, photos, out, images=4, size=SIZE, undo_fraction=0.5)
+        undone = load_colorizer(out)
+        np.testing.assert_allclose(
+            _head_bias(undone), _head_bias(trained) - 0.5 * np.log(mine.weights), atol=2e-3
+        )
+        np.testing.assert_allclose(undone.model_config.rebalancing_weights, mine.weights, rtol=1e-6)
+    # The model file keeps its record when the prior file is gone; the workdir names a
+    # file it can no longer read, so its prior is unknown there.
+    prior_file.unlink()
+    recalibrate.undo_rebalancing(trained, 0.2)
+    np.testing.assert_allclose(trained.model_config.rebalancing_weights, mine.weights, rtol=1e-6)
+    with pytest.raises(ColornetError, match="--prior"):
+        recalibrate.undo_rebalancing(load_colorizer(workdir), 0.2)
+
+
+def test_a_model_trained_without_rebalancing_has_nothing_undone_through_the_command(photos, tmp_path):
+    workdir = tmp_path / "uniform"
+    _train_tiny(photos, workdir, "uniform")
+    out = tmp_path / "out.npz"
+    result = _run_cli("recalibrate", "--model", str(workdir), "--data", photos, "--out", str(out),
+                      "--images", "4", "--size", str(SIZE), "--undo-rebalancing", "0.5")
+    assert result.returncode == 0, result.stderr
+    # Every weight 1: log w = 0, so the logits are the model's as trained.
+    np.testing.assert_allclose(_head_bias(load_colorizer(out)), _head_bias(load_colorizer(workdir)), atol=2e-3)
+
+
+def test_an_unknown_prior_is_one_line_asking_for_prior_and_prior_says_it(photos, tmp_path):
+    source = tmp_path / "m.npz"
+    unknown = Colorizer.from_preset("tiny")  # a network whose training is not recorded
+    save_compact(unknown, source, dtype="float32")
+    base = ["recalibrate", "--model", str(source), "--data", photos, "--images", "4", "--size", str(SIZE)]
+
+    refused = _run_cli(*base, "--out", str(tmp_path / "a.npz"), "--undo-rebalancing", "0.2")
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("colornet recalibrate: error:") and "--prior" in last
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "a.npz").exists()
+    bad = _run_cli(*base, "--out", str(tmp_path / "b.npz"), "--undo-rebalancing", "0.2", "--prior", "imagenet")
+    assert bad.returncode == 1 and "'imagenet'" in bad.stderr.strip().splitlines()[-1]
+
+    # The authors' form: a .npy of 313 smoothed probabilities, mixed with uniform at 0.5.
+    probs = np.asarray(_own_prior().probs)
+    np.save(tmp_path / "prior_probs.npy", probs)
+    mix = 0.5 * probs + 0.5 / 313
+    expected_w = (1 / mix) / np.sum(probs / mix)  # Eq. 4: w ~ 1 / mix, E_p[w] = 1
+    given = _run_cli(*base, "--out", str(tmp_path / "c.npz"), "--undo-rebalancing", "0.2",
+                     "--prior", str(tmp_path / "prior_probs.npy"))
+    assert given.returncode == 0, given.stderr
+    undone = load_colorizer(tmp_path / "c.npz")
+    np.testing.assert_allclose(_head_bias(undone), _head_bias(unknown) - 0.2 * np.log(expected_w), atol=2e-3)
+    np.testing.assert_allclose(undone.model_config.rebalancing_weights, expected_w, rtol=1e-9)
+
+
+def test_a_prior_given_for_a_model_with_some_undone_replaces_the_recorded_one():
+    model = _stale_model(seed=5)  # records the package's prior
+    as_trained = _head_bias(model)
+    recalibrate.undo_rebalancing(model, 0.3)
+    recalibrate.undo_rebalancing(model, 0.3, prior="uniform")  # the package's 0.3 out, nothing in
+    np.testing.assert_allclose(_head_bias(model), as_trained, atol=1e-4)
+    assert model.model_config.rebalancing_weights == (1.0,) * 313
+
+
+def test_the_bundled_model_records_the_package_prior_it_was_trained_with():
+    from colornet import predictors
+
+    bundled = load_colorizer(predictors.BUNDLED_MODEL_PATH)
+    np.testing.assert_array_equal(bundled.model_config.rebalancing_weights, prior_lib.default_prior().weights)
+
+
+def test_released_models_record_their_prior_where_colornet_ships_it(tmp_path):
+    from colornet import pretrained
+
+    assert pretrained.get_release("eccv16_imagenet_norebal").prior == "uniform"
+    # The ImageNet models' prior is the authors', not shipped: --prior is asked for.
+    assert pretrained.get_release("eccv16_imagenet").prior is None
+    assert pretrained.get_release("eccv16_imagenet_caffe").prior is None
+    pytest.importorskip("torch")
+    from tests.test_pretrained import TINY_CAFFE, _tiny_caffemodel
+
+    data, _ = _tiny_caffemodel(tmp_path)
+    raw = tmp_path / "norebal.caffemodel"
+    raw.write_bytes(data)
+    release = pretrained.Release(
+        name="fake_norebal", url="https://example.invalid/fake_norebal.caffemodel", size=len(data), sha256=None,
+        checksum_source="test", description="test", network=TINY_CAFFE, prior="uniform",
+    )
+    pretrained._convert(release, str(raw), str(raw), str(tmp_path / "converted.keras"), quiet=True)
+    converted = load_colorizer(tmp_path / "converted.keras")
+    assert converted.model_config.rebalancing_weights == (1.0,) * 313

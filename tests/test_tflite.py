@@ -231,6 +231,60 @@ def test_runtime_helper_and_script_agree_with_the_saved_model(converted, tmp_pat
     )
 
 
+def _script():
+    spec = importlib.util.spec_from_file_location("tflite_colorize", _SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def _png16(samples, colour_type):
+    """A 16-bit PNG written byte by byte (Pillow cannot write 16-bit RGB or grey+alpha)."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    height, width = samples.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_script_reads_odd_images_as_the_package_does(tmp_path):
+    """Oracle: `colornet.data.read_image` on the same files, the package's odd inputs
+    (16-bit, palette, grey + alpha, RGBA, CMYK/YCCK, animated GIF, EXIF orientation)
+    plus 16-bit samples that are not multiples of 257 and every EXIF orientation."""
+    from colornet import data
+    from tests import bad_inputs
+
+    paths = bad_inputs.write_corpus(tmp_path / "corpus", names=set(bad_inputs.good_cases()))
+    rng = np.random.default_rng(0)
+    grey16 = rng.integers(0, 65536, (9, 13))
+    paths["grey16_any"] = tmp_path / "grey16_any.png"
+    Image.fromarray(grey16.astype(np.uint16)).save(paths["grey16_any"])
+    for name, samples, colour_type in (("rgb16", rng.integers(0, 65536, (9, 13, 3)), 2),
+                                       ("grey_alpha16", rng.integers(0, 65536, (9, 13, 2)), 4),
+                                       ("rgba16", rng.integers(0, 65536, (9, 13, 4)), 6)):
+        paths[name] = tmp_path / f"{name}.png"
+        paths[name].write_bytes(_png16(samples, colour_type))
+    asymmetric = smooth_rgb(16, 28, seed=4)
+    for orientation in range(1, 9):
+        paths[f"exif{orientation}"] = tmp_path / f"exif{orientation}.jpg"
+        paths[f"exif{orientation}"].write_bytes(bad_inputs.jpeg_with_orientation(asymmetric, orientation))
+    assert {"png16", "palette_png", "grey_alpha_png", "rgba_png", "exif6_jpeg", "animated_gif"} <= set(paths)
+
+    script = _script()
+    for name, path in paths.items():
+        want = data.read_image(path)
+        got = script.read_rgb(path)
+        assert got.dtype == np.uint8 and got.shape == want.shape, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    # Not white: the 16-bit grey keeps its high byte.
+    np.testing.assert_array_equal(script.read_rgb(paths["grey16_any"])[..., 0], grey16 >> 8)
+
+
 def test_script_needs_no_tensorflow(converted, tmp_path):
     _, results = converted
     image_path = tmp_path / "photo.jpg"

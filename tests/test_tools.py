@@ -120,7 +120,7 @@ def test_sweep_undoing_rebalancing_decodes_shifted_logits(photos, tmp_path):
     model.save(path)
     out = tmp_path / "sweep.json"
     temperature_sweep.main(["--model", path, "--data", photos, "--temperatures", "0.38", "1.0",
-                            "--undo-rebalancing", "0", "1", "--json", str(out)])
+                            "--undo-rebalancing", "0", "1", "--prior", "default", "--json", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert [(r["undo_rebalancing"], r["temperature"]) for r in rows] == [(0, 0.38), (0, 1.0), (1, 0.38), (1, 1.0)]
 
@@ -138,7 +138,7 @@ def test_sweep_undoing_rebalancing_decodes_shifted_logits(photos, tmp_path):
     assert rows[3]["model"]["colorfulness_ratio"] != pytest.approx(rows[1]["model"]["colorfulness_ratio"], abs=1e-3)
 
     # A is absolute: a model saved with half of it undone, swept at A = 0, is scored as trained.
-    recalibrate.undo_rebalancing(model, 0.5)
+    recalibrate.undo_rebalancing(model, 0.5, prior="default")  # now recorded in the model
     model.save(path)
     temperature_sweep.main(["--model", path, "--data", photos, "--temperatures", "0.38",
                             "--undo-rebalancing", "0", "--json", str(out)])

@@ -263,7 +263,7 @@ def test_init_from_a_model_file_starts_at_step_0_from_its_weights_as_trained(pho
     keras.utils.set_random_seed(5)
     source = Colorizer.from_preset("tiny")
     as_trained = [w.numpy() for w in source.trainable_weights]
-    recalibrate.undo_rebalancing(source, 0.3)
+    recalibrate.undo_rebalancing(source, 0.3, prior="default")
     snapshot = tmp_path / "snapshot.npz"
     save_compact(source, snapshot, dtype="float32")
     # A negligible learning rate: the run's final weights are the ones it started from.

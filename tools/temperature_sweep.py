@@ -13,7 +13,8 @@ scoring is `colornet.evaluate`'s at native resolution, beside the grey baseline.
 
 `--undo-rebalancing A...` also scores the model with a fraction A of its class
 rebalancing undone (`colornet recalibrate --undo-rebalancing A`, which folds
-`-A * log(w)` into the logits; w: the package prior's rebalancing weights), without
+`-A * log(w)` into the logits; w: the rebalancing weights of the prior the model was
+trained with, as its config records them, or `--prior`), without
 writing a model per value. A network trained with weight w(q) on class q learns
 probabilities about w(q) times the class's true posterior, which is what makes it
 vivid; A = 1 removes that factor (about the calibrated posterior, whose mean is the
@@ -30,6 +31,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from colornet import constants as c
 from colornet import evaluate, predictors
 from colornet import prior as prior_lib
 
@@ -79,6 +81,11 @@ def main(argv):
         metavar="A",
         help="score with this fraction of the class rebalancing undone (default: 0 only, as trained)",
     )
+    parser.add_argument(
+        "--prior",
+        help="the prior the model was trained with, for --undo-rebalancing: default, uniform, a prior .npz "
+        "or a .npy of 313 bin probabilities (default: the one the model records)",
+    )
     args = parser.parse_args(argv)
     from learning_curve import evenly_spaced  # this folder is on sys.path when run as a script
 
@@ -86,14 +93,25 @@ def main(argv):
     loaded = predictors.load_predictor(args.model)
     config = getattr(getattr(loaded, "model", None), "model_config", None)
     already = config.undo_rebalancing if config is not None else 0.0  # 0: SavedModel, TFLite
+    recorded = getattr(config, "rebalancing_weights", None)
+    if args.prior is not None:
+        weights = prior_lib.rebalancing_weights_of(args.prior)
+    elif recorded is not None:
+        weights = np.asarray(recorded)
+    elif any(undo != already for undo in args.undo_rebalancing):
+        parser.error("the model records no prior it was trained with: give --prior for --undo-rebalancing")
+    else:
+        weights = np.ones(c.NUM_BINS)  # nothing to undo
+    # What is already undone came out with the recorded weights; A goes in with `weights`.
+    already_shift = already * np.log(np.asarray(recorded if recorded is not None else weights))
     predictor = CachedPredictor(loaded)
-    log_weights = np.log(prior_lib.default_prior().weights)
+    log_weights = np.log(weights)
     rows = []
     print(
         f"{'A':>5} {'T':>6} {'AuC rebal':>10} {'(grey)':>8} {'AuC raw':>8} {'(grey)':>8} {'colour/truth':>13}"
     )
     for undo in args.undo_rebalancing:
-        shifted = ShiftedPredictor(predictor, -(undo - already) * log_weights)
+        shifted = ShiftedPredictor(predictor, already_shift - undo * log_weights)
         for temperature in args.temperatures:
             result = evaluate.evaluate(
                 shifted, source, temperature=temperature, resolutions=("native",), verbose=0

@@ -27,10 +27,13 @@ class Colorizer(keras.Model):
 
         model = Colorizer.from_preset("tiny")
         model.compile()
-        model.fit(dataset)  # yields (l_raw (B, H, W, 1), ab (B, H/4, W/4, 2))
+        dataset = colornet.train_dataset("photos/", batch_size=40)  # repeats forever
+        model.fit(dataset, epochs=10, steps_per_epoch=1000)
 
-    trains as the release did. Works under the "mixed_bfloat16" policy; the dtype
-    policy in force when the model is built (or loaded) is the one it uses.
+    trains as the release did: the dataset yields `(l_raw (B, H, W, 1), ab (B, H/4,
+    W/4, 2))` without end, so `fit` needs `steps_per_epoch`. Works under the
+    "mixed_bfloat16" policy; the dtype policy in force when the model is built (or
+    loaded) is the one it uses.
 
     Args:
       config: a `ModelConfig` (or its `to_dict()` form); None for the paper's.

@@ -5,6 +5,7 @@ norm settings, input scaling), the choice is a field here, defaulting to the rel
 """
 
 import dataclasses
+import math
 
 from colornet import constants as c
 
@@ -82,6 +83,11 @@ class ModelConfig:
         (`conv1_1hint`, no bias, zero-initialised) adds to `conv1_1`'s output
         before its ReLU. With an all-zero hint map the network is the one without
         hints, so released or bundled weights start a hint model where they were.
+      rebalancing_weights: a record, not a layer: the 313 class-rebalancing weights w
+        of the loss the model was trained with (`colornet train` writes them, from
+        its `prior`), which `undo_rebalancing` needs. None: not known (a model built
+        from a preset, one trained before colornet recorded them, or the authors'
+        ImageNet models, whose prior colornet does not ship).
     """
 
     filters: tuple = TABLE4_FILTERS
@@ -99,6 +105,7 @@ class ModelConfig:
     shortcut: bool = False
     undo_rebalancing: float = 0.0
     hints: bool = False
+    rebalancing_weights: tuple | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
@@ -129,6 +136,14 @@ class ModelConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0.0 <= self.undo_rebalancing <= 1.0:
             raise ValueError(f"undo_rebalancing must be in [0, 1], got {self.undo_rebalancing!r}")
+        if self.rebalancing_weights is not None:
+            try:
+                weights = tuple(float(w) for w in self.rebalancing_weights)
+            except (TypeError, ValueError):
+                weights = ()
+            if len(weights) != c.NUM_BINS or not all(math.isfinite(w) and w > 0 for w in weights):
+                raise ValueError(f"rebalancing_weights must be {c.NUM_BINS} finite positive numbers or None")
+            object.__setattr__(self, "rebalancing_weights", weights)
         for field in ("norm_affine", "norm_synchronized", "shortcut", "hints"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")

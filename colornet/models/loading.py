@@ -46,12 +46,15 @@ def load_colorizer(path):
         config_path = os.path.join(path, "config.json")
         try:
             with open(config_path) as f:
-                recorded = json.load(f)
-            preset = recorded["preset"]
-            overrides = {"hints": True} if recorded.get("hints") else {}
+                train_config = json.load(f)
+            preset = train_config["preset"]
+            overrides = {"hints": True} if train_config.get("hints") else {}
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ColornetError(f"{config_path}: not a training config ({error!r})") from None
         model = Colorizer.from_preset(preset, **overrides)
+        model.model_config = model.model_config.replace(
+            rebalancing_weights=_workdir_weights(train_config.get("prior"))
+        )
         try:
             tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         except (tf.errors.OpError, ValueError, AssertionError) as error:
@@ -69,6 +72,17 @@ def load_colorizer(path):
     if not isinstance(model, Colorizer):
         raise ColornetError(f"{path}: holds a {type(model).__name__}, not a colornet Colorizer")
     return model
+
+
+def _workdir_weights(prior):
+    """The rebalancing weights of a workdir's recorded `prior` (None: the package's
+    default), or None if its prior file can no longer be read."""
+    from colornet import prior as prior_lib
+
+    try:
+        return tuple(prior_lib.rebalancing_weights_of("default" if prior is None else prior))
+    except ColornetError:
+        return None
 
 
 def save_compact(model, path, dtype="float16"):

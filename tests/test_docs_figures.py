@@ -1,0 +1,90 @@
+"""Measured figures in README and the docstrings come from committed files.
+
+A decimal figure quoted in the README sections below must equal, at the precision
+quoted, a number in a committed file under docs/ (the JSON and text outputs of the
+commands the README names); a figure whose raw output was never committed is
+withdrawn rather than quoted (issue 24). Configuration values a section quotes
+(a learning rate, an EMA momentum, a fraction A or temperature T that was chosen,
+not measured) are listed in `SETTINGS` with where they are set.
+"""
+
+import glob
+import json
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Chosen, not measured: the recipe's and the sweep's settings (README model card).
+SETTINGS = {
+    "0.999",  # ema and Caffe's batch-norm momentum
+    "0.15", "0.35", "0.3", "0.5", "0.6", "0.38", "0.1", "0.2", "0.25", "0.4",  # A and T values of the sweeps
+    "2.0",  # a version number, not a measurement
+}
+# A signed figure is a difference of two quoted ones ("+5.01" over grey).
+_FIGURE = re.compile(r"(?<![\w.+\-−/])(\d+\.\d+)(?![\w.])")
+
+
+def _section(title, text):
+    start = text.index(title)
+    following = re.search(r"^##? ", text[start + len(title) :], re.MULTILINE)
+    return text[start : start + len(title) + (following.start() if following else len(text))]
+
+
+def _committed_numbers():
+    numbers = set()
+
+    def walk(value):
+        if isinstance(value, bool):
+            return
+        if isinstance(value, (int, float)):
+            numbers.add(float(value))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for path in glob.glob(os.path.join(ROOT, "docs", "*.json")):
+        with open(path) as f:
+            walk(json.load(f))
+    for path in glob.glob(os.path.join(ROOT, "docs", "*.txt")):
+        with open(path) as f:
+            numbers.update(float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*\.?\d*", f.read()))
+    return numbers
+
+
+def _unbacked(text, numbers):
+    missing = []
+    for token in _FIGURE.findall(text):
+        if token in SETTINGS:
+            continue
+        places = len(token.split(".")[1])
+        value = float(token)
+        # A figure may be quoted as a percentage of a stored fraction, or as is.
+        if not any(round(n, places) == value or round(100 * n, places) == value for n in numbers):
+            missing.append(token)
+    return missing
+
+
+@pytest.fixture(scope="module")
+def readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("title", ["## Model card", "### How the bundled model was chosen", "## Benchmarks\n"])
+def test_readme_figures_come_from_committed_files(readme, title):
+    missing = _unbacked(_section(title, readme), _committed_numbers())
+    assert not missing, f"{title.strip()}: figures with no committed source: {missing}"
+
+
+def test_the_tflite_docstring_quotes_no_measurement():
+    from colornet import tflite
+
+    quoted = set(_FIGURE.findall(tflite.__doc__))
+    settings = {f"{p:g}" for p in tflite.AUTO_PERCENTILES} | {"0.38"}  # the percentiles tried; T
+    assert quoted <= settings, f"measured figures in colornet/tflite.py's docstring: {sorted(quoted - settings)}"
