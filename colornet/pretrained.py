@@ -77,9 +77,6 @@ class Source:
       host: who publishes the file there, for the listing.
       network: the `ModelConfig` to convert into; None for the importer's own
         (`eccv16_pytorch` for a `.pth`, `eccv16` for a `.caffemodel`).
-      prior: the prior it was trained with, recorded in the converted model
-        (`colornet.prior.rebalancing_weights_of`); None: one colornet does not ship
-        (the authors' ImageNet prior), so undoing its rebalancing needs `--prior`.
     """
 
     url: str
@@ -88,7 +85,6 @@ class Source:
     checksum_source: str
     host: str = "the authors"
     network: object = None
-    prior: str | None = None
 
     @property
     def file_name(self):
@@ -109,12 +105,16 @@ class Release:
         own, and its checksum names the cached model.
       description: one line for `colornet pretrained`.
       licence: the licence of the weights, as their authors state it.
+      prior: the prior it was trained with, recorded in the converted model
+        (`colornet.prior.rebalancing_weights_of`); None: one colornet does not ship
+        (the authors' ImageNet prior), so undoing its rebalancing needs `--prior`.
     """
 
     name: str
     sources: tuple
     description: str
     licence: str = LICENCE
+    prior: str | None = None
 
     # The first source's, which identify the release.
     @property

@@ -368,10 +368,11 @@ def test_released_models_record_their_prior_where_colornet_ships_it(tmp_path):
     data, _ = _tiny_caffemodel(tmp_path)
     raw = tmp_path / "norebal.caffemodel"
     raw.write_bytes(data)
-    release = pretrained.Release(
-        name="fake_norebal", url="https://example.invalid/fake_norebal.caffemodel", size=len(data), sha256=None,
-        checksum_source="test", description="test", network=TINY_CAFFE, prior="uniform",
+    source = pretrained.Source(
+        url="https://example.invalid/fake_norebal.caffemodel", size=len(data), sha256="0" * 64,
+        checksum_source="test", network=TINY_CAFFE,
     )
-    pretrained._convert(release, str(raw), str(raw), str(tmp_path / "converted.keras"), quiet=True)
+    model = pretrained._convert(source, str(raw), str(raw), str(tmp_path / "converted.keras"), True, "uniform")
+    pretrained._save(model, str(tmp_path / "converted.keras"))
     converted = load_colorizer(tmp_path / "converted.keras")
     assert converted.model_config.rebalancing_weights == (1.0,) * 313
