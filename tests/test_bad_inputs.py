@@ -594,27 +594,106 @@ def _snapshot(root, skip):
     return found
 
 
-def test_commands_write_only_where_asked(model_path, tmp_path, capsys):
+def _official_file(path):
+    """A random-weight file of the authors' PyTorch release layout (`import-official`)."""
+    import torch
+
+    from tests.test_official import _reference_network
+
+    torch.save(_reference_network(affine=True, l_scale=100.0, seed=0).state_dict(), path)
+    return path
+
+
+def test_commands_write_only_where_asked(model_path, tmp_path, capsys, monkeypatch):
+    """Every `colornet` command writes only the outputs it was asked for: the working
+    directory, HOME, the temporary directory and the weights cache all lie inside the
+    watched tree, so a stray file anywhere would show."""
+    import tempfile
+
+    from colornet import pretrained
+    from colornet.models import presets
+
     root = tmp_path / "tree"
     inputs = root / "in"
     b.write_corpus(str(inputs), names=["one_by_one", "three_by_two", "rgba_png", "random", "exif6_jpeg"])
+    photos = root / "photos"  # readable only, large enough to train and recalibrate on
+    photos.mkdir()
+    for i in range(3):
+        (photos / f"{i}.png").write_bytes(tf.io.encode_png(smooth_rgb(40, 48, seed=i)).numpy())
+    official_path = str(_official_file(root / "release.pth"))
+    with open(official_path, "rb") as f:
+        official_bytes = f.read()
+    monkeypatch.setattr(pretrained, "RELEASES", dict(pretrained.RELEASES))
+    monkeypatch.setattr(presets, "PRETRAINED", dict(presets.PRETRAINED))
+    import hashlib
+
+    pretrained.register(pretrained.Release(
+        name="fake_release", description="a fake release for this test",
+        sources=(pretrained.Source(
+            url="https://example.invalid/fake.pth", size=len(official_bytes),
+            sha256=hashlib.sha256(official_bytes).hexdigest(), checksum_source="the test",
+            host="the test", network="eccv16_pytorch",
+        ),),
+    ))
     (root / "prior_out").mkdir()
-    outs = {str(root / name) for name in ("colorized", "records", "prior_out", "models", "eval.json")}
+    for name in ("home", "tmp", "cwd"):
+        (root / name).mkdir()
+    monkeypatch.setenv("HOME", str(root / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "home" / ".cache"))
+    monkeypatch.setenv("TMPDIR", str(root / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(root / "tmp"))
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(root / "cache"))
+    monkeypatch.delenv(pretrained.MIRROR_ENV, raising=False)
+    monkeypatch.chdir(root / "cwd")
+    asked = ("colorized", "records", "prior_out", "models", "eval.json", "run", "recalibrated.npz",
+             "official.keras", "model.tflite", "demo", "cache")
+    outs = {str(root / name) for name in asked}
     before = _snapshot(str(tmp_path), outs)
-    for argv in (
+    commands = (
         ["colorize", str(inputs), "-o", str(root / "colorized"), "--model", model_path, "--size", str(SIZE)],
         ["prepare", "--data", str(inputs), "--out", str(root / "records")],
         ["prior", "--data", str(inputs), "--out", str(root / "prior_out" / "p.npz"), "--resize", "16"],
         ["evaluate", "--model", model_path, "--data", str(inputs), "--size", str(SIZE),
          "--json", str(root / "eval.json")],
-        ["export", "--model", model_path, "--out", str(root / "models"), "--image-size", "32", "--no-warmup"],
-    ):
+        ["export", "--model", model_path, "--out", str(root / "models"), "--size", "32", "--no-warmup"],
+        ["train", "--data", str(photos), "--workdir", str(root / "run"), "--preset", "tiny", "--steps", "1",
+         "--batch-size", "2", "--set", "crop=32", "--set", "resize=40", "--set", "recalibrate_images=2",
+         "--set", "checkpoint_every=1", "--set", "sample_every=1000"],
+        ["recalibrate", "--model", model_path, "--data", str(photos), "--out", str(root / "recalibrated.npz"),
+         "--images", "2", "--size", "32"],
+        ["import-official", official_path, "-o", str(root / "official.keras")],
+        ["tflite", "--model", model_path, "--out", str(root / "model.tflite"), "--size", "32"],
+        ["demo", str(photos), "-o", str(root / "demo"), "--model", model_path],
+        ["pretrained"],
+        ["pretrained", "fake_release", "--file", official_path],
+    )
+    ran = set()
+    for argv in commands:
         code, _, err = _cli(argv, capsys)
-        assert code in (0, 1), err  # colorize exits 1: one input is unreadable
-    assert _snapshot(str(tmp_path), outs) == before
+        assert code in (0, 1), (argv, err)  # colorize and evaluate exit 1: one input is unreadable
+        ran.add(argv[0])
+    assert ran == _subcommands()
+    after = _snapshot(str(tmp_path), outs)
+    # TensorFlow's autograph writes the Python of each function it converts into the
+    # temporary directory and removes it when the process ends: TensorFlow's, not ours.
+    after = {p: v for p, v in after.items() if not os.path.basename(p).startswith("__autograph_generated_file")}
+    assert after == before
     assert sorted(os.listdir(root / "prior_out")) == ["p.npz"]
     assert sorted(os.listdir(root / "models")) == ["1"]
     assert len(os.listdir(root / "colorized")) == 4
+    for name in ("run", "recalibrated.npz", "official.keras", "model.tflite", "demo", "cache"):
+        assert (root / name).exists(), name
+
+
+def _subcommands():
+    """The names of every `colornet` subcommand, from the parser itself."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    for add in cli._SUBCOMMANDS:
+        add(subparsers)
+    return set(subparsers.choices)
 
 
 def test_cli_export_and_tflite_bad_paths(model_path, corpus, paths, tmp_path, capsys):
