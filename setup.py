@@ -6,6 +6,10 @@ from setuptools import find_packages, setup
 with open("colornet/version.py", encoding="utf-8") as f:
     VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
+# The documentation site (mkdocs.yml): pinned, so that `mkdocs build --strict` gives the
+# same warnings (and so the same verdict) everywhere; tests/test_docs_site.py builds it.
+DOCS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8", "mkdocstrings-python==2.0.11"]
+
 setup(
     name="colornet",
     version=VERSION,
@@ -35,6 +39,7 @@ setup(
         # Video (colornet.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
         # frames as arrays in-process; OpenCV for the optical flow of the smoothing.
         "video": ["av>=18", "opencv-python-headless"],
+        "docs": DOCS,
         "test": [
             "pytest",
             # The oracle of colornet.pth and the importer tests (colornet itself reads
@@ -54,6 +59,7 @@ setup(
             # tensorflow-datasets 4.9.10 imports importlib_resources without declaring it.
             "tensorflow-datasets",
             "importlib_resources",
+            *DOCS,
         ],
     },
     entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},

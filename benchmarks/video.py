@@ -44,9 +44,9 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
 
 `--json FILE` also writes what a mode prints (with the CPU, the model and the clips).
 
-    python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/video_trail.jpg
-    python benchmarks/video.py --speed --frames 300 --json docs/video_speed.json
-    python benchmarks/video.py --stages --json docs/video_stages.json   # CPU time of each stage, 480p
+    python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/results/video_trail.jpg
+    python benchmarks/video.py --speed --frames 300 --json docs/results/video_speed.json
+    python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage, 480p
 """
 
 import argparse

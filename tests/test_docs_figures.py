@@ -1,7 +1,7 @@
 """Measured figures in README and the docstrings come from committed files.
 
 A decimal figure quoted in the README sections below must equal, at the precision
-quoted, a number in a committed file under docs/ (the JSON and text outputs of the
+quoted, a number in a committed file under docs/results/ (the JSON and text outputs of the
 commands the README names); a figure whose raw output was never committed is
 withdrawn rather than quoted (issue 24). Configuration values a section quotes
 (a learning rate, an EMA momentum, a fraction A or temperature T that was chosen,
@@ -48,10 +48,10 @@ def _committed_numbers():
             for item in value:
                 walk(item)
 
-    for path in glob.glob(os.path.join(ROOT, "docs", "*.json")):
+    for path in glob.glob(os.path.join(ROOT, "docs", "results", "*.json")):
         with open(path) as f:
             walk(json.load(f))
-    for path in glob.glob(os.path.join(ROOT, "docs", "*.txt")):
+    for path in glob.glob(os.path.join(ROOT, "docs", "results", "*.txt")):
         with open(path) as f:
             numbers.update(float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*\.?\d*", f.read()))
     return numbers

@@ -1,7 +1,7 @@
 """Learning curve of training runs: val metrics of their checkpoints against images seen.
 
     python tools/learning_curve.py --workdir runs/trunk [--workdir runs/cooldown ...] \
-        --data val.txt --images 200 --out docs/learning_curve.png
+        --data val.txt --images 200 --out docs/results/learning_curve.png
 
 Each checkpoint (every `--every` steps) is scored as the finished model would be:
 weights averaged as training kept them (the EMA, when the run kept one), batch-norm

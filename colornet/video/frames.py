@@ -51,7 +51,7 @@ def load_video_predictor(model=None, precision="auto"):
 
 # The colour conversions at full resolution are chains of elementwise ops: XLA fuses
 # them (and skips X and Z where only L is used): a quarter of the CPU time without XLA
-# on 854 x 480 frames (L: 93 -> 26 ms a frame, docs/video_stages.json). Batches
+# on 854 x 480 frames (L: 93 -> 26 ms a frame, docs/results/video_stages.json). Batches
 # keep one shape (`_pad`), so each video compiles once. `as_rgb` has refused NaN
 # already. The bilinear upsampling stays out of XLA: XLA's version differed from TF's
 # by up to 90 ab units on 16 -> 48 pixels.
