@@ -9,6 +9,7 @@ oracle); elsewhere the wrapped predictor's logits (grey without one).
 
 import contextlib
 import io
+import os
 import threading
 import time
 
@@ -68,7 +69,7 @@ class HintOver(Predictor):
 
     def __init__(self, base=None):
         self.base = base
-        self.source = f"hints over {base.source}" if base is not None else "hint oracle"
+        self.source = "hint oracle" if base is None else f"hint stand-in over {os.path.basename(base.source)}"
         self.size = None if base is None else base.size
 
     def logits(self, l_small, hints=None):
