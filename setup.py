@@ -18,7 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["colornet", "colornet.*"]),
-    package_data={"colornet": ["assets/*"]},
+    package_data={"colornet": ["assets/*"], "colornet.app": ["static/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21",
@@ -40,6 +40,9 @@ setup(
         # frames as arrays in-process; OpenCV for the optical flow of the smoothing.
         "video": ["av>=18", "opencv-python-headless"],
         "docs": DOCS,
+        # `colornet app`: Starlette (routing, forms, static files) served by uvicorn;
+        # python-multipart parses uploads; videos go through the video extra's packages.
+        "app": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart", "av>=18", "opencv-python-headless"],
         "test": [
             "pytest",
             # The oracle of colornet.pth and the importer tests (colornet itself reads
@@ -60,6 +63,12 @@ setup(
             "tensorflow-datasets",
             "importlib_resources",
             *DOCS,
+            "starlette>=0.40",
+            "uvicorn>=0.30",
+            "python-multipart",
+            "httpx",  # Starlette's TestClient
+            # Drives Debian's Chromium (.ci/run installs it); its own browser builds are never downloaded.
+            "playwright",
         ],
     },
     entry_points={"console_scripts": ["colornet = colornet.cli:launch"]},

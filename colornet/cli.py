@@ -503,8 +503,32 @@ def _run_demo(args):
     return 1 if result.skipped else 0
 
 
+def _add_app(subparsers):
+    parser = subparsers.add_parser(
+        "app", help="colourise photos and videos in a web page served on this machine (docs/app.md)",
+        description="Serves the page and its HTTP API (docs/app.md) until Ctrl-C; everything it needs "
+        "ships with colornet, so it works offline. Needs `pip install 'colornet[app]'`.",
+    )
+    parser.add_argument("--model", dest="models", action="append", default=[], metavar="NAME|FILE",
+                        help="a model to offer (a pretrained name or a model path); repeat for several; the "
+                        "first is the default (default: the bundled model)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    parser.set_defaults(handler=_run_app)
+
+
+def _run_app(args):
+    try:
+        from colornet.app import server
+    except ImportError as error:
+        raise ColornetError(f"the app needs its extra ({error.name} is missing): pip install 'colornet[app]'") from None
+    server.serve(args.models, host=args.host, port=args.port, open_browser=not args.no_browser)
+    return 0
+
+
 _SUBCOMMANDS = (_add_prior, _add_prepare, _add_train, _add_recalibrate, _add_import_official, _add_export, _add_tflite,
-                _add_colorize, _add_evaluate, _add_demo, _add_pretrained)
+                _add_colorize, _add_evaluate, _add_demo, _add_pretrained, _add_app)
 
 
 def _parse_flags(argv):

@@ -52,7 +52,7 @@ LAYERS = (
     ),
     ("colornet.predictors",),
     ("colornet.batch", "colornet.video", "colornet.evaluate", "colornet.demo"),
-    ("colornet.cli", "colornet"),  # the command line and the package's facade
+    ("colornet.cli", "colornet", "colornet.app"),  # the command line, the package's facade, the app
 )
 TRAINING = {"colornet.train", "colornet.recalibrate"}
 DEPLOYMENT = {
