@@ -20,7 +20,7 @@ setup(
         "tensorflow>=2.21",
         "keras>=3.15",
         "numpy",
-        "ml_dtypes",  # bfloat16 and float8 arrays read from PyTorch checkpoints (colornet.pth)
+        "ml_dtypes",  # bfloat16 and float8 arrays read from PyTorch checkpoints (colornet.weights.pth)
         "absl-py",
         "tensorboard",  # training logs; TF 2.21 no longer pulls it in
         "scikit-image",  # `colornet demo`: its bundled public-domain/CC0 sample photos
@@ -32,12 +32,12 @@ setup(
         # TF Serving warm-up requests, gRPC client (serving/client.py --grpc)
         "serving": ["tensorflow-serving-api==2.21.*", "grpcio"],
         "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
-        # Video (colornet.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
+        # Video (colornet.apps.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
         # frames as arrays in-process; OpenCV for the optical flow of the smoothing.
         "video": ["av>=18", "opencv-python-headless"],
         "test": [
             "pytest",
-            # The oracle of colornet.pth and the importer tests (colornet itself reads
+            # The oracle of colornet.weights.pth and the importer tests (colornet itself reads
             # .pth files without it); .ci/run installs this version from a local wheel.
             "torch==2.13.0",
             "scikit-image",

@@ -18,8 +18,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colornet import batch, cli, data, inference, predictors, prior
-from colornet.errors import ColornetError
+from colornet import cli, data, inference, prior
+from colornet.apps import batch
+from colornet.data import sources
+from colornet.deploy import predictors
+from colornet.utils.errors import ColornetError
 from tests import bad_inputs as b
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
@@ -347,7 +350,7 @@ def test_cli_evaluate_prior_prepare_skip_and_report(model_path, corpus, paths, t
 
     code, out, _ = _cli(["prepare", "--data", folder, "--out", str(tmp_path / "rec")], capsys)
     assert code == 0 and f"{len(GOOD)} images in 1 shards, {len(BAD)} skipped" in out
-    with open(tmp_path / "rec" / data.MANIFEST_NAME) as f:
+    with open(tmp_path / "rec" / sources.MANIFEST_NAME) as f:
         manifest = json.load(f)
     reasons = {item["path"]: item["reason"] for item in manifest["skipped"]}
     for name in BAD:
@@ -370,7 +373,7 @@ def test_batch_commands_take_odd_file_names(model_path, paths, tmp_path, capsys)
     # A long output name: the hidden temporary directory beside it still fits.
     long_out = str(tmp_path / ("r" * 250))
     code, out, _ = _cli(["prepare", "--data", folder, "--out", long_out], capsys)
-    assert code == 0 and os.path.isfile(os.path.join(long_out, data.MANIFEST_NAME))
+    assert code == 0 and os.path.isfile(os.path.join(long_out, sources.MANIFEST_NAME))
 
 
 @pytest.mark.parametrize("command", ["prior", "prepare", "evaluate"])
@@ -405,13 +408,13 @@ def test_cli_train_on_bad_data_and_paths(corpus, paths, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------
-# The serving signatures and the TFLite helper (colornet/export.py, tflite.py).
+# The serving signatures and the TFLite helper (colornet/deploy/export.py, tflite.py).
 
 
 @pytest.fixture(scope="module")
 def loaded_export(tmp_path_factory):
     """The default export (no XLA: tests/test_fuzz.py fuzzes the shared XLA one)."""
-    from colornet import export
+    from colornet.deploy import export
 
     base = tmp_path_factory.mktemp("export") / "colornet"
     result = export.export_saved_model(
@@ -467,7 +470,7 @@ def test_exported_tensor_signatures_clip_out_of_range_l(loaded_export):
 
 @pytest.fixture(scope="module")
 def tflite_model(tmp_path_factory):
-    from colornet import tflite
+    from colornet.deploy import tflite
 
     path = str(tmp_path_factory.mktemp("tflite") / "tiny.tflite")
     return tflite.TFLiteColorizer(tflite.convert(h.vivid_tiny_model(), path, size=SIZE).path)
@@ -519,7 +522,7 @@ def test_package_has_no_lambda_layers_or_pickle():
                         if "Lambda(" in code or "safe_mode=False" in code or "unsafe_deserialization" in code:
                             offenders.append(f"{path}:{number}: {line.strip()}")
                         # np.load(..., allow_pickle=False) is the one allowed mention, and
-                        # colornet/pth.py, whose unpickler admits only tensors (tests/test_pth.py).
+                        # colornet/weights/pth.py, whose unpickler admits only tensors (tests/test_pth.py).
                         if "pickle" in code.replace("allow_pickle=False", "") and path != _PTH_READER:
                             offenders.append(f"{path}:{number}: {line.strip()}")
     assert not offenders, offenders

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import color, inference, recalibrate
+from colornet import color, inference
 from colornet import prior as prior_lib
-from colornet.errors import ColornetError
 from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer, save_compact
+from colornet.training import recalibrate
+from colornet.utils.errors import ColornetError
 from tests.images import smooth_rgb
 
 SIZE = 48

@@ -73,23 +73,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import bins, color, data, files, inference
+from colornet import bins, color, data, inference
 from colornet import constants as c
 from colornet import hints as hint_maps
-from colornet.errors import ColornetError, renamed
+from colornet.deploy.defaults import PRECISIONS, SERVING_MAX_PIXELS
 from colornet.layers import decode
-
-# Largest image (width x height, in pixels) the serving signatures accept. The
-# graph holds a few float32 copies of a full-resolution image (Lab, upsampled ab,
-# RGB), about 60 bytes per pixel at the peak: 16.8 megapixels (4096 x 4096) is
-# about 1 GB per image in flight. `colornet.data.MAX_PIXELS` (50 MP) suits a
-# training pipeline, not a server that takes images from anyone.
-SERVING_MAX_PIXELS = 4096 * 4096
+from colornet.utils import files
+from colornet.utils.errors import ColornetError, renamed
 
 SIGNATURES = ("serving_default", "colorize_l", "colorize_rgb", "probabilities")
 HINT_SIGNATURES = ("colorize_hints", "suggest_colors")
 SUGGESTIONS = 8  # colours the suggest_colors signature returns
-PRECISIONS = ("float32", "bfloat16")
 EXPORT_CONFIG_NAME = "colornet_export.json"
 WARMUP_NAME = "tf_serving_warmup_requests"
 ASSETS_EXTRA = "assets.extra"
@@ -127,10 +121,10 @@ class ExportConfig:
       model_name: the model name written into the warm-up requests.
     """
 
-    image_size: int = 256
+    image_size: int = c.TRAIN_RESIZE
     temperature: float = c.ANNEALED_MEAN_TEMPERATURE
     max_pixels: int = SERVING_MAX_PIXELS
-    precision: str = "float32"
+    precision: str = PRECISIONS[0]
     jit_compile: bool = False
     warmup: bool = True
     warmup_batch_sizes: tuple = (1, 2, 4, 8)

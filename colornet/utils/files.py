@@ -4,7 +4,7 @@ import contextlib
 import os
 import tempfile
 
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
 
 
 def _make_readable(path):

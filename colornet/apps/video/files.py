@@ -2,7 +2,7 @@
 with the same frame size, frame rate (each frame keeps its timestamp, so variable
 rates stay as they are), frame count and rotation metadata, its first audio stream
 copied unchanged, video in H.264 (yuv420p; yuv444p for odd frame sizes, which 4:2:0
-cannot hold). The frames are coloured by `colornet.video.frames`.
+cannot hold). The frames are coloured by `colornet.apps.video.frames`.
 
 Streaming: a reader thread decodes, the caller's thread runs the network on batches
 of frames, a writer thread encodes and muxes, with bounded queues between them, so
@@ -24,11 +24,9 @@ import time
 
 import numpy as np
 
-from colornet import console, data, inference, predictors
 from colornet import constants as c
-from colornet.errors import ColornetError, first_line
-from colornet.files import atomic_path
-from colornet.video.defaults import (
+from colornet import inference
+from colornet.apps.video.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CRF,
     DEFAULT_ENCODER_PRESET,
@@ -38,8 +36,12 @@ from colornet.video.defaults import (
     VIDEO_EXTENSIONS,
     X264_PRESETS,
 )
-from colornet.video.frames import _colorize_frames, load_video_predictor, resolve_precision
-from colornet.video.smoothing import TemporalSmoother
+from colornet.apps.video.frames import _colorize_frames, load_video_predictor, resolve_precision
+from colornet.apps.video.smoothing import TemporalSmoother
+from colornet.deploy import predictors
+from colornet.utils import console
+from colornet.utils.errors import ColornetError, first_line
+from colornet.utils.files import atomic_path
 
 # WebM may hold only VP8/VP9/AV1 video; Matroska, its superset, holds H.264 and
 # every audio codec WebM has, so the audio is still copied unchanged.
@@ -439,7 +441,7 @@ def colorize_video(
         size, batch_size, precision: as for `colorize_frames`.
       crf: H.264 quality, 0 (lossless) to 51 (worst).
       encoder_preset: x264's speed preset ("ultrafast" ... "veryslow").
-      max_pixels: largest frame accepted (default `colornet.data.MAX_PIXELS`).
+      max_pixels: largest frame accepted (default `colornet.constants.MAX_PIXELS`).
       verbose: 1 shows progress (frames/s, ETA).
 
     Returns:
@@ -454,7 +456,7 @@ def colorize_video(
     smoother = TemporalSmoother(temporal_smoothing, scene_threshold, motion)
     av = _require_av()
     src, dst = os.fspath(src), os.fspath(dst)
-    max_pixels = data.MAX_PIXELS if max_pixels is None else max_pixels
+    max_pixels = c.MAX_PIXELS if max_pixels is None else max_pixels
     predictor = load_video_predictor(model, precision)
     size = predictors.resolve_size(predictor, size)
     if os.path.isdir(dst):

@@ -23,14 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import bins, color, data, export, inference, tflite
+from colornet import bins, color, data, inference
 from colornet import constants as c
 from colornet import hints as hint_maps
-from colornet.errors import ColornetError
+from colornet.deploy import export, tflite
 from colornet.models.colorizer import Colorizer
 from colornet.models.loading import is_workdir, load_colorizer
+from colornet.utils.errors import ColornetError
 
-BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "bundled.npz")
+BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "bundled.npz")
 DEFAULT_SIZE = c.TRAIN_RESIZE  # the network's native input side for Keras models
 
 
@@ -89,7 +90,7 @@ class KerasPredictor(Predictor):
 
 
 class SavedModelPredictor(Predictor):
-    """A SavedModel written by `colornet.export`, through its `probabilities` signature."""
+    """A SavedModel written by `colornet.deploy.export`, through its `probabilities` signature."""
 
     def __init__(self, path):
         self.source = path
@@ -119,7 +120,7 @@ class SavedModelPredictor(Predictor):
 
 
 class TFLitePredictor(Predictor):
-    """A `.tflite` file written by `colornet.tflite.convert`, run with LiteRT."""
+    """A `.tflite` file written by `colornet.deploy.tflite.convert`, run with LiteRT."""
 
     def __init__(self, path, num_threads=None):
         self.source = path
@@ -205,7 +206,7 @@ def load_predictor(model=None):
     """A `Predictor` for what users pass as a model (see the module docstring).
 
     Args:
-      model: None (the bundled model), a path, a pretrained name (`colornet.pretrained`;
+      model: None (the bundled model), a path, a pretrained name (`colornet.weights.pretrained`;
         downloaded on first use), a `keras.Model` or a `Predictor`.
         Model files are loaded once and cached (until the file changes);
         directories are loaded on every call, so keep the returned `Predictor`.
@@ -231,7 +232,7 @@ def load_predictor(model=None):
             f"model must be None, a path, a keras.Model or a Predictor, got {type(model).__name__}"
         )
     if isinstance(model, str) and not os.path.exists(model):
-        from colornet import pretrained  # a released model's name: fetched, then its .keras file
+        from colornet.weights import pretrained  # a released model's name: fetched, then its .keras file
 
         if pretrained.is_pretrained_name(model):
             # Through `pretrained.load`: a cached file that does not load is fetched again.
@@ -254,7 +255,7 @@ def model_file(value):
     command that loads the file again by its path reuses it); anything else as
     `pretrained.model_path` says.
     """
-    from colornet import pretrained
+    from colornet.weights import pretrained
 
     if pretrained.is_pretrained_name(value):
         return pretrained.load(value, loader=_load_file).source

@@ -1,5 +1,5 @@
 """Colourising a sequence of frames: the network on batches of frames, its
-distributions smoothed over time (`colornet.video.smoothing`), then rendered.
+distributions smoothed over time (`colornet.apps.video.smoothing`), then rendered.
 
 Each frame is coloured as an image is (`colornet.inference`: the network sees L at
 S x S and predicts a 313-way distribution at S/4 x S/4; ab is decoded, upsampled and
@@ -10,16 +10,17 @@ smoothed over time first.
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, data, inference, predictors
+from colornet import color, data, inference
 from colornet import constants as c
-from colornet.video.defaults import (
+from colornet.apps.video.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MOTION,
     DEFAULT_SCENE_THRESHOLD,
     DEFAULT_TEMPORAL_SMOOTHING,
     PRECISIONS,
 )
-from colornet.video.smoothing import TemporalSmoother
+from colornet.apps.video.smoothing import TemporalSmoother
+from colornet.deploy import predictors
 
 
 def resolve_precision(precision):
@@ -27,7 +28,7 @@ def resolve_precision(precision):
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        from colornet import export
+        from colornet.deploy import export
 
         return "bfloat16" if export.cpu_supports_bfloat16() else "float32"
     return precision
@@ -42,7 +43,7 @@ def load_video_predictor(model=None, precision="auto"):
     predictor = predictors.load_predictor(model)
     wrapped = getattr(predictor, "model", None)
     if resolve_precision(precision) == "bfloat16" and isinstance(wrapped, Colorizer):
-        from colornet import export
+        from colornet.deploy import export
 
         if wrapped.dtype_policy.name != "mixed_bfloat16":
             return predictors.KerasPredictor(export.with_precision(wrapped, "bfloat16"), source=predictor.source)

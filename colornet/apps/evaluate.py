@@ -38,13 +38,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, data, files, inference, metrics, predictors
+from colornet import color, data, inference, metrics
 from colornet import constants as c
 from colornet import hints as hint_maps
-from colornet.console import progress_bar
-from colornet.errors import ColornetError, first_line
+from colornet.apps.defaults import RESOLUTIONS
+from colornet.deploy import predictors
+from colornet.utils import files
+from colornet.utils.console import progress_bar
+from colornet.utils.errors import ColornetError, first_line
 
-RESOLUTIONS = ("native", "full")
 PSNR_CAP_DB = 100.0
 FORMAT_VERSION = 1
 _SUBJECTS = ("model", "grey")
@@ -132,7 +134,7 @@ def evaluate(
       resolutions: a subset of `RESOLUTIONS`.
       curves: also return the accuracy curves acc(t), t = 0..150, under "curves".
       max_pixels: largest image accepted, width x height (default
-        `colornet.data.MAX_PIXELS`); larger ones are skipped and reported.
+        `colornet.constants.MAX_PIXELS`); larger ones are skipped and reported.
       verbose: 1 shows a progress bar.
 
     Returns:
@@ -156,7 +158,7 @@ def evaluate(
     predictor = predictors.load_predictor(model)
     size = predictors.resolve_size(predictor, size)
 
-    max_pixels = data.MAX_PIXELS if max_pixels is None else max_pixels
+    max_pixels = c.MAX_PIXELS if max_pixels is None else max_pixels
     images, skipped = data.decoded_images(source, resize=None, max_pixels=max_pixels)
     total = skipped.listed if limit is None else min(limit, skipped.listed)
     if limit is not None:

@@ -2,7 +2,7 @@
 
 `Colorizer.from_preset("eccv16_imagenet")`, `colornet colorize --model
 eccv16_imagenet` and the other commands taking `--model` fetch a release on first
-use: download, check its size and SHA-256, convert it with `colornet.official`
+use: download, check its size and SHA-256, convert it with `colornet.weights.official`
 (whose name, shape and bin checks are the layout check) and save the converted
 model as `.keras` in the cache. Later uses load that file and need no network.
 
@@ -41,10 +41,11 @@ import urllib.parse
 import zipfile
 import zlib
 
-from colornet import download, files, official, pth
-from colornet.errors import ColornetError
 from colornet.models import presets
 from colornet.models.loading import load_colorizer
+from colornet.utils import files
+from colornet.utils.errors import ColornetError
+from colornet.weights import download, official, pth
 
 MIRROR_ENV = "COLORNET_WEIGHTS_MIRROR"
 # A download being filled: release name, first 16 hex digits of the file's SHA-256.

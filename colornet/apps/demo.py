@@ -17,13 +17,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from colornet import batch, data, inference, predictors
 from colornet import constants as c
-from colornet.errors import ColornetError
+from colornet import data, inference
+from colornet.apps import batch
+from colornet.apps.defaults import DEFAULT_OUT_DIR, MAX_OWN_PHOTOS
+from colornet.deploy import predictors
+from colornet.utils.errors import ColornetError
 
-DEFAULT_OUT_DIR = "colornet_demo"
 GRID_ROW_HEIGHT = 256  # pixels per row of the grid; each photo is scaled to it
-MAX_OWN_PHOTOS = 24  # rows of a grid of one's own photos: a page to look at, not a batch job
 
 # (function in skimage.data, title, credit and licence as scikit-image gives them)
 PHOTOS = (

@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
 from colornet.version import __version__
 
 try:

@@ -31,7 +31,7 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
 
 # The legacy format's first two pickles (`torch/serialization.py`).
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

@@ -36,11 +36,11 @@ import tensorflow as tf
 from colornet import constants as c
 from colornet import hints as hint_maps
 from colornet import prior as prior_lib
-from colornet.errors import ColornetError, renamed
+from colornet.training.config import RECALIBRATE_IMAGES
+from colornet.utils.errors import ColornetError, renamed
 
 HEAD_LAYER = "conv8_313"
 
-DEFAULT_IMAGES = 256
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -187,7 +187,7 @@ def recalibrate_on_images(
     model,
     source,
     *,
-    images=DEFAULT_IMAGES,
+    images=RECALIBRATE_IMAGES,
     batch_size=DEFAULT_BATCH_SIZE,
     size=c.TRAIN_RESIZE,
 ):
@@ -214,7 +214,7 @@ def recalibrate_on_images(
 
 
 def recalibrate_file(
-    model_path, source, out, *, images=DEFAULT_IMAGES, size=c.TRAIN_RESIZE, undo_rebalancing=None,
+    model_path, source, out, *, images=RECALIBRATE_IMAGES, size=c.TRAIN_RESIZE, undo_rebalancing=None,
     undo_fraction=None,
 ):
     """Loads a colorizer, recomputes its batch-norm statistics on `source` and writes
@@ -233,8 +233,8 @@ def recalibrate_file(
     Returns:
       The number of images used.
     """
-    from colornet import files
     from colornet.models import loading
+    from colornet.utils import files
 
     out = str(out)
     if not out.endswith((".keras", ".npz")):

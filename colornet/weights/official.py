@@ -5,7 +5,7 @@ Two releases hold the same network (github.com/richzhang/colorization):
 - the PyTorch port, `colorization_release_v2-9b330a0b.pth`: a `state_dict` of
   `colorizers/eccv16.py` (`model1.0.weight` ... `model8.6.bias`, `model_out.weight`).
   Batch norms are affine, the input is (L - 50) / 100. Loads into the
-  `eccv16_pytorch` preset. Read by `colornet.pth` without PyTorch (tensors and
+  `eccv16_pytorch` preset. Read by `colornet.weights.pth` without PyTorch (tensors and
   containers only: a file that names anything else is refused, no code is run).
 - the Caffe release, `colorization_release_v2.caffemodel`: a serialised Caffe
   `NetParameter`. Batch norms have no scale or shift, the input is L - 50. Loads
@@ -42,9 +42,11 @@ import keras
 import ml_dtypes
 import numpy as np
 
-from colornet import bins, files, pth
-from colornet.errors import ColornetError
+from colornet import bins
 from colornet.models.colorizer import Colorizer
+from colornet.utils import files
+from colornet.utils.errors import ColornetError
+from colornet.weights import pth
 
 PYTORCH_PRESET = "eccv16_pytorch"
 CAFFE_PRESET = "eccv16"
@@ -209,7 +211,7 @@ def _to_numpy(value, name, source):
     if hasattr(value, "detach"):  # a torch.Tensor; numpy has no bfloat16
         value = value.detach().cpu().float().numpy()
     array = np.asarray(value)
-    # ml_dtypes' bfloat16 and float8 (as `colornet.pth` reads them) have kind "V".
+    # ml_dtypes' bfloat16 and float8 (as `colornet.weights.pth` reads them) have kind "V".
     if array.dtype.kind not in "fiu" and array.dtype.type not in _ML_FLOATS:
         raise ColornetError(f"{source}: {name} is not a numeric tensor ({type(value).__name__})")
     return array.astype(np.float32)

@@ -3,7 +3,7 @@
 `colorize_files(inputs, out_dir)` is what `colornet colorize` runs. Each input file
 is read by `colornet.data.read_image` (the one decoder, EXIF orientation applied),
 coloured by `colornet.inference.colorize_rgb` with a model from
-`colornet.predictors.load_predictor`, and written atomically as a PNG.
+`colornet.deploy.predictors.load_predictor`, and written atomically as a PNG.
 """
 
 import dataclasses
@@ -14,10 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
-from colornet import data, files, inference, predictors, video
+from colornet import data, inference
 from colornet import hints as hint_maps
-from colornet.console import progress_bar
-from colornet.errors import ColornetError, first_line
+from colornet.apps import video
+from colornet.deploy import predictors
+from colornet.utils import files
+from colornet.utils.console import progress_bar
+from colornet.utils.errors import ColornetError, first_line
 
 
 def side_by_side(panels, gap=8):
@@ -64,7 +67,7 @@ def _is_within(path, directory):
 
 
 def _list_inputs(argument):
-    """The image and video files an argument names (videos: `colornet.video`)."""
+    """The image and video files an argument names (videos: `colornet.apps.video`)."""
     videos = video.list_videos(argument)
     try:
         images = data.list_image_files(argument)
@@ -235,8 +238,8 @@ def colorize_files(
 ):
     """Colourises image files into PNGs under `out_dir`, at each input's resolution.
 
-    Video files (`colornet.video.VIDEO_EXTENSIONS`) become videos of the same name
-    (`.webm` becomes `.mkv`), coloured by `colornet.video.colorize_video` with
+    Video files (`colornet.apps.video.defaults.VIDEO_EXTENSIONS`) become videos of the same name
+    (`.webm` becomes `.mkv`), coloured by `colornet.apps.video.colorize_video` with
     `video_options` (its keyword arguments, checked before any work; `compare`
     applies to images only).
 
@@ -259,8 +262,8 @@ def colorize_files(
       compare: write a side-by-side image instead: grey input | colourised |
         original (the last only when the input has colour, `has_color`).
       video_options: keyword arguments of `colorize_video` for video inputs,
-        checked (`colornet.video.check_options`) even when no input is a video.
-      max_pixels: largest image accepted (default `colornet.data.MAX_PIXELS`).
+        checked (`colornet.apps.video.check_options`) even when no input is a video.
+      max_pixels: largest image accepted (default `colornet.constants.MAX_PIXELS`).
       verbose: 1 shows a progress bar and reports failures as they happen.
       hints: for a model that takes hints, a JSON file of hints
         (`colornet.hints.parse_hints`' format) for the one image input, or a folder

@@ -72,20 +72,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, console, data, files, inference
+from colornet import color, data, inference
 from colornet import constants as c
-from colornet.errors import ColornetError, renamed
+from colornet.deploy.defaults import (
+    AUTO_PERCENTILES,
+    DEFAULT_CALIBRATION_IMAGES,
+    DEFAULT_CALIBRATION_PERCENTILE,
+    QUANTIZATIONS,
+)
 from colornet.hints import HINT_CHANNELS
 from colornet.layers import decode
+from colornet.utils import console, files
+from colornet.utils.errors import ColornetError, renamed
 
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 SIGNATURE = "serving_default"
 # The decoding's ops (softmax(logits / T) . centres): kept in float32 under "int8".
 # The network itself has neither op type.
 _FLOAT_DECODE_OPS = ("SOFTMAX", "FULLY_CONNECTED", "BATCH_MATMUL")
-DEFAULT_CALIBRATION_IMAGES = 100
-DEFAULT_CALIBRATION_PERCENTILE = "auto"
-AUTO_PERCENTILES = (99.9, 99.99, 100.0)
 _AUTO_SCORING_IMAGES = 16
 _HISTOGRAM_BINS = 4096
 
@@ -407,7 +410,7 @@ def convert(
         raise ValueError(f"calibration_percentile must be 'auto' or in (50, 100], got {calibration_percentile!r}")
     if quantize == "int8" and representative is None:
         raise ColornetError("int8 quantisation needs representative images (--representative DIR)")
-    from colornet.export import with_precision
+    from colornet.deploy.export import with_precision
     from colornet.models.folding import fold_batch_norms
 
     out_path = os.fspath(out_path)

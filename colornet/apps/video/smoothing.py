@@ -11,13 +11,13 @@ drags colour behind moving objects. Why the defaults: README, "Video", measured 
 
 import numpy as np
 
-from colornet.errors import ColornetError
-from colornet.video.defaults import (
+from colornet.apps.video.defaults import (
     DEFAULT_MOTION,
     DEFAULT_SCENE_THRESHOLD,
     DEFAULT_TEMPORAL_SMOOTHING,
     MOTION_MODES,
 )
+from colornet.utils.errors import ColornetError
 
 # How far (L units, 0..100) the flow-warped previous L may differ from the current
 # one before the running average is held back: the weight falls as exp(-(dL / sigma)^2).
