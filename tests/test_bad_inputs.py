@@ -504,7 +504,7 @@ def test_tflite_helper_clips_out_of_range_l(tflite_model):
 # Safety: no code from files is run, nothing is written outside what was asked for.
 
 
-_PTH_READER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colornet", "pth.py")
+_PTH_READER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colornet", "weights", "pth.py")
 
 
 def test_package_has_no_lambda_layers_or_pickle():
