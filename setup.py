@@ -18,13 +18,13 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["colornet", "colornet.*"]),
-    package_data={"colornet": ["assets/*"], "colornet.app": ["static/*"]},
+    package_data={"colornet": ["assets/*"], "colornet.web": ["static/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21",
         "keras>=3.15",
         "numpy",
-        "ml_dtypes",  # bfloat16 and float8 arrays read from PyTorch checkpoints (colornet.pth)
+        "ml_dtypes",  # bfloat16 and float8 arrays read from PyTorch checkpoints (colornet.weights.pth)
         "absl-py",
         "tensorboard",  # training logs; TF 2.21 no longer pulls it in
         "scikit-image",  # `colornet demo`: its bundled public-domain/CC0 sample photos
@@ -36,7 +36,7 @@ setup(
         # TF Serving warm-up requests, gRPC client (serving/client.py --grpc)
         "serving": ["tensorflow-serving-api==2.21.*", "grpcio"],
         "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
-        # Video (colornet.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
+        # Video (colornet.apps.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
         # frames as arrays in-process; OpenCV for the optical flow of the smoothing.
         "video": ["av>=18", "opencv-python-headless"],
         "docs": DOCS,
@@ -45,7 +45,7 @@ setup(
         "app": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart", "av>=18", "opencv-python-headless"],
         "test": [
             "pytest",
-            # The oracle of colornet.pth and the importer tests (colornet itself reads
+            # The oracle of colornet.weights.pth and the importer tests (colornet itself reads
             # .pth files without it); .ci/run installs this version from a local wheel.
             "torch==2.13.0",
             "scikit-image",

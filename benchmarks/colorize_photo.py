@@ -24,7 +24,7 @@ import skimage.transform  # noqa: E402
 from video import cpu_name  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import colornet  # noqa: E402
-from colornet import predictors  # noqa: E402
+from colornet.deploy import predictors  # noqa: E402
 
 
 def main():

@@ -43,8 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import export, tflite
-from colornet.cli import calibration_percentile_arg
+from colornet.cli.deploy import calibration_percentile_arg
+from colornet.deploy import export, tflite
 from colornet.models import PRESETS, Colorizer
 
 VARIANTS = (
@@ -203,7 +203,7 @@ def _torch_runner(model, bf16, size, temperature=0.38):
             kernel, bias = weights
             # Keras: (kh, kw, in, out), transposed (kh, kw, out, in); PyTorch: (out, in,
             # kh, kw), transposed (in, out, kh, kw): the same permutation. No spatial
-            # flip (see colornet/official.py).
+            # flip (see colornet/weights/official.py).
             torch_layer.weight.copy_(kernel.permute(3, 2, 0, 1))
             torch_layer.bias.copy_(bias)
     centres = torch.from_numpy(ab_bins())

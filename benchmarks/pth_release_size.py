@@ -15,8 +15,9 @@ import tempfile
 
 import torch
 
-from colornet import bins, official, pretrained
+from colornet import bins
 from colornet.models import Colorizer
+from colornet.weights import official, pretrained
 
 
 def release_layout():

@@ -87,7 +87,7 @@ def model_name(model):
     bundled model changes from commit to commit), else what `--model` said."""
     import hashlib
 
-    from colornet import predictors
+    from colornet.deploy import predictors
 
     path = predictors.BUNDLED_MODEL_PATH if model is None else model
     if not os.path.isfile(path):
@@ -210,7 +210,7 @@ def cached_logits(predictor):
     `oracle` maps frames to logits made in advance instead."""
     import tensorflow as tf
 
-    from colornet import predictors
+    from colornet.deploy import predictors
 
     class CachedLogits(predictors.Predictor):
         def __init__(self):
@@ -256,7 +256,7 @@ def network_l(frames, size):
     import tensorflow as tf
 
     from colornet import inference
-    from colornet.video.frames import _frame_l
+    from colornet.apps.video.frames import _frame_l
 
     return inference.network_input(_frame_l(tf.convert_to_tensor(np.stack(frames))), size).numpy()
 
@@ -294,8 +294,9 @@ def score(outputs, truth_lab, masks):
 
 
 def run_quality(args):
-    from colornet import predictors, video
-    from colornet.video.smoothing import _l8
+    from colornet.apps import video
+    from colornet.apps.video.smoothing import _l8
+    from colornet.deploy import predictors
 
     settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in ("none", "agreement", "flow")]
 
@@ -405,7 +406,7 @@ def picture_clip(args, predictor, size):
     committed): the astronaut slides over the coffee cup."""
     from skimage import data as skdata
 
-    from colornet import video
+    from colornet.apps import video
 
     frames, masks = _object(skdata.coffee(), skdata.astronaut(), CLIP_FRAMES)
     if args.oracle:
@@ -493,7 +494,7 @@ def run_one_speed(args):
     """In this process: colourise one clip and print a JSON line."""
     import threading
 
-    from colornet import video
+    from colornet.apps import video
 
     predictor = video.load_video_predictor(args.model, args.precision)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -567,10 +568,11 @@ def run_stages(args):
     """CPU time per frame of each stage on a batch of 854 x 480 frames, apart."""
     import tensorflow as tf
 
-    from colornet import inference, video
-    from colornet.video.frames import _frame_l, _lab_to_rgb8, _render
+    from colornet import inference
+    from colornet.apps import video
+    from colornet.apps.video.frames import _frame_l, _lab_to_rgb8, _render
 
-    frames = np.random.default_rng(0).integers(0, 256, (video.DEFAULT_BATCH_SIZE, 480, 854, 3), np.uint8)
+    frames = np.random.default_rng(0).integers(0, 256, (video.defaults.DEFAULT_BATCH_SIZE, 480, 854, 3), np.uint8)
     count = len(frames)
 
     def cpu_ms(fn, rounds=5):
@@ -618,7 +620,7 @@ def run_stages(args):
 
 
 def main():
-    from colornet import video
+    from colornet.apps import video
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", action="store_true")
@@ -627,16 +629,16 @@ def main():
     parser.add_argument("--photos", default="../shared/data/photos")
     parser.add_argument("--sets", type=int, default=4, help="photograph sets (4 clips each); 0: only the --picture")
     parser.add_argument("--model", help="default: the bundled model")
-    parser.add_argument("--precision", default="auto", choices=video.PRECISIONS)
-    parser.add_argument("--scene-threshold", type=float, default=video.DEFAULT_SCENE_THRESHOLD)
+    parser.add_argument("--precision", default="auto", choices=video.defaults.PRECISIONS)
+    parser.add_argument("--scene-threshold", type=float, default=video.defaults.DEFAULT_SCENE_THRESHOLD)
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS, help="S values compared")
-    parser.add_argument("--sigma", type=float, default=video.L_AGREEMENT_SIGMA, help="L agreement sigma")
+    parser.add_argument("--sigma", type=float, default=video.smoothing.L_AGREEMENT_SIGMA, help="L agreement sigma")
     parser.add_argument("--json", metavar="FILE", help="also write what --quality, --speed or --stages "
                         "prints to this JSON file (one mode at a time)")
     parser.add_argument("--oracle", action="store_true", help="instead of a model: logits peaked at the true "
                         "colours with fresh noise every frame (a stand-in for a good model)")
     parser.add_argument("--picture", help="write the trail picture here (.jpg)")
-    parser.add_argument("--picture-strength", type=float, default=video.DEFAULT_TEMPORAL_SMOOTHING,
+    parser.add_argument("--picture-strength", type=float, default=video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
                         help="the S shown in the picture")
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
     parser.add_argument("--frames", type=int, default=300)
@@ -644,8 +646,9 @@ def main():
     parser.add_argument("--one-speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--dst", help=argparse.SUPPRESS)
-    parser.add_argument("--strength", type=float, default=video.DEFAULT_TEMPORAL_SMOOTHING, help=argparse.SUPPRESS)
-    parser.add_argument("--motion", default=video.DEFAULT_MOTION, help=argparse.SUPPRESS)
+    parser.add_argument("--strength", type=float, default=video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--motion", default=video.defaults.DEFAULT_MOTION, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_speed:
         return run_one_speed(args)

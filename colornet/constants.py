@@ -49,6 +49,10 @@ GREY_THRESHOLD = 5.0
 # Annealed-mean decoding (paper Sec. 2.3). The release deploy net scales logits by
 # 2.606, i.e. T ~ 0.384.
 ANNEALED_MEAN_TEMPERATURE = 0.38
+CAFFE_DEPLOY_LOGIT_SCALE = 2.606
+# Ways to turn the 313 logits into ab (paper Sec. 2.3, Fig. 3): the annealed mean,
+# the mean (T = 1) and the mode (T -> 0).
+DECODE_METHODS = ("annealed-mean", "mean", "mode")
 
 # CIE Lab with the D65 white and sRGB companding, as scikit-image (which the
 # release uses to build its data) defines them.
@@ -75,5 +79,10 @@ OUTPUT_STRIDE = 4  # the ab target is every 4th pixel of the input's ab
 # Largest image decoded, width x height: 50 megapixels, 150 MB as RGB (200 MB while
 # an alpha channel is still attached). Every real photograph we expect is far
 # smaller (ImageNet averages 0.2 MP; a 2024 phone camera gives 12 to 50 MP), while
-# a bomb declares gigapixels in a few bytes of header. `colornet.data.MAX_PIXELS`.
+# a bomb declares gigapixels in a few bytes of header. Read by `data.images` and the CLI.
 MAX_PIXELS = 50_000_000
+
+# `colornet prepare` (data/tfrecords.py): shards when it chooses their number itself,
+# and the JPEG quality of images it downscales (`resize=N`).
+IMAGES_PER_SHARD = 1024
+PREPARE_JPEG_QUALITY = 95

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import color
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
 
 HINT_CHANNELS = 3  # a, b, mask
 # Simulated hints (the 2017 paper's release draws the count from a geometric

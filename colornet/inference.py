@@ -1,7 +1,7 @@
 """From L to a colour image, in TF ops: decode the logits, upsample ab, join the full-res L.
 
-How an image is coloured (the release's demo; `colornet.export`, `colornet.tflite`
-and `colornet.predictors` all do it with these functions): the L of the input (a
+How an image is coloured (the release's demo; `colornet.deploy.export`, `colornet.deploy.tflite`
+and `colornet.deploy.predictors` all do it with these functions): the L of the input (a
 colour input is decolourised: only its L is used) is resized to the network's
 native size S x S (`network_input`: bilinear, antialiased; the aspect ratio is not
 kept), the network predicts logits at S/4 x S/4, they are decoded to ab
@@ -9,8 +9,8 @@ kept), the network predicts logits at S/4 x S/4, they are decoded to ab
 input's size and joined with the input's own full-resolution L (`join_l_ab`).
 
 A model enters only as something with a `logits(l_small)` method (a
-`colornet.predictors.Predictor`) or as a Keras model; loading model files is
-`colornet.predictors`' job.
+`colornet.deploy.predictors.Predictor`) or as a Keras model; loading model files is
+`colornet.deploy.predictors`' job.
 """
 
 import tensorflow as tf
@@ -20,7 +20,7 @@ from colornet import constants as c
 from colornet import hints as hint_maps
 from colornet.layers import decode
 
-DECODE_METHODS = ("annealed-mean", "mean", "mode")
+DECODE_METHODS = c.DECODE_METHODS
 
 
 def upsample_ab(ab_small, size):
@@ -115,9 +115,9 @@ def predict_rgb(
     """Colourises one image's L with a `Predictor`, keeping its full resolution.
 
     Args:
-      predictor: a `colornet.predictors.Predictor` (anything with `logits(l_small)`).
+      predictor: a `colornet.deploy.predictors.Predictor` (anything with `logits(l_small)`).
       l_raw: `(H, W, 1)` float L in 0..100 (see `checked_l`).
-      size: the side the network runs at (`colornet.predictors.resolve_size`).
+      size: the side the network runs at (`colornet.deploy.predictors.resolve_size`).
       method, temperature: the decoding (`decode_logits`).
       hints: None, or `(N, 5)` hint points (`colornet.hints.parse_hints`) for a model
         that takes hints.

@@ -23,10 +23,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from colornet import bins, color, files
+from colornet import bins, color
 from colornet import constants as c
-from colornet.console import progress_bar
-from colornet.errors import ColornetError
+from colornet.utils import files
+from colornet.utils.console import progress_bar
+from colornet.utils.errors import ColornetError
 
 FORMAT_VERSION = 1
 _AB_OFFSET = 128  # histogram cell i holds ab value i - 128

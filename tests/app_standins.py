@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import bins
-from colornet.predictors import Predictor
+from colornet.deploy.predictors import Predictor
 
 _CENTRES = np.asarray(bins.ab_bins(), np.float32)
 
@@ -101,7 +101,7 @@ def served(app):
     """Serves an ASGI app with uvicorn on 127.0.0.1 (a free port) in a thread; yields its URL."""
     import uvicorn
 
-    from colornet.app import server as app_server
+    from colornet.web import server as app_server
 
     sock = app_server.bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

@@ -1,4 +1,4 @@
-"""The contract every colornet layer and loss meets (STYLE.md: one shared helper)."""
+"""The contract every colornet layer and loss meets (docs/style.md, "Tests": one shared helper)."""
 
 import keras
 import numpy as np

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from colornet import color, export
+from colornet import color
+from colornet.deploy import export
 from colornet.layers import decode
 from colornet.models import Colorizer
 from tests.images import smooth_rgb

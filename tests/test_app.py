@@ -1,4 +1,4 @@
-"""colornet.app without a browser: the HTTP API, its limits and errors, the network
+"""colornet.web without a browser: the HTTP API, its limits and errors, the network
 lock, video jobs (done, failed, cancelled mid-way), paths a request cannot reach,
 and `colornet app` stopping on SIGTERM.
 
@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 from skimage.color import rgb2lab  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from colornet.app import jobs, server  # noqa: E402
+from colornet.web import jobs, server  # noqa: E402
 from tests.app_standins import Flat, HintOver, png_bytes  # noqa: E402
 from tests.images import smooth_rgb  # noqa: E402
 
@@ -106,7 +106,7 @@ def test_models_listing_and_choice(client_for):
 
 
 def test_fetching_a_model_is_a_job(client_for, monkeypatch):
-    from colornet import pretrained
+    from colornet.weights import pretrained
 
     fetched = []
     monkeypatch.setattr(pretrained, "fetch", lambda name, quiet=False: fetched.append(name))

@@ -24,7 +24,7 @@ from skimage import data as skdata  # noqa: E402
 from skimage.color import rgb2lab  # noqa: E402
 
 import colornet  # noqa: E402
-from colornet.app import server  # noqa: E402
+from colornet.web import server  # noqa: E402
 from tests.app_standins import HintOver, served  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

@@ -19,8 +19,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colornet import batch, cli, data, inference, predictors, prior
-from colornet.errors import ColornetError
+from colornet import cli, data, inference, prior
+from colornet.apps import batch
+from colornet.data import sources
+from colornet.deploy import predictors
+from colornet.utils.errors import ColornetError
 from tests import bad_inputs as b
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
@@ -348,7 +351,7 @@ def test_cli_evaluate_prior_prepare_skip_and_report(model_path, corpus, paths, t
 
     code, out, _ = _cli(["prepare", "--data", folder, "--out", str(tmp_path / "rec")], capsys)
     assert code == 0 and f"{len(GOOD)} images in 1 shards, {len(BAD)} skipped" in out
-    with open(tmp_path / "rec" / data.MANIFEST_NAME) as f:
+    with open(tmp_path / "rec" / sources.MANIFEST_NAME) as f:
         manifest = json.load(f)
     reasons = {item["path"]: item["reason"] for item in manifest["skipped"]}
     for name in BAD:
@@ -371,7 +374,7 @@ def test_batch_commands_take_odd_file_names(model_path, paths, tmp_path, capsys)
     # A long output name: the hidden temporary directory beside it still fits.
     long_out = str(tmp_path / ("r" * 250))
     code, out, _ = _cli(["prepare", "--data", folder, "--out", long_out], capsys)
-    assert code == 0 and os.path.isfile(os.path.join(long_out, data.MANIFEST_NAME))
+    assert code == 0 and os.path.isfile(os.path.join(long_out, sources.MANIFEST_NAME))
 
 
 @pytest.mark.parametrize("command", ["prior", "prepare", "evaluate"])
@@ -406,13 +409,13 @@ def test_cli_train_on_bad_data_and_paths(corpus, paths, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------
-# The serving signatures and the TFLite helper (colornet/export.py, tflite.py).
+# The serving signatures and the TFLite helper (colornet/deploy/export.py, tflite.py).
 
 
 @pytest.fixture(scope="module")
 def loaded_export(tmp_path_factory):
     """The default export (no XLA: tests/test_fuzz.py fuzzes the shared XLA one)."""
-    from colornet import export
+    from colornet.deploy import export
 
     base = tmp_path_factory.mktemp("export") / "colornet"
     result = export.export_saved_model(
@@ -468,7 +471,7 @@ def test_exported_tensor_signatures_clip_out_of_range_l(loaded_export):
 
 @pytest.fixture(scope="module")
 def tflite_model(tmp_path_factory):
-    from colornet import tflite
+    from colornet.deploy import tflite
 
     path = str(tmp_path_factory.mktemp("tflite") / "tiny.tflite")
     return tflite.TFLiteColorizer(tflite.convert(h.vivid_tiny_model(), path, size=SIZE).path)
@@ -502,7 +505,7 @@ def test_tflite_helper_clips_out_of_range_l(tflite_model):
 # Safety: no code from files is run, nothing is written outside what was asked for.
 
 
-_PTH_READER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colornet", "pth.py")
+_PTH_READER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colornet", "weights", "pth.py")
 
 
 def test_package_has_no_lambda_layers_or_pickle():
@@ -520,7 +523,7 @@ def test_package_has_no_lambda_layers_or_pickle():
                         if "Lambda(" in code or "safe_mode=False" in code or "unsafe_deserialization" in code:
                             offenders.append(f"{path}:{number}: {line.strip()}")
                         # np.load(..., allow_pickle=False) is the one allowed mention, and
-                        # colornet/pth.py, whose unpickler admits only tensors (tests/test_pth.py).
+                        # colornet/weights/pth.py, whose unpickler admits only tensors (tests/test_pth.py).
                         if "pickle" in code.replace("allow_pickle=False", "") and path != _PTH_READER:
                             offenders.append(f"{path}:{number}: {line.strip()}")
     assert not offenders, offenders
@@ -610,8 +613,8 @@ def test_commands_write_only_where_asked(model_path, tmp_path, capsys, monkeypat
     watched tree, so a stray file anywhere would show."""
     import tempfile
 
-    from colornet import pretrained
     from colornet.models import presets
+    from colornet.weights import pretrained
 
     root = tmp_path / "tree"
     inputs = root / "in"
@@ -687,13 +690,7 @@ def test_commands_write_only_where_asked(model_path, tmp_path, capsys, monkeypat
 
 def _subcommands():
     """The names of every `colornet` subcommand, from the parser itself."""
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    subparsers = parser.add_subparsers()
-    for add in cli._SUBCOMMANDS:
-        add(subparsers)
-    return set(subparsers.choices)
+    return set(cli.build_parser().commands)
 
 
 def test_cli_export_and_tflite_bad_paths(model_path, corpus, paths, tmp_path, capsys):

@@ -7,7 +7,11 @@ import warnings
 import pytest
 import tensorflow as tf
 
-from colornet import batch, cli, export, recalibrate, tflite, train
+from colornet import cli
+from colornet.apps import batch
+from colornet.deploy import export, tflite
+from colornet.training import recalibrate, train
+from colornet.training.config import TrainConfig
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 
@@ -122,11 +126,11 @@ def test_train_precision_is_bfloat16_mixed_bfloat16_its_old_name(tmp_path):
     base = {"data": "d", "workdir": str(tmp_path), "steps": 1}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert train.TrainConfig(**base, precision="bfloat16").precision == "bfloat16"
+        assert TrainConfig(**base, precision="bfloat16").precision == "bfloat16"
     with pytest.warns(DeprecationWarning, match="mixed_bfloat16.*bfloat16"):
-        assert train.TrainConfig(**base, precision="mixed_bfloat16").precision == "bfloat16"
+        assert TrainConfig(**base, precision="mixed_bfloat16").precision == "bfloat16"
     with pytest.raises(ValueError, match="precision must be one of"):
-        train.TrainConfig(**base, precision="float16")
+        TrainConfig(**base, precision="float16")
 
 
 def test_python_keywords_renamed_with_a_deprecation_warning(model_path, tmp_path):
@@ -152,7 +156,7 @@ def test_python_keywords_renamed_with_a_deprecation_warning(model_path, tmp_path
             recalibrate.recalibrate_file(model_path, "photos", str(tmp_path / "m.keras"), undo_rebalancing=2.0)
     with pytest.raises(TypeError, match="got both size= and its old name image_size="):
         tflite.convert(model, tmp_path / "m.tflite", size=32, image_size=32)
-    from colornet.errors import renamed
+    from colornet.utils.errors import renamed
 
     with pytest.raises(TypeError, match="got both undo_rebalancing= and its old name undo_fraction="):
         renamed("recalibrate_file", "undo_fraction", "undo_rebalancing", 0.5, 0.5)
@@ -166,8 +170,8 @@ def test_set_names_the_key_and_the_type(tmp_path, capsys):
                           ("verbose=1.5", "--set verbose: expected an int, got '1.5'")):
         code, _, err = _cli([*argv, "--set", pair], capsys)
         assert _error(code, err, "train") == f"colornet train: error: {message}"
-    config = train.TrainConfig(data="d", workdir="w", steps=1)
-    assert train.TrainConfig.from_overrides(config, ["k=7", "learning_rate=1e-3", "prior=none"]).k == 7
+    config = TrainConfig(data="d", workdir="w", steps=1)
+    assert TrainConfig.from_overrides(config, ["k=7", "learning_rate=1e-3", "prior=none"]).k == 7
 
 
 @pytest.mark.parametrize("command", ["export", "tflite"])
@@ -179,7 +183,7 @@ def test_model_help_names_every_format(command, capsys):
 
 
 def test_video_options_python_check():
-    from colornet import video
+    from colornet.apps import video
 
     video.check_options(crf=0, batch_size=2, precision="float32")
     with pytest.raises(ValueError, match="crf must be an int in 0..51, got 52"):
@@ -204,5 +208,5 @@ def test_bfloat16_training_runs_under_keras_mixed_bfloat16(tmp_path, monkeypatch
     monkeypatch.setattr(train, "_prepare_workdir", stop)
     for precision, policy in (("bfloat16", "mixed_bfloat16"), ("float32", "float32")):
         with pytest.raises(RuntimeError, match="stopped"):
-            train.train(train.TrainConfig(data="d", workdir=str(tmp_path), steps=1, precision=precision))
+            train.train(TrainConfig(data="d", workdir=str(tmp_path), steps=1, precision=precision))
         assert policies.pop() == policy

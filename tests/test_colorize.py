@@ -18,9 +18,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from colornet import batch, cli, color, data, demo, inference, predictors
-from colornet.errors import ColornetError
+from colornet import cli, color, data, inference
+from colornet.apps import batch, demo
+from colornet.deploy import predictors
 from colornet.models import Colorizer
+from colornet.utils.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 
@@ -186,7 +188,7 @@ def test_workdir_and_checkpoint(vivid, tmp_path):
 
 
 def test_saved_model_and_tflite(vivid, tmp_path_factory):
-    from colornet import tflite
+    from colornet.deploy import tflite
 
     # The shared export holds the same weights as `vivid` (same seed).
     model, _ = vivid
@@ -493,7 +495,7 @@ def test_demo_refuses_more_photos_than_a_page_shows(vivid, tmp_path):
 
 
 def test_summary_counts_images_and_videos():
-    from colornet.batch import ColorizeSummary
+    from colornet.apps.batch import ColorizeSummary
 
     def described(*names):
         return ColorizeSummary("out", [(name, "out/" + name) for name in names], []).describe_written()

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colornet import cli, console
+from colornet import cli
+
+# glog's prefix: severity, date, time, thread id, e.g. "I0000 00:00:1796213867.522283    5847 ".
+from colornet.utils import console
 
 # glog's prefix: severity, date, time, thread id, e.g. "I0000 00:00:1796213867.522283    5847 ".
 _GLOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ")
@@ -150,7 +153,7 @@ def test_a_skipped_file_is_reported_on_a_line_of_its_own(tmp_path):
 def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
     import signal
 
-    from colornet import batch
+    from colornet.apps import batch
     from tests import deploy_helpers as h
 
     model = tmp_path / "tiny.keras"

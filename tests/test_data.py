@@ -18,8 +18,8 @@ import tensorflow as tf
 from PIL import Image
 
 from colornet import cli, data
-from colornet.data import tfrecords
-from colornet.errors import ColornetError
+from colornet.data import sources, tfrecords
+from colornet.utils.errors import ColornetError
 from tests.bad_inputs import png_claiming
 from tests.images import random_rgb, smooth_rgb
 
@@ -583,7 +583,7 @@ def test_every_file_unreadable_raises_instead_of_spinning(tmp_path):
 
 
 def _records(directory):
-    manifest = json.loads((directory / data.MANIFEST_NAME).read_text())
+    manifest = json.loads((directory / sources.MANIFEST_NAME).read_text())
     out = []
     for shard in manifest["shards"]:
         for record in tf.data.TFRecordDataset(str(directory / shard["file"])):
@@ -671,7 +671,7 @@ def test_prepare_writes_manifest_last_then_renames(tmp_path, monkeypatch):
         "partial": seen["partial"],
     }
     assert seen["partial"].startswith(".records.partial-")
-    assert (out / data.MANIFEST_NAME).exists()
+    assert (out / sources.MANIFEST_NAME).exists()
 
 
 def test_interrupted_prepare_is_not_read_as_complete(tmp_path, monkeypatch):
@@ -695,7 +695,7 @@ def test_interrupted_prepare_is_not_read_as_complete(tmp_path, monkeypatch):
     for name in os.listdir(out):
         if name.endswith(".tfrecord"):
             (partial / name).write_bytes((out / name).read_bytes())
-    (out / data.MANIFEST_NAME).unlink()
+    (out / sources.MANIFEST_NAME).unlink()
     for directory in (out, partial):
         with pytest.raises(
             ColornetError, match="no colornet_tfrecords.json.*interrupted"

@@ -83,8 +83,8 @@ def test_readme_figures_come_from_committed_files(readme, title):
 
 
 def test_the_tflite_docstring_quotes_no_measurement():
-    from colornet import tflite
+    from colornet.deploy import tflite
 
     quoted = set(_FIGURE.findall(tflite.__doc__))
     settings = {f"{p:g}" for p in tflite.AUTO_PERCENTILES} | {"0.38"}  # the percentiles tried; T
-    assert quoted <= settings, f"measured figures in colornet/tflite.py's docstring: {sorted(quoted - settings)}"
+    assert quoted <= settings, f"measured figures in colornet/deploy/tflite.py's docstring: {sorted(quoted - settings)}"

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import cli, color, evaluate, inference, metrics, predictors
-from colornet.errors import ColornetError
+from colornet import cli, color, inference, metrics
+from colornet.apps import evaluate
+from colornet.deploy import predictors
+from colornet.utils.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 

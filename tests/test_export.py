@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import bins, cli, export
-from colornet.errors import ColornetError
+from colornet import bins, cli
+from colornet.deploy import export
+from colornet.utils.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 from tests.serving_standin import RequestError, SessionModel

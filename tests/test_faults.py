@@ -22,9 +22,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import data, export, train
-from colornet.errors import ColornetError
+from colornet import data
+from colornet.deploy import export
 from colornet.models.loading import load_colorizer
+from colornet.training import train
+from colornet.training.config import TrainConfig
+from colornet.utils.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 
@@ -35,9 +38,10 @@ _DRIVER = r"""
 import json, os, signal, sys
 from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.ops import gen_io_ops
-from colornet import train
+from colornet.training import train
+from colornet.training.config import TrainConfig
 
-config = train.TrainConfig(**json.loads(sys.argv[1]))
+config = TrainConfig(**json.loads(sys.argv[1]))
 kill, kill_step, progress = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
 
@@ -216,13 +220,13 @@ def full_disk(tmp_path, monkeypatch):
 def test_full_disk_stops_training_and_keeps_the_last_checkpoint(photos, full_disk):
     directory, fill = full_disk
     workdir = directory / "run"
-    finished = train.train(train.TrainConfig(**_config(photos, workdir, 2)))["model"]
+    finished = train.train(TrainConfig(**_config(photos, workdir, 2)))["model"]
     # The .keras file written at the end holds what the last checkpoint holds.
     step_2 = [w.numpy() for w in load_colorizer(finished).weights]
     make_room = fill()
     pattern = "could not write a checkpoint .*No space left on device.*ckpt-2 is intact"
     with pytest.raises(ColornetError, match=pattern) as info:
-        train.train(train.TrainConfig(**_config(photos, workdir, 6)))
+        train.train(TrainConfig(**_config(photos, workdir, 6)))
     message = str(info.value)
     assert "\n" not in message and "{{function_node" not in message and "[Op:" not in message
     assert _listed(str(workdir)) == [2]
@@ -231,7 +235,7 @@ def test_full_disk_stops_training_and_keeps_the_last_checkpoint(photos, full_dis
     for kept, before in zip(load_colorizer(str(workdir)).weights, step_2, strict=True):
         np.testing.assert_array_equal(kept.numpy(), before)
     # With room again, training resumes from the intact checkpoint.
-    assert train.train(train.TrainConfig(**_config(photos, workdir, 4)))["step"] == 4
+    assert train.train(TrainConfig(**_config(photos, workdir, 4)))["step"] == 4
 
 
 def _kill_when(process, condition, timeout=240):

@@ -20,10 +20,13 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
-from colornet import cli, pretrained, train  # noqa: E402
-from colornet.errors import ColornetError  # noqa: E402
+from colornet import cli  # noqa: E402
 from colornet.models import Colorizer, solver  # noqa: E402
 from colornet.models.loading import load_colorizer, save_compact  # noqa: E402
+from colornet.training import train  # noqa: E402
+from colornet.training.config import TrainConfig  # noqa: E402
+from colornet.utils.errors import ColornetError  # noqa: E402
+from colornet.weights import pretrained  # noqa: E402
 from tests.images import smooth_rgb  # noqa: E402
 from tests.test_pretrained import Server  # noqa: E402
 
@@ -101,18 +104,18 @@ def test_the_preset_follows_a_model_file_and_a_workdir(photos, tmp_path):
     base = dict(data=photos, steps=1, batch_size=2, resize=32, crop=32, prior="uniform", recalibrate_images=0,
                 checkpoint_every=1, num_samples=1, verbose=0)
     first = tmp_path / "first"
-    train.train(train.TrainConfig(workdir=str(first), init_from=str(snapshot), **base))
+    train.train(TrainConfig(workdir=str(first), init_from=str(snapshot), **base))
     saved = json.loads((first / "config.json").read_text())
     assert saved["preset"] == "tiny" and saved["learning_rate"] == solver.FINETUNE_LEARNING_RATE
     second = tmp_path / "second"  # from a workdir: its checkpoint, step and optimizer included
-    train.train(train.TrainConfig(workdir=str(second), init_from=str(first), **{**base, "steps": 2}))
+    train.train(TrainConfig(workdir=str(second), init_from=str(first), **{**base, "steps": 2}))
     saved = json.loads((second / "config.json").read_text())
     assert saved["preset"] == "tiny" and saved["learning_rate"] == solver.BASE_LEARNING_RATE
     with pytest.raises(ColornetError, match="holds the 'tiny' network, not the preset 'half'"):
-        train.train(train.TrainConfig(workdir=str(tmp_path / "x"), init_from=str(first), preset="half", **base))
+        train.train(TrainConfig(workdir=str(tmp_path / "x"), init_from=str(first), preset="half", **base))
     odd = tmp_path / "odd.npz"  # a network that is no preset: the preset must be named
     save_compact(Colorizer.from_preset("tiny", shortcut=True), odd)
     with pytest.raises(ColornetError, match="its network is none of the presets"):
-        train.train(train.TrainConfig(workdir=str(tmp_path / "y"), init_from=str(odd), **base))
+        train.train(TrainConfig(workdir=str(tmp_path / "y"), init_from=str(odd), **base))
     with pytest.raises(ColornetError, match=r"nor a pretrained name \(eccv16_imagenet, "):
-        train.train(train.TrainConfig(workdir=str(tmp_path / "z"), init_from="eccv16_imagnet", **base))
+        train.train(TrainConfig(workdir=str(tmp_path / "z"), init_from="eccv16_imagnet", **base))

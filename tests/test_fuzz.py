@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from colornet import data, inference, losses, predictors
-from colornet.errors import ColornetError
+from colornet import data, inference, losses
+from colornet.deploy import predictors
 from colornet.layers import decode, soft_encode
+from colornet.utils.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 

@@ -14,10 +14,13 @@ import pytest
 import tensorflow as tf
 
 import colornet
-from colornet import hints, predictors, train
+from colornet import hints
 from colornet.data import pipelines
-from colornet.errors import ColornetError
+from colornet.deploy import predictors
 from colornet.models import Colorizer, get_preset, loading
+from colornet.training import train
+from colornet.training.config import TrainConfig
+from colornet.utils.errors import ColornetError
 from tests.contract import check_layer_contract
 
 
@@ -270,7 +273,7 @@ def test_training_a_hint_model_from_a_plain_file(tmp_path):
         Image.fromarray(rgb).save(tmp_path / f"{i}.png")
     plain = Colorizer(get_preset("tiny"))
     loading.save_compact(plain, tmp_path / "plain.npz", dtype="float32")
-    config = train.TrainConfig(
+    config = TrainConfig(
         data=str(tmp_path), workdir=str(tmp_path / "run"), preset="tiny", hints=True, steps=1,
         batch_size=2, crop=32, resize=40, init_from=str(tmp_path / "plain.npz"),
         recalibrate_images=0, verbose=0,
@@ -371,7 +374,7 @@ class _Oracle(predictors.Predictor):
 def test_evaluate_hints_bookkeeping(tmp_path):
     from PIL import Image
 
-    from colornet import evaluate
+    from colornet.apps import evaluate
 
     for i in range(2):
         # Flat colour regions: a hint anywhere in one tells the truth of the whole square.
@@ -408,7 +411,7 @@ def hinted_tiny():
 
 
 def test_saved_model_colours_as_python_does_with_hints(hinted_tiny, tmp_path):
-    from colornet import export
+    from colornet.deploy import export
 
     image = np.random.default_rng(4).integers(0, 256, [50, 70, 3], dtype=np.uint8)
     given = [{"x": 20, "y": 10, "color": "#c02020", "size": 12}, {"x": 60, "y": 40, "ab": [-30, 40]}]
@@ -439,7 +442,7 @@ def test_saved_model_colours_as_python_does_with_hints(hinted_tiny, tmp_path):
 
 
 def test_saved_model_of_a_plain_model_has_no_hint_signatures(tmp_path):
-    from colornet import export
+    from colornet.deploy import export
 
     result = export.export_saved_model(
         Colorizer(get_preset("tiny")), tmp_path / "m", config=export.ExportConfig(image_size=32, warmup=False)
@@ -450,7 +453,7 @@ def test_saved_model_of_a_plain_model_has_no_hint_signatures(tmp_path):
 
 @pytest.mark.parametrize("quantize", ["none", "dynamic"])
 def test_tflite_colours_as_python_does_with_hints(hinted_tiny, tmp_path, quantize):
-    from colornet import tflite
+    from colornet.deploy import tflite
 
     result = tflite.convert(hinted_tiny, tmp_path / "m.tflite", quantize=quantize, size=64)
     assert all(op.isupper() for op in result.ops)  # builtin ops only (convert checks it too)

@@ -437,8 +437,8 @@ def test_mixed_bfloat16_trains_with_float32_logits(bfloat16_policy):
 
 
 def test_compact_weights_file_round_trip(tmp_path):
-    from colornet.errors import ColornetError
     from colornet.models.loading import load_colorizer, save_compact
+    from colornet.utils.errors import ColornetError
 
     model = Colorizer.from_preset("tiny")
     path = tmp_path / "model.npz"

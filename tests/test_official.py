@@ -1,4 +1,4 @@
-"""Importing the authors' released ECCV16 model (`colornet.official`).
+"""Importing the authors' released ECCV16 model (`colornet.weights.official`).
 
 The released files cannot be downloaded here, so the oracle is a PyTorch network
 written from the published architecture (Table 4 and `colorizers/eccv16.py`'s
@@ -31,12 +31,13 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from skimage import color as skcolor
 from skimage import transform as sktransform
 
-from colornet import bins, cli, official
-from colornet.errors import ColornetError
+from colornet import bins, cli
 from colornet.inference import upsample_ab
 from colornet.layers import decode
 from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer
+from colornet.utils.errors import ColornetError
+from colornet.weights import official
 
 AB_TOLERANCE = 1e-3  # ab units, float32 (see the module docstring)
 
@@ -405,7 +406,7 @@ def test_the_release_converts_without_pytorch(checkpoint, converted):
         "            raise ImportError('torch is blocked')\n"
         "sys.meta_path.insert(0, NoTorch())\n"
         "import numpy as np\n"
-        "from colornet import official\n"
+        "from colornet.weights import official\n"
         f"model = official.import_official({str(checkpoint)!r})\n"
         "assert 'torch' not in sys.modules\n"
         "np.save(sys.argv[1], np.concatenate([w.numpy().ravel() for w in model.weights]))\n"

@@ -1,4 +1,4 @@
-"""Released models by name (`colornet.pretrained`, `colornet.download`).
+"""Released models by name (`colornet.weights.pretrained`, `colornet.weights.download`).
 
 The real release files cannot be downloaded here (no network), and no test reaches
 the internet. Fake releases in the real formats are served from a local HTTP server
@@ -30,10 +30,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from colornet import bins, cli, download, official, predictors, pretrained  # noqa: E402
-from colornet.errors import ColornetError  # noqa: E402
+from colornet import bins, cli  # noqa: E402
+from colornet.deploy import predictors  # noqa: E402
 from colornet.layers import decode  # noqa: E402
 from colornet.models import Colorizer, presets  # noqa: E402
+from colornet.utils.errors import ColornetError  # noqa: E402
+from colornet.weights import download, official, pretrained  # noqa: E402
 
 TINY_PYTORCH = presets.get_preset("tiny", l_scale=100.0, norm_affine=True, norm_momentum=0.9)
 TINY_CAFFE = presets.get_preset("tiny")
@@ -463,7 +465,7 @@ def test_a_pretrained_name_before_colornet_pretrained_is_imported_says_how(monke
     monkeypatch.setattr(presets, "PRETRAINED", {})  # as in a process that imported colornet.models only
     with pytest.raises(ValueError, match=re.escape(
         "; pretrained names (eccv16_imagenet, eccv16_imagenet_caffe, eccv16_imagenet_norebal) are registered "
-        "by `import colornet.pretrained` or by using `colornet.Colorizer`"
+        "by `import colornet.weights.pretrained` or by using `colornet.Colorizer`"
     )):
         Colorizer.from_preset("eccv16_imagenet")
 
@@ -476,7 +478,8 @@ def _fetch_message(name):
 
 _FETCH_IN_A_PROCESS = """
 import json, resource, sys
-from colornet import cli, pretrained
+from colornet import cli
+from colornet.weights import pretrained
 from colornet.models.config import ModelConfig
 spec = json.loads(sys.argv[1])
 spec["sources"] = tuple(pretrained.Source(**{**source, "network": ModelConfig.from_dict(source["network"])})
@@ -564,7 +567,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(server, cache, registry, tmp
 
 def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeypatch):
     """The ECCV16 network of the PyTorch release, saved by real `torch.save`, goes
-    through the whole path of `eccv16_imagenet` (file:// mirror, checksum, `colornet.pth`,
+    through the whole path of `eccv16_imagenet` (file:// mirror, checksum, `colornet.weights.pth`,
     the importer, the cache) and must then give PyTorch's colours.
 
     Saved in torch's legacy format, which the release most likely is: its published

@@ -11,7 +11,7 @@ import skimage.color
 import tensorflow as tf
 
 from colornet import bins, prior
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
 from tests import plots
 from tests.images import random_rgb, smooth_rgb
 

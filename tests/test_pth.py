@@ -1,4 +1,4 @@
-"""Reading `torch.save` files without PyTorch (`colornet.pth`).
+"""Reading `torch.save` files without PyTorch (`colornet.weights.pth`).
 
 The oracle is `torch.load` itself: every array read must equal, bit for bit, the
 tensor torch loads from the same file, for every dtype a state dict can hold, in
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from colornet import pth
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
+from colornet.weights import pth
 
 DTYPES = [
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import color, inference, recalibrate
+from colornet import color, inference
 from colornet import prior as prior_lib
-from colornet.errors import ColornetError
 from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer, save_compact
+from colornet.training import recalibrate
+from colornet.utils.errors import ColornetError
 from tests.images import smooth_rgb
 
 SIZE = 48
@@ -260,9 +261,10 @@ def _own_prior():
 
 
 def _train_tiny(photos, workdir, prior):
-    from colornet import train
+    from colornet.training import train
+    from colornet.training.config import TrainConfig
 
-    config = train.TrainConfig(
+    config = TrainConfig(
         data=photos, workdir=str(workdir), preset="tiny", steps=2, batch_size=4, resize=SIZE, crop=32,
         prior=prior, checkpoint_every=2, log_every=1, sample_every=100, num_samples=1, verbose=0,
         recalibrate_images=4,
@@ -349,14 +351,14 @@ def test_a_prior_given_for_a_model_with_some_undone_replaces_the_recorded_one():
 
 
 def test_the_bundled_model_records_the_package_prior_it_was_trained_with():
-    from colornet import predictors
+    from colornet.deploy import predictors
 
     bundled = load_colorizer(predictors.BUNDLED_MODEL_PATH)
     np.testing.assert_array_equal(bundled.model_config.rebalancing_weights, prior_lib.default_prior().weights)
 
 
 def test_released_models_record_their_prior_where_colornet_ships_it(tmp_path):
-    from colornet import pretrained
+    from colornet.weights import pretrained
 
     assert pretrained.get_release("eccv16_imagenet_norebal").prior == "uniform"
     # The ImageNet models' prior is the authors', not shipped: --prior is asked for.

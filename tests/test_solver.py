@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from colornet import train
 from colornet.models import Colorizer
 from colornet.models.solver import SolverConfig, WarmupStableDecay
+from colornet.training.config import TrainConfig
 
 
 @pytest.mark.parametrize("step", [0, 4, 9, 10, 55, 99, 100, 130, 159, 160, 500])
@@ -91,10 +91,10 @@ def test_weight_ema_is_the_moving_average_of_the_trained_weights():
 
 
 def test_train_config_parses_schedule_overrides_by_field_type():
-    base = train.TrainConfig(data="d", workdir="w", steps=10)
-    config = train.TrainConfig.from_overrides(
+    base = TrainConfig(data="d", workdir="w", steps=10)
+    config = TrainConfig.from_overrides(
         base, ["lr_schedule=wsd", "decay_start=6", "warmup_steps=2", "ema=0.99", "learning_rate=1e-3"]
     )
     assert (config.lr_schedule, config.decay_start, config.warmup_steps, config.ema) == ("wsd", 6, 2, 0.99)
     assert isinstance(config.decay_start, int) and isinstance(config.learning_rate, float)
-    assert train.TrainConfig.from_overrides(config, ["decay_start=none"]).decay_start is None
+    assert TrainConfig.from_overrides(config, ["decay_start=none"]).decay_start is None

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colornet import cli, tflite
-from colornet.errors import ColornetError
+from colornet import cli
+from colornet.deploy import tflite
 from colornet.layers import decode
+from colornet.utils.errors import ColornetError
 from tests import deploy_helpers as h
 from tests.images import smooth_rgb
 

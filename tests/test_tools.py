@@ -10,8 +10,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colornet import evaluate, predictors, prior, recalibrate, train
+from colornet import prior
+from colornet.apps import evaluate
+from colornet.deploy import predictors
 from colornet.models import Colorizer
+from colornet.training import recalibrate, train
+from colornet.training.config import TrainConfig
 from tests import plots
 from tests.images import smooth_rgb
 
@@ -37,7 +41,7 @@ def test_evenly_spaced_spreads_the_subset_over_the_sorted_list(photos):
 
 def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
     workdir = tmp_path / "run"
-    config = train.TrainConfig(
+    config = TrainConfig(
         data=photos, workdir=str(workdir), preset="tiny", steps=4, batch_size=2, resize=40, crop=32,
         prior="uniform", checkpoint_every=2, sample_every=100, verbose=0, learning_rate=1e-3, ema=0.9,
         recalibrate_images=0,

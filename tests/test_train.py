@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colornet import recalibrate, train
-from colornet.errors import ColornetError
 from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer, save_compact
+from colornet.training import recalibrate, train
+from colornet.training.config import TrainConfig
+from colornet.utils.errors import ColornetError
 from tests.images import smooth_rgb
 
 
@@ -36,7 +37,7 @@ def _config(photos, workdir, **changes):
         prior="uniform", checkpoint_every=3, log_every=2, sample_every=3, num_samples=2, verbose=0,
         learning_rate=1e-3,
     )
-    return train.TrainConfig(**{**base, **changes})
+    return TrainConfig(**{**base, **changes})
 
 
 def _checkpoint_steps(workdir):
@@ -104,8 +105,9 @@ _MIRRORED_SCRIPT = """
 import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from colornet import recalibrate, train
-config = train.TrainConfig(**eval(sys.argv[1]))
+from colornet.training import recalibrate, train
+from colornet.training.config import TrainConfig
+config = TrainConfig(**eval(sys.argv[1]))
 summary = train.train(config)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", summary["step"])
 """
@@ -122,15 +124,15 @@ def test_mirrored_strategy_trains_with_fit(photos, tmp_path):
 
 
 def test_config_overrides_and_validation():
-    base = train.TrainConfig(data="d", workdir="w", steps=5)
-    changed = train.TrainConfig.from_overrides(base, ["learning_rate=1e-4", "checkpoint_every=7", "prior=uniform"])
+    base = TrainConfig(data="d", workdir="w", steps=5)
+    changed = TrainConfig.from_overrides(base, ["learning_rate=1e-4", "checkpoint_every=7", "prior=uniform"])
     assert changed.learning_rate == 1e-4 and changed.checkpoint_every == 7 and changed.prior == "uniform"
     with pytest.raises(ValueError, match="key=value"):
-        train.TrainConfig.from_overrides(base, ["nonsense=1"])
+        TrainConfig.from_overrides(base, ["nonsense=1"])
     with pytest.raises(ValueError, match="exactly one"):
-        train.TrainConfig(data="d", workdir="w")
+        TrainConfig(data="d", workdir="w")
     with pytest.raises(ValueError, match="strategy"):
-        train.TrainConfig(data="d", workdir="w", steps=1, strategy="magic")
+        TrainConfig(data="d", workdir="w", steps=1, strategy="magic")
 
 
 def _cli_args(photos, workdir, steps):

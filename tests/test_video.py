@@ -1,4 +1,4 @@
-"""colornet.video: the temporal smoother against NumPy recurrences, frames and video
+"""colornet.apps.video: the temporal smoother against NumPy recurrences, frames and video
 files end to end, and bad inputs.
 
 Clips are made here with PyAV: a few frames of 64 x 48 generated images. A tiny model
@@ -17,9 +17,11 @@ import tensorflow as tf
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from colornet import batch, bins, cli, color, inference, predictors, video  # noqa: E402
+from colornet import bins, cli, color, inference  # noqa: E402
 from colornet import constants as c  # noqa: E402
-from colornet.errors import ColornetError  # noqa: E402
+from colornet.apps import batch, video  # noqa: E402
+from colornet.deploy import predictors  # noqa: E402
+from colornet.utils.errors import ColornetError  # noqa: E402
 from tests import deploy_helpers as h  # noqa: E402
 from tests.images import smooth_rgb  # noqa: E402
 
@@ -495,17 +497,17 @@ def test_frame_size_change_skips_that_file_only(model, model_path, tmp_path, cap
 
 
 def test_cli_video_options_defaults_match_the_library():
-    """The CLI states colornet.video's defaults in its help."""
+    """The CLI states colornet.apps.video's defaults in its help."""
     import argparse
 
     parser = argparse.ArgumentParser()
-    cli._add_video_options(parser)
+    cli.apps._add_video_options(parser)
     help_text = " ".join(parser.format_help().split())
-    assert f"default {video.DEFAULT_TEMPORAL_SMOOTHING}" in help_text
-    assert f"default {video.DEFAULT_SCENE_THRESHOLD}" in help_text
-    assert f"default {video.DEFAULT_CRF}" in help_text
-    assert f"default {video.DEFAULT_ENCODER_PRESET}" in help_text
-    assert f"default {video.DEFAULT_MOTION}" in help_text
+    assert f"default {video.defaults.DEFAULT_TEMPORAL_SMOOTHING}" in help_text
+    assert f"default {video.defaults.DEFAULT_SCENE_THRESHOLD}" in help_text
+    assert f"default {video.defaults.DEFAULT_CRF}" in help_text
+    assert f"default {video.defaults.DEFAULT_ENCODER_PRESET}" in help_text
+    assert f"default {video.defaults.DEFAULT_MOTION}" in help_text
 
 
 def test_defaults_load_without_tensorflow_or_pyav():
@@ -513,7 +515,7 @@ def test_defaults_load_without_tensorflow_or_pyav():
     import subprocess
     import sys
 
-    code = ("import sys; from colornet import video; video.DEFAULT_CRF, video.MOTION_MODES; "
+    code = ("import sys; from colornet.apps.video import defaults; defaults.DEFAULT_CRF, defaults.MOTION_MODES; "
             "print(sorted({'tensorflow', 'av', 'numpy'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -6,7 +6,7 @@
 Each checkpoint (every `--every` steps) is scored as the finished model would be:
 weights averaged as training kept them (the EMA, when the run kept one), batch-norm
 statistics recomputed on `--calibration-images` training photos
-(`colornet.recalibrate`), then `colornet.evaluate` at the native 256 x 256 on a fixed
+(`colornet.training.recalibrate`), then `colornet.apps.evaluate` at the native 256 x 256 on a fixed
 subset of `--data`: `--images` files evenly spaced through its sorted list (the
 split mixes sources in blocks; the first N would be one source). Plotted: rebalanced
 AuC and raw AuC beside grey's, and colourfulness as a ratio to the truth's.
@@ -26,7 +26,11 @@ import sys
 import keras
 import tensorflow as tf
 
-from colornet import data, evaluate, files, recalibrate, train
+from colornet import data
+from colornet.apps import evaluate
+from colornet.training import recalibrate, train
+from colornet.training.config import TrainConfig
+from colornet.utils import files
 
 METRICS = (
     ("auc_rebalanced", "rebalanced AuC (%)"),
@@ -80,7 +84,7 @@ def score(workdir, subset, args):
         print(f"{workdir}: no workdir; plotting its {len(scores)} recorded scores")
         return {int(step): value for step, value in scores.items()}
     with open(config_path) as f:
-        config = train.TrainConfig(**json.load(f))
+        config = TrainConfig(**json.load(f))
     writer = tf.summary.create_file_writer(os.path.join(workdir, "logs", "val"))
     for step, path in sorted(checkpoint_steps(workdir).items()):
         if str(step) in scores or step % args.every:

@@ -8,7 +8,7 @@ The temperature trades vividness for safety (paper Sec. 2.3, Fig. 3): T -> 0 is 
 mode (vivid, patchy), T = 1 the mean (smooth, desaturated). The paper's 0.38 was
 chosen for its model; a smaller or shorter-trained model may be best elsewhere. Each
 image's logits are computed once and kept (float16) for the other temperatures; the
-scoring is `colornet.evaluate`'s at native resolution, beside the grey baseline.
+scoring is `colornet.apps.evaluate`'s at native resolution, beside the grey baseline.
 `--images N` takes N files evenly spaced through the sorted list (all by default).
 
 `--undo-rebalancing A...` also scores the model with a fraction A of its class
@@ -32,8 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from colornet import constants as c
-from colornet import evaluate, predictors
 from colornet import prior as prior_lib
+from colornet.apps import evaluate
+from colornet.deploy import predictors
 
 
 class CachedPredictor(predictors.Predictor):

@@ -9,71 +9,33 @@
   prior (resize, crop, flip, Lab, every 4th pixel's ab), skipping unreadable files.
 * `colornet.data.tfrecords`: writing TFRecord shards (`prepare`).
 
-The names below are the package's public interface; import them from here.
+The names below are the package's public interface, imported on first use; the
+modules' constants (`sources.MANIFEST_NAME`, `sources.SHUFFLE_BUFFER`, ...) are read
+from their modules, and the pixel limit from `colornet.constants.MAX_PIXELS`.
 """
 
-from colornet.data.images import (
-    MAX_PIXELS,
-    apply_orientation,
-    as_rgb,
-    decode_image,
-    jpeg_exif_orientation,
-    read_image,
-)
-from colornet.data.pipelines import (
-    SkipCounter,
-    center_crop,
-    decoded_images,
-    eval_dataset,
-    random_crop_flip,
-    resize_shorter_side,
-    to_model_inputs,
-    train_dataset,
-)
-from colornet.data.sources import (
-    IMAGE_EXTENSIONS,
-    MANIFEST_FORMAT,
-    MANIFEST_NAME,
-    MANIFEST_VERSION,
-    SHUFFLE_BUFFER,
-    check_filesystem,
-    count_images,
-    list_image_files,
-)
-from colornet.data.tfrecords import (
-    IMAGES_PER_SHARD,
-    PREPARE_JPEG_QUALITY,
-    SHARD_PATTERN,
-    PrepareSummary,
-    prepare,
-)
+from colornet.utils.exports import lazy_exports
 
-__all__ = [
-    "IMAGES_PER_SHARD",
-    "IMAGE_EXTENSIONS",
-    "MANIFEST_FORMAT",
-    "MANIFEST_NAME",
-    "MANIFEST_VERSION",
-    "MAX_PIXELS",
-    "PREPARE_JPEG_QUALITY",
-    "SHARD_PATTERN",
-    "SHUFFLE_BUFFER",
-    "PrepareSummary",
-    "SkipCounter",
-    "apply_orientation",
-    "as_rgb",
-    "center_crop",
-    "check_filesystem",
-    "count_images",
-    "decode_image",
-    "decoded_images",
-    "eval_dataset",
-    "jpeg_exif_orientation",
-    "list_image_files",
-    "prepare",
-    "random_crop_flip",
-    "read_image",
-    "resize_shorter_side",
-    "to_model_inputs",
-    "train_dataset",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "apply_orientation": "colornet.data.images",
+        "as_rgb": "colornet.data.images",
+        "decode_image": "colornet.data.images",
+        "jpeg_exif_orientation": "colornet.data.images",
+        "read_image": "colornet.data.images",
+        "SkipCounter": "colornet.data.pipelines",
+        "center_crop": "colornet.data.pipelines",
+        "decoded_images": "colornet.data.pipelines",
+        "eval_dataset": "colornet.data.pipelines",
+        "random_crop_flip": "colornet.data.pipelines",
+        "resize_shorter_side": "colornet.data.pipelines",
+        "to_model_inputs": "colornet.data.pipelines",
+        "train_dataset": "colornet.data.pipelines",
+        "check_filesystem": "colornet.data.sources",
+        "count_images": "colornet.data.sources",
+        "list_image_files": "colornet.data.sources",
+        "PrepareSummary": "colornet.data.tfrecords",
+        "prepare": "colornet.data.tfrecords",
+    },
+)

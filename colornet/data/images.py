@@ -34,7 +34,7 @@ import tensorflow as tf
 from PIL import ExifTags, JpegImagePlugin
 
 from colornet import constants as c
-from colornet.errors import ColornetError, first_line
+from colornet.utils.errors import ColornetError, first_line
 
 MAX_PIXELS = c.MAX_PIXELS  # 50 megapixels; why: colornet/constants.py
 
@@ -302,7 +302,7 @@ def _validated(image_bytes, max_pixels):
         width,
         "x",
         height,
-        f" pixels; the limit is max_pixels={max_pixels} (colornet.data.MAX_PIXELS), "
+        f" pixels; the limit is max_pixels={max_pixels} (colornet.constants.MAX_PIXELS), "
         "and the size must be positive",
     )
     with tf.control_dependencies([size_check]):

@@ -29,7 +29,7 @@ import os
 import tensorflow as tf
 
 from colornet.data.images import plain_tf
-from colornet.errors import ColornetError
+from colornet.utils.errors import ColornetError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 

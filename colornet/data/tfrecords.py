@@ -19,7 +19,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from colornet.console import progress_bar
+from colornet.constants import IMAGES_PER_SHARD, PREPARE_JPEG_QUALITY
 from colornet.data.images import MAX_PIXELS, decode_scaled, decode_with_size, plain_tf
 from colornet.data.pipelines import SkipCounter, _check_size, _decode_skipping, resize_shorter_side
 from colornet.data.sources import (
@@ -31,12 +31,11 @@ from colornet.data.sources import (
     check_filesystem,
     list_image_files,
 )
-from colornet.errors import ColornetError
-from colornet.files import hidden_stem
+from colornet.utils.console import progress_bar
+from colornet.utils.errors import ColornetError
+from colornet.utils.files import hidden_stem
 
 SHARD_PATTERN = "images-{index:05d}-of-{count:05d}.tfrecord"
-IMAGES_PER_SHARD = 1024  # when `prepare` chooses the number of shards itself
-PREPARE_JPEG_QUALITY = 95  # for images that `prepare(..., resize=N)` downscales
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,21 +1,25 @@
-"""The network: Table 4 backbone, its configuration, presets and the `Colorizer` model."""
+"""The network: Table 4 backbone, its configuration, presets and the `Colorizer` model.
 
-from colornet.models.backbone import CropToStride, apply_backbone, build_backbone
-from colornet.models.colorizer import Colorizer
-from colornet.models.config import ModelConfig
-from colornet.models.normalization import NormalizeL
-from colornet.models.presets import PRESETS, get_preset
-from colornet.models.solver import SolverConfig, paper_optimizer
+`config.py` and `presets.py` are plain Python: the command line reads the preset
+names from them without loading TensorFlow. The building blocks (`CropToStride`,
+`NormalizeL`, `build_backbone`) are the registered Keras layers and functions a
+custom network reuses.
+"""
 
-__all__ = [
-    "PRESETS",
-    "Colorizer",
-    "CropToStride",
-    "ModelConfig",
-    "NormalizeL",
-    "SolverConfig",
-    "apply_backbone",
-    "build_backbone",
-    "get_preset",
-    "paper_optimizer",
-]
+from colornet.utils.exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "Colorizer": "colornet.models.colorizer",
+        "CropToStride": "colornet.models.backbone",
+        "apply_backbone": "colornet.models.backbone",
+        "build_backbone": "colornet.models.backbone",
+        "NormalizeL": "colornet.models.normalization",
+        "ModelConfig": "colornet.models.config",
+        "PRESETS": "colornet.models.presets",
+        "get_preset": "colornet.models.presets",
+        "SolverConfig": "colornet.models.solver",
+        "paper_optimizer": "colornet.models.solver",
+    },
+)

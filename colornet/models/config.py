@@ -73,7 +73,7 @@ class ModelConfig:
         such shortcuts so that the colours follow edges the 1/8-resolution middle
         blocks blur. The output, loss and decoding stay the paper's.
       undo_rebalancing: a record, not a layer: the fraction of the class
-        rebalancing's effect that `colornet.recalibrate.undo_rebalancing` took out
+        rebalancing's effect that `colornet.training.recalibrate.undo_rebalancing` took out
         of the logits after training, by adding `-undo_rebalancing * log(w)` (w: the
         prior's rebalancing weights) to `conv8_313`'s bias. 0 for a model as
         trained; building a model from a config does not apply it, the weights hold it.

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colornet import files
-from colornet.errors import ColornetError
+from colornet.utils import files
+from colornet.utils.errors import ColornetError
 
 
 def is_workdir(path):

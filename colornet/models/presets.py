@@ -10,7 +10,7 @@ from colornet.models.config import ModelConfig
 
 PRESETS = {}
 # Presets with released weights: name -> function returning a built `Colorizer`.
-# `colornet.pretrained` (which downloads, so sits above the models) fills it in when
+# `colornet.weights.pretrained` (which downloads, so sits above the models) fills it in when
 # imported; `Colorizer.from_preset` looks names up here, so models never import it.
 PRETRAINED = {}
 # The names it registers, as plain data, so that asking for one before it is
@@ -103,7 +103,7 @@ def get_preset(name, **overrides):
         else:
             pretrained = (
                 f"; pretrained names ({', '.join(RELEASED_NAMES)}) are registered by "
-                "`import colornet.pretrained` or by using `colornet.Colorizer`"
+                "`import colornet.weights.pretrained` or by using `colornet.Colorizer`"
             )
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}{pretrained}")
     return PRESETS[name]().replace(**overrides)

@@ -1,0 +1,40 @@
+"""Colourising video: streaming, smoothed over time, sound kept.
+
+* `colorize_frames(frames, model)`: a generator from RGB frames (any iterable of
+  `(H, W, 3)` arrays, for users who decode video themselves) to coloured uint8 RGB
+  frames, smoothed over time.
+* `colorize_video(src, dst, model)`: a video file to a video file, sound kept.
+
+The modules, one concern each:
+
+  defaults.py   the options' choices and defaults (plain Python, no TensorFlow)
+  smoothing.py  `TemporalSmoother`: the 313-way distributions averaged over time,
+                held back where L changed, started afresh at scene cuts
+  frames.py     `colorize_frames`: the network on batches of frames, then smoothing
+                and rendering
+  files.py      `colorize_video`, `VideoJob`: decoding, encoding and muxing with
+                PyAV in three threads; which paths are videos
+
+Public names are imported on first use (`colornet.utils.exports`), so the defaults
+(`colornet.apps.video.defaults`) can be read without loading TensorFlow or PyAV.
+"""
+
+from colornet.utils.exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "TemporalSmoother": "colornet.apps.video.smoothing",
+        "l_histogram": "colornet.apps.video.smoothing",
+        "resolve_precision": "colornet.apps.video.frames",
+        "load_video_predictor": "colornet.apps.video.frames",
+        "colorize_frames": "colornet.apps.video.frames",
+        "is_video_path": "colornet.apps.video.files",
+        "output_name": "colornet.apps.video.files",
+        "list_videos": "colornet.apps.video.files",
+        "VideoSummary": "colornet.apps.video.files",
+        "VideoJob": "colornet.apps.video.files",
+        "check_options": "colornet.apps.video.files",
+        "colorize_video": "colornet.apps.video.files",
+    },
+)
