@@ -437,8 +437,8 @@ def colorize_video(
       dst: the output file; its extension picks the container (`.mp4`, `.mkv`,
         `.mov`, ...). Written under a hidden temporary name beside it and renamed
         when complete, so an interrupted or failed run leaves `dst` as it was.
-      model, temporal_smoothing, scene_threshold, motion, temperature, method,
-        size, batch_size, precision: as for `colorize_frames`.
+      model, temporal_smoothing, scene_threshold, motion: as for `colorize_frames`.
+      temperature, method, size, batch_size, precision: as for `colorize_frames`.
       crf: H.264 quality, 0 (lossless) to 51 (worst).
       encoder_preset: x264's speed preset ("ultrafast" ... "veryslow").
       max_pixels: largest frame accepted (default `colornet.constants.MAX_PIXELS`).
