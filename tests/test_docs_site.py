@@ -39,8 +39,8 @@ def test_the_site_builds_strict(site):
     pages = {os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))}
     built = {os.path.join("docs", os.path.basename(os.path.dirname(p)) + ".md")
              for p in glob.glob(str(site / "*" / "index.html"))}
-    # Every page is built (the nav lists it), but the proposed short README.
-    assert pages - built == {"docs/index.md", "docs/README.short.md"} & pages
+    # Every page is built (the nav lists it); index.md is the site's root page.
+    assert pages - built == {"docs/index.md"}
 
 
 def test_the_site_loads_nothing_from_elsewhere(site):
@@ -54,11 +54,3 @@ def test_the_site_loads_nothing_from_elsewhere(site):
 def test_evidence_pictures_are_in_the_site(site):
     for name in ("learning_curve.png", "prior.png", "video_trail.jpg"):
         assert (site / "results" / name).is_file()
-
-
-def test_the_pages_copied_from_readme_are_up_to_date():
-    """Until README is shortened, the guide pages are README's sections
-    (`tools/readme_to_docs.py`); an edit to one is carried over by running it."""
-    run = subprocess.run([sys.executable, "tools/readme_to_docs.py", "--check"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
-    assert run.returncode == 0, f"{run.stdout}{run.stderr}run: python tools/readme_to_docs.py"
