@@ -2,7 +2,7 @@
 lock, video jobs (done, failed, cancelled mid-way), paths a request cannot reach,
 and `colornet app` stopping on SIGTERM.
 
-Stand-in predictors (tests/app_standins.py) keep it fast and make the colours known:
+Stand-in predictors (tests/helpers/app_standins.py) keep it fast and make the colours known:
 `Flat` paints one ab bin everywhere, `HintOver` paints the hinted ab where hints are.
 """
 
@@ -27,8 +27,8 @@ from skimage.color import rgb2lab  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from colornet.web import jobs, server  # noqa: E402
-from tests.app_standins import Flat, HintOver, png_bytes  # noqa: E402
-from tests.images import smooth_rgb  # noqa: E402
+from tests.helpers.app_standins import Flat, HintOver, png_bytes  # noqa: E402
+from tests.helpers.images import smooth_rgb  # noqa: E402
 
 BASE = "http://127.0.0.1"
 PHOTO = smooth_rgb(48, 64, seed=3)

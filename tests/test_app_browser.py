@@ -25,7 +25,7 @@ from skimage.color import rgb2lab  # noqa: E402
 
 import colornet  # noqa: E402
 from colornet.web import server  # noqa: E402
-from tests.app_standins import HintOver, served  # noqa: E402
+from tests.helpers.app_standins import HintOver, served  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -165,7 +165,7 @@ def test_page_colourises_takes_hints_downloads_and_reports_bad_files(tmp_path):
 
 def test_page_without_hints_says_so(tmp_path):
     """A model that takes no hints: the note says so, clicks add no hint."""
-    from tests.app_standins import Flat
+    from tests.helpers.app_standins import Flat
 
     app = server.create_app(predictor=Flat(), work_dir=str(tmp_path))
     photo, _ = _photo(tmp_path, "chelsea.png", skdata.chelsea(), 120)

@@ -1,4 +1,4 @@
-"""Every entry point against the corpus of hostile inputs (tests/bad_inputs.py).
+"""Every entry point against the corpus of hostile inputs (tests/helpers/bad_inputs.py).
 
 What each entry point must do with each input class is written in
 docs/robustness.md; these tests check it: a one-line error that names the file and
@@ -24,9 +24,9 @@ from colornet.apps import batch
 from colornet.data import sources
 from colornet.deploy import predictors
 from colornet.utils.errors import ColornetError
-from tests import bad_inputs as b
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import bad_inputs as b
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 SIZE = 64  # the network's native size in these tests (256 in use)
 CASES = b.image_cases()

@@ -12,8 +12,8 @@ from colornet.apps import batch
 from colornet.deploy import export, tflite
 from colornet.training import recalibrate, train
 from colornet.training.config import TrainConfig
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 SIZE = h.IMAGE_SIZE
 

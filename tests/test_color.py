@@ -7,7 +7,7 @@ import skimage.data
 import tensorflow as tf
 
 from colornet import color
-from tests.images import random_rgb, smooth_rgb
+from tests.helpers.images import random_rgb, smooth_rgb
 
 # float32 arithmetic on values up to ~100 loses about 1e-5 relative; 1e-3 Lab units
 # is the bound and leaves a 10x margin over what we measure (~6e-5).

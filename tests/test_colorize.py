@@ -23,8 +23,8 @@ from colornet.apps import batch, demo
 from colornet.deploy import predictors
 from colornet.models import Colorizer
 from colornet.utils.errors import ColornetError
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 SIZE = 64
 # The same graph in another format (SavedModel, TFLite) differs by float32 rounding

@@ -127,7 +127,7 @@ def _photos(folder, count):
 
 
 def test_a_skipped_file_is_reported_on_a_line_of_its_own(tmp_path):
-    from tests import deploy_helpers as h
+    from tests.helpers import deploy_helpers as h
 
     model = tmp_path / "tiny.keras"
     h.vivid_tiny_model().save(model)
@@ -154,7 +154,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
     import signal
 
     from colornet.apps import batch
-    from tests import deploy_helpers as h
+    from tests.helpers import deploy_helpers as h
 
     model = tmp_path / "tiny.keras"
     h.vivid_tiny_model().save(model)

@@ -20,8 +20,8 @@ from PIL import Image
 from colornet import cli, data
 from colornet.data import sources, tfrecords
 from colornet.utils.errors import ColornetError
-from tests.bad_inputs import png_claiming
-from tests.images import random_rgb, smooth_rgb
+from tests.helpers.bad_inputs import png_claiming
+from tests.helpers.images import random_rgb, smooth_rgb
 
 # float32 Lab vs scikit-image's float64: ~6e-5 measured, 1e-3 is the bound
 # (as in test_color.py).

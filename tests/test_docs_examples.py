@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.images import smooth_rgb
+from tests.helpers.images import smooth_rgb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300  # per block; the slowest (training the tiny network) takes well under a minute

@@ -14,8 +14,8 @@ from colornet import cli, color, inference, metrics
 from colornet.apps import evaluate
 from colornet.deploy import predictors
 from colornet.utils.errors import ColornetError
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 SIZE = 64
 EXACT = 1e-9

@@ -20,9 +20,9 @@ import tensorflow as tf
 from colornet import bins, cli
 from colornet.deploy import export
 from colornet.utils.errors import ColornetError
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
-from tests.serving_standin import RequestError, SessionModel
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
+from tests.helpers.serving_standin import RequestError, SessionModel
 
 # ab from the SavedModel and from eager Keras differ only by float32 rounding in a
 # different op order (oneDNN, XLA fusion): 1e-3 ab units is far below anything

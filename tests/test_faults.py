@@ -28,8 +28,8 @@ from colornet.models.loading import load_colorizer
 from colornet.training import train
 from colornet.training.config import TrainConfig
 from colornet.utils.errors import ColornetError
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}  # a killed child's output
 INTERVAL = 2  # checkpoint_every

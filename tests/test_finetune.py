@@ -27,7 +27,7 @@ from colornet.training import train  # noqa: E402
 from colornet.training.config import TrainConfig  # noqa: E402
 from colornet.utils.errors import ColornetError  # noqa: E402
 from colornet.weights import pretrained  # noqa: E402
-from tests.images import smooth_rgb  # noqa: E402
+from tests.helpers.images import smooth_rgb  # noqa: E402
 from tests.test_pretrained import Server  # noqa: E402
 
 

@@ -29,8 +29,8 @@ from colornet import data, inference, losses
 from colornet.deploy import predictors
 from colornet.layers import decode, soft_encode
 from colornet.utils.errors import ColornetError
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 # A decode of a 16 x 16 file takes milliseconds; a call that takes seconds is a hang
 # in the making. Generous, because CI shares two cores with other work.

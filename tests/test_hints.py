@@ -21,7 +21,7 @@ from colornet.models import Colorizer, get_preset, loading
 from colornet.training import train
 from colornet.training.config import TrainConfig
 from colornet.utils.errors import ColornetError
-from tests.contract import check_layer_contract
+from tests.helpers.contract import check_layer_contract
 
 
 def _ab(shape, seed=1):

@@ -8,8 +8,8 @@ import tensorflow as tf
 from colornet import bins
 from colornet import constants as c
 from colornet.layers import AnnealedMeanDecode, SoftEncode, decode
-from tests import oracles
-from tests.contract import check_layer_contract
+from tests.helpers import oracles
+from tests.helpers.contract import check_layer_contract
 
 
 def _random_ab(shape, seed=0):

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from colornet import RebalancedLoss
-from tests import oracles
-from tests.contract import check_loss_contract
+from tests.helpers import oracles
+from tests.helpers.contract import check_loss_contract
 
 SHAPE = (3, 6, 5)  # B, h, w
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from colornet import bins, prior
 from colornet.utils.errors import ColornetError
-from tests import plots
-from tests.images import random_rgb, smooth_rgb
+from tests.helpers import plots
+from tests.helpers.images import random_rgb, smooth_rgb
 
 
 def _oracle_probs(images, sigma=5.0):

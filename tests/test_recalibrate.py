@@ -17,7 +17,7 @@ from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer, save_compact
 from colornet.training import recalibrate
 from colornet.utils.errors import ColornetError
-from tests.images import smooth_rgb
+from tests.helpers.images import smooth_rgb
 
 SIZE = 48
 

@@ -1,4 +1,4 @@
-"""serving/client.py end to end against the STAND-IN server (tests/serving_standin.py).
+"""serving/client.py end to end against the STAND-IN server (tests/helpers/serving_standin.py).
 
 The stand-in is not TF Serving: it loads the export with TF Serving's session loader
 behind tensorflow-serving-api's real gRPC `PredictionService` and a REST endpoint with
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
-from tests.serving_standin import StandInServer
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
+from tests.helpers.serving_standin import StandInServer
 
 _CLIENT_PATH = os.path.join(os.path.dirname(__file__), "..", "serving", "client.py")
 

@@ -1,7 +1,7 @@
 """TFLite conversion: builtin ops only, each quantisation against the Keras model, the
 runtime helper and serving/tflite_colorize.py (NumPy + Pillow + LiteRT only).
 
-Error bounds, for the vivid tiny model of tests/deploy_helpers.py (random weights,
+Error bounds, for the vivid tiny model of tests/helpers/deploy_helpers.py (random weights,
 logits with std ~3, |ab| ~40 on average) at 64 x 64, as the mean absolute ab error
 per image against eager Keras in float32 (measured values in brackets):
 "none" 1e-3 (~2e-5), "float16" 0.1 (0.03), "dynamic" 1.0 (0.37), "int8" 2.0 (0.9,
@@ -25,8 +25,8 @@ from colornet import cli
 from colornet.deploy import tflite
 from colornet.layers import decode
 from colornet.utils.errors import ColornetError
-from tests import deploy_helpers as h
-from tests.images import smooth_rgb
+from tests.helpers import deploy_helpers as h
+from tests.helpers.images import smooth_rgb
 
 AB_BOUNDS = {"none": 1e-3, "float16": 0.1, "dynamic": 1.0, "int8": 2.0}
 _SCRIPT = os.path.join(os.path.dirname(__file__), "..", "serving", "tflite_colorize.py")
@@ -202,7 +202,7 @@ def test_runtime_helper_and_script_agree_with_the_saved_model(converted, tmp_pat
     _, results = converted
     _, exported = h.shared_export(tmp_path_factory)
     rgb = smooth_rgb(90, 70, seed=7)
-    from tests.serving_standin import SessionModel
+    from tests.helpers.serving_standin import SessionModel
 
     served = SessionModel(os.path.dirname(exported.path), "colornet")
     saved = served.predict("colorize_rgb", {"rgb": rgb[None]})["rgb"][0]
@@ -258,7 +258,7 @@ def test_script_reads_odd_images_as_the_package_does(tmp_path):
     (16-bit, palette, grey + alpha, RGBA, CMYK/YCCK, animated GIF, EXIF orientation)
     plus 16-bit samples that are not multiples of 257 and every EXIF orientation."""
     from colornet import data
-    from tests import bad_inputs
+    from tests.helpers import bad_inputs
 
     paths = bad_inputs.write_corpus(tmp_path / "corpus", names=set(bad_inputs.good_cases()))
     rng = np.random.default_rng(0)

@@ -16,8 +16,8 @@ from colornet.deploy import predictors
 from colornet.models import Colorizer
 from colornet.training import recalibrate, train
 from colornet.training.config import TrainConfig
-from tests import plots
-from tests.images import smooth_rgb
+from tests.helpers import plots
+from tests.helpers.images import smooth_rgb
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import learning_curve  # noqa: E402

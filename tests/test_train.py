@@ -19,7 +19,7 @@ from colornet.models.loading import load_colorizer, save_compact
 from colornet.training import recalibrate, train
 from colornet.training.config import TrainConfig
 from colornet.utils.errors import ColornetError
-from tests.images import smooth_rgb
+from tests.helpers.images import smooth_rgb
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from colornet import constants as c  # noqa: E402
 from colornet.apps import batch, video  # noqa: E402
 from colornet.deploy import predictors  # noqa: E402
 from colornet.utils.errors import ColornetError  # noqa: E402
-from tests import deploy_helpers as h  # noqa: E402
-from tests.images import smooth_rgb  # noqa: E402
+from tests.helpers import deploy_helpers as h  # noqa: E402
+from tests.helpers.images import smooth_rgb  # noqa: E402
 
 SIZE = 64
 W, H = 64, 48

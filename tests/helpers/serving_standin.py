@@ -19,7 +19,7 @@ protocol that colornet relies on, as TF Serving documents them:
 Signature inputs that a request omits take the SignatureDef's default (the graph
 holds them as PlaceholderWithDefault), as in TF Serving.
 
-Run by hand: `python tests/serving_standin.py --model_name colornet
+Run by hand: `python tests/helpers/serving_standin.py --model_name colornet
 --model_base_path models/colornet --port 8500 --rest_api_port 8501`.
 """
 

@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from tests.images import smooth_rgb
+from tests.helpers.images import smooth_rgb
 
 NOT_AN_IMAGE = "not a JPEG, PNG, GIF, BMP or WebP"
 

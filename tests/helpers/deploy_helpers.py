@@ -20,7 +20,7 @@ from colornet import color
 from colornet.deploy import export
 from colornet.layers import decode
 from colornet.models import Colorizer
-from tests.images import smooth_rgb
+from tests.helpers.images import smooth_rgb
 
 IMAGE_SIZE = 64  # the network's native size in these tests (256 in production)
 MAX_PIXELS = 1_000_000  # serving limit of the shared export, small enough to test
