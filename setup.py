@@ -11,7 +11,9 @@ with open("colornet/version.py", encoding="utf-8") as f:
 DOCS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8", "mkdocstrings-python==2.0.11"]
 
 setup(
-    name="colornet",
+    # The import name is `colornet`; the distribution's is not, as `colornet` on PyPI is
+    # another project's.
+    name="colornet-keras",
     version=VERSION,
     description="Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016) in TensorFlow/Keras",
     long_description=open("README.md", encoding="utf-8").read(),
@@ -45,6 +47,9 @@ setup(
         "app": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart", "av>=18", "opencv-python-headless"],
         "test": [
             "pytest",
+            # tests/test_packaging.py: builds the wheel and sdist, checks their metadata.
+            "build",
+            "twine",
             # The oracle of colornet.weights.pth and the importer tests (colornet itself reads
             # .pth files without it); .ci/run installs this version from a local wheel.
             "torch==2.13.0",

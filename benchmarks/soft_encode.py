@@ -9,7 +9,7 @@ loss read. This script times that, written afresh here, and a leaner variant of 
 (same search, float32 (batch, H, W, 313) output, no layout changes), against
 colornet's sparse encoding (what the loss uses) and its dense `SoftEncode` layer, on
 a batch of 40 at 64 x 64 (the release's batch at 256 x 256 input). Speed-ups are
-against the release as written. Needs scikit-learn (`pip install 'colornet[bench]'`).
+against the release as written. Needs scikit-learn (`pip install 'colornet-keras[bench]'`).
 
     python benchmarks/soft_encode.py [--k 5] [--repeats 20]
 """

@@ -286,7 +286,7 @@ def plot_prior(prior, path):
         import matplotlib.pyplot as plt
     except ImportError:
         raise ColornetError(
-            "--plot needs matplotlib: pip install 'colornet[plot]'"
+            "--plot needs matplotlib: pip install 'colornet-keras[plot]'"
         ) from None
     centres = bins.ab_bins()
     lab = np.concatenate([np.full((c.NUM_BINS, 1), 50.0, np.float32), centres], axis=1)

@@ -56,3 +56,10 @@ def deny_access(monkeypatch):
         monkeypatch.setattr(os, "access", fake)
 
     return deny
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: takes long on 2 cores; the quick profile (`pytest -m \"not slow\"`) leaves it out, CI runs it",
+    )

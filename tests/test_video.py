@@ -531,4 +531,4 @@ def test_without_pyav_a_video_gets_one_line(model_path, tmp_path, monkeypatch, c
     assert [os.path.basename(p) for p, _ in summary.written] == ["still.png"]
     assert [os.path.basename(p) for p, _ in summary.failed] == ["film.mp4"]
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"colornet: skipped {inputs / 'film.mp4'}: video needs PyAV: pip install 'colornet[video]'"]
+    assert err == [f"colornet: skipped {inputs / 'film.mp4'}: video needs PyAV: pip install 'colornet-keras[video]'"]

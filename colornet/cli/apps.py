@@ -59,7 +59,7 @@ def _add_video_options(parser):
     from colornet.apps.video import defaults
 
     extensions = ", ".join(ext.lstrip(".") for ext in defaults.VIDEO_EXTENSIONS)
-    group = parser.add_argument_group(f"video inputs ({extensions}; need `pip install 'colornet[video]'`)")
+    group = parser.add_argument_group(f"video inputs ({extensions}; need `pip install 'colornet-keras[video]'`)")
     unset = argparse.SUPPRESS
     group.add_argument("--temporal-smoothing", type=float, default=unset, metavar="S",
                        help="weight of the running average of colour over frames: 0 colours each frame "
@@ -179,7 +179,7 @@ def _add_app(subparsers):
     parser = subparsers.add_parser(
         "app", help="colourise photos and videos in a web page served on this machine (docs/app.md)",
         description="Serves the page and its HTTP API (docs/app.md) until Ctrl-C; everything it needs "
-        "ships with colornet, so it works offline. Needs `pip install 'colornet[app]'`.",
+        "ships with colornet, so it works offline. Needs `pip install 'colornet-keras[app]'`.",
     )
     parser.add_argument("--model", dest="models", action="append", default=[], metavar="NAME|FILE",
                         help="a model to offer (a pretrained name or a model path); repeat for several; the "
@@ -194,7 +194,7 @@ def _run_app(args):
     try:
         from colornet.web import server
     except ImportError as error:
-        raise ColornetError(f"the app needs its extra ({error.name} is missing): pip install 'colornet[app]'") from None
+        raise ColornetError(f"the app needs its extra ({error.name} is missing): pip install 'colornet-keras[app]'") from None
     server.serve(args.models, host=args.host, port=args.port, open_browser=not args.no_browser)
     return 0
 

@@ -555,7 +555,7 @@ def _warmup_requests(config, hints=False):
     except ImportError:
         raise ColornetError(
             "writing TF Serving warm-up requests needs tensorflow-serving-api "
-            "(pip install 'colornet[serving]'), or export without warm-up (--no-warmup)"
+            "(pip install 'colornet-keras[serving]'), or export without warm-up (--no-warmup)"
         ) from None
     images = _warmup_images(config)
     l_raw = np.linspace(0.0, 100.0, 32 * 32, dtype=np.float32).reshape(1, 32, 32, 1)

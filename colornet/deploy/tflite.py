@@ -469,7 +469,7 @@ def _interpreter(without_delegates=False, **kwargs):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise ColornetError(
-            "running TFLite models needs ai-edge-litert (pip install 'colornet[tflite]')"
+            "running TFLite models needs ai-edge-litert (pip install 'colornet-keras[tflite]')"
         ) from None
     if without_delegates:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES

@@ -9,5 +9,5 @@
   static/     the page: plain HTML, CSS and JavaScript, no build step, nothing
               fetched from elsewhere
 
-docs/app.md documents the HTTP API. Needs the `app` extra: `pip install 'colornet[app]'`.
+docs/app.md documents the HTTP API. Needs the `app` extra: `pip install 'colornet-keras[app]'`.
 """

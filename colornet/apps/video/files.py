@@ -10,7 +10,7 @@ memory does not grow with the length of the video and the three overlap (FFmpeg 
 TensorFlow release the GIL). The output is written under a hidden temporary name and
 renamed when complete.
 
-Needs the `video` extra (`pip install 'colornet[video]'`): PyAV, whose wheels bring
+Needs the `video` extra (`pip install 'colornet-keras[video]'`): PyAV, whose wheels bring
 their own FFmpeg with libx264 and decode and encode frames as arrays in-process.
 """
 
@@ -53,7 +53,7 @@ def _require_av():
     try:
         import av
     except ImportError:
-        raise ColornetError("video needs PyAV: pip install 'colornet[video]'") from None
+        raise ColornetError("video needs PyAV: pip install 'colornet-keras[video]'") from None
     return av
 
 

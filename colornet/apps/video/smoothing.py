@@ -30,7 +30,7 @@ def _require_cv2():
         import cv2
     except ImportError:
         raise ColornetError(
-            "motion='flow' needs OpenCV: pip install 'colornet[video]' (or motion='agreement')"
+            "motion='flow' needs OpenCV: pip install 'colornet-keras[video]' (or motion='agreement')"
         ) from None
     return cv2
 
