@@ -36,9 +36,13 @@ HINT_COLOR = "#2a5bd7"  # a blue nowhere near the cat's browns
 
 
 # Skipped on a machine without Chromium, never in CI (CI=true), where .ci/run installs it.
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium (.ci/run installs it)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+        reason="needs Debian's chromium (.ci/run installs it)",
+    ),
+    pytest.mark.slow,
+]
 
 
 def _photo(tmp_path, name, image, width):

@@ -80,6 +80,7 @@ def _one_line_error(code, err, command, *needles):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.slow
 def test_decode_image_every_case(name):
     case = CASES[name]
     for decode in (data.decode_image, tf.function(data.decode_image)):
@@ -249,6 +250,7 @@ def test_colorize_files_over_the_corpus(model_path, corpus, paths, tmp_path, cap
         assert len([line for line in err if line.startswith(f"colornet: skipped {path}: ")]) == 1
 
 
+@pytest.mark.slow
 def test_cli_colorize_corpus_in_a_fresh_process(model_path, corpus, paths, tmp_path):
     """The real command: exit 1, each bad file on one stderr line, no traceback."""
     folder, written = corpus
@@ -332,6 +334,7 @@ def test_cli_colorize_hostile_model_files(corpus, tmp_path, capsys):
 # The batch commands: evaluate, prior, prepare, train.
 
 
+@pytest.mark.slow
 def test_cli_evaluate_prior_prepare_skip_and_report(model_path, corpus, paths, tmp_path, capsys):
     folder, written = corpus
     code, out, _ = _cli(
@@ -607,6 +610,7 @@ def _official_file(path):
     return path
 
 
+@pytest.mark.slow
 def test_commands_write_only_where_asked(model_path, tmp_path, capsys, monkeypatch):
     """Every `colornet` command writes only the outputs it was asked for: the working
     directory, HOME, the temporary directory and the weights cache all lie inside the

@@ -187,6 +187,7 @@ def test_workdir_and_checkpoint(vivid, tmp_path):
         predictors.load_predictor(str(tmp_path / "nothing.keras"))
 
 
+@pytest.mark.slow
 def test_saved_model_and_tflite(vivid, tmp_path_factory):
     from colornet.deploy import tflite
 
@@ -387,6 +388,7 @@ def test_colorize_files_glob_compare_and_safety(vivid, tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_cli_colorize_subprocess(vivid, tmp_path):
     _, path = vivid
     good = _write(str(tmp_path / "good.png"), _png(smooth_rgb(16, 20)))

@@ -49,6 +49,7 @@ def tensorflow_start_up_lines():
     return lines
 
 
+@pytest.mark.slow
 def test_a_command_prints_only_its_own_messages_and_ends_progress_lines(tensorflow_start_up_lines, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -68,6 +69,7 @@ def test_a_command_prints_only_its_own_messages_and_ends_progress_lines(tensorfl
     assert "3/4" in run.stdout
 
 
+@pytest.mark.slow
 def test_verbose_and_the_users_own_log_level_show_tensorflow(tensorflow_start_up_lines):
     runs = [
         (["prior", "--show", "default", "--verbose"], {}),
@@ -126,6 +128,7 @@ def _photos(folder, count):
     return sorted(folder.iterdir())
 
 
+@pytest.mark.slow
 def test_a_skipped_file_is_reported_on_a_line_of_its_own(tmp_path):
     from tests.helpers import deploy_helpers as h
 

@@ -325,6 +325,7 @@ def test_decode_errors_are_invalid_argument(content, message):
         "webp",
     ],
 )
+@pytest.mark.slow
 def test_decompression_bomb_rejected_from_header(make):
     content = make()
     assert len(content) < 5000
@@ -363,6 +364,7 @@ def _three_ways(fn, *args):
     "fmt,kwargs",
     [("PNG", {}), ("JPEG", {}), ("BMP", {}), ("GIF", {}), ("WEBP", {"lossless": True})],
 )
+@pytest.mark.slow
 def test_decode_same_eagerly_in_function_and_dataset(fmt, kwargs):
     content = tf.constant(_encode(smooth_rgb(30, 44, seed=5), fmt, **kwargs))
     eager, graph, mapped = _three_ways(data.decode_image, content)
@@ -370,6 +372,7 @@ def test_decode_same_eagerly_in_function_and_dataset(fmt, kwargs):
     np.testing.assert_array_equal(eager, mapped)
 
 
+@pytest.mark.slow
 def test_geometry_ops_same_three_ways():
     image = tf.constant(smooth_rgb(300, 420, seed=6))
     seed = tf.constant([7, 11], tf.int64)
@@ -453,6 +456,7 @@ def test_to_model_inputs_matches_skimage_every_fourth_pixel_from_zero():
     np.testing.assert_array_equal(batched_l[0], l_raw)
 
 
+@pytest.mark.slow
 def test_eval_pipeline_equals_skimage_oracle_on_files(tmp_path):
     # 256-pixel shorter sides are not resampled, and PNG is lossless, so the
     # pipeline's output must be Lab of the centre crop of the array we wrote.
@@ -469,6 +473,7 @@ def test_eval_pipeline_equals_skimage_oracle_on_files(tmp_path):
         np.testing.assert_allclose(ab[i], lab[::4, ::4, 1:], atol=LAB_ATOL)
 
 
+@pytest.mark.slow
 def test_train_elements_shapes_dtypes_ranges_and_windows(tmp_path):
     image = smooth_rgb(256, 256, seed=12)
     _write(tmp_path / "only.png", _encode(image, "PNG"))
@@ -505,6 +510,7 @@ def test_train_elements_shapes_dtypes_ranges_and_windows(tmp_path):
     assert 0 < mirrored < 12
 
 
+@pytest.mark.slow
 def test_train_is_reproducible_with_a_seed(tmp_path):
     for i in range(5):
         _write(
@@ -536,6 +542,7 @@ def test_argument_errors():
 # Unreadable files are skipped and counted.
 
 
+@pytest.mark.slow
 def test_unreadable_files_skipped_counted_and_reported_once(tmp_path, capfd):
     _, bad = _good_and_bad_folder(tmp_path)
     counter = data.SkipCounter()
@@ -561,6 +568,7 @@ def test_unreadable_files_skipped_counted_and_reported_once(tmp_path, capfd):
         data.eval_dataset(tmp_path, 2, skip_counter=counter)
 
 
+@pytest.mark.slow
 def test_decoded_images_file_order_and_skipped(tmp_path):
     good, bad = _good_and_bad_folder(tmp_path)
     dataset, skipped = data.decoded_images(tmp_path, resize=128)
@@ -600,6 +608,7 @@ def _records(directory):
     return manifest, out
 
 
+@pytest.mark.slow
 def test_prepare_round_trip(tmp_path):
     good, bad = _good_and_bad_folder(tmp_path / "photos")
     out = tmp_path / "records"
@@ -769,6 +778,7 @@ def tiny_tfds(tmp_path_factory):
     patch.undo()
 
 
+@pytest.mark.slow
 def test_tfds_source_reads_a_local_builder(tiny_tfds):
     assert data.count_images(tiny_tfds) == 6  # the train split by default
     assert data.count_images(f"{tiny_tfds}:test") == 3

@@ -230,11 +230,13 @@ def workspaces(tmp_path_factory):
 
 
 @pytest.mark.parametrize("block", _runnable(_all_blocks()) + [colorizer_docstring_block()], ids=lambda b: b.name)
+@pytest.mark.slow
 def test_example_runs(block, workspaces):
     _run(block, workspaces(block.path))
     _RAN.add(block.name)
 
 
+@pytest.mark.slow
 def test_the_examples_write_what_they_say(workspaces):
     # After the README's blocks ran (this test comes after them): a few of their outputs.
     readme = {b.name for b in _runnable(markdown_blocks("README.md"))}

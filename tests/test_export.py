@@ -309,6 +309,7 @@ _FRESH_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_tf_serving_view_in_subprocesses(exported, tmp_path):
     """`saved_model_cli run` and a fresh TF-only process running every signature."""
     model, result = exported

@@ -134,6 +134,7 @@ def _assert_consistent(workdir, reached):
     return latest
 
 
+@pytest.mark.slow
 def test_sigkill_in_checkpoint_writes_and_steps_then_resume(photos, tmp_path):
     workdir = str(tmp_path / "run")
     checkpoints = os.path.join(workdir, "checkpoints")
@@ -217,6 +218,7 @@ def full_disk(tmp_path, monkeypatch):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_full_disk_stops_training_and_keeps_the_last_checkpoint(photos, full_disk):
     directory, fill = full_disk
     workdir = directory / "run"
@@ -250,6 +252,7 @@ def _kill_when(process, condition, timeout=240):
     return False
 
 
+@pytest.mark.slow
 def test_killed_export_leaves_no_version_tf_serving_would_load(tmp_path):
     model = str(tmp_path / "tiny.keras")
     h.vivid_tiny_model().save(model)
@@ -273,6 +276,7 @@ def test_killed_export_leaves_no_version_tf_serving_would_load(tmp_path):
     assert os.path.isfile(os.path.join(result.path, "saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_killed_prepare_never_reads_as_complete(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -66,6 +66,7 @@ def _train_args(photos, workdir, *extra):
             "--set", "checkpoint_every=1", "--set", "num_samples=1", "--set", "verbose=0", *extra]
 
 
+@pytest.mark.slow
 def test_train_init_from_a_release_name_through_a_mirror(photos, release_on_a_mirror, tmp_path, capsys):
     workdir = tmp_path / "run"
     code = cli.main(cli._parse_flags(_train_args(photos, workdir, "--init-from", "eccv16_imagenet")))
@@ -98,6 +99,7 @@ def test_train_init_from_a_release_name_through_a_mirror(photos, release_on_a_mi
     assert len(release_on_a_mirror.requests) == 1  # from the cache
 
 
+@pytest.mark.slow
 def test_the_preset_follows_a_model_file_and_a_workdir(photos, tmp_path):
     snapshot = tmp_path / "half.npz"
     save_compact(Colorizer.from_preset("tiny"), snapshot, dtype="float32")

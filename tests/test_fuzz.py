@@ -103,6 +103,7 @@ def _check_image(image):
 
 
 @given(image_bytes())
+@pytest.mark.slow
 def test_decode_image_returns_an_image_or_invalid_argument(content):
     start = time.perf_counter()
     try:
@@ -199,6 +200,7 @@ def serving_default(tmp_path_factory):
 
 @given(st.lists(image_bytes(), min_size=1, max_size=3))
 @_examples(0.75)
+@pytest.mark.slow
 def test_serving_default_returns_pngs_or_invalid_argument(serving_default, batch):
     _, signature = serving_default
     start = time.perf_counter()
@@ -242,6 +244,7 @@ def test_decoding_is_finite_or_refuses_nan_and_inf(logits, temperature):
 
 
 @given(hnp.arrays(np.float32, (1, 2, 2, 2), elements=_ANY_FLOAT))
+@pytest.mark.slow
 def test_soft_encoding_and_loss_clamp_or_refuse(ab):
     logits = np.random.default_rng(0).normal(size=(1, 2, 2, 313)).astype(np.float32)
     loss = losses.RebalancedLoss(class_weights="uniform")
@@ -262,6 +265,7 @@ def test_soft_encoding_and_loss_clamp_or_refuse(ab):
 
 @given(hnp.arrays(np.float32, (4, 4, 3), elements=_ANY_FLOAT))
 @_examples(0.25)
+@pytest.mark.slow
 def test_colorize_arrays_refuse_nan_and_out_of_range(image):
     model = _tiny_model()
     try:

@@ -245,6 +245,7 @@ def test_normalize_hints_contract(tmp_path):
     check_layer_contract(layer, x, tmp_path)
 
 
+@pytest.mark.slow
 def test_train_dataset_with_hints(tmp_path):
     from PIL import Image
 
@@ -264,6 +265,7 @@ def test_train_dataset_with_hints(tmp_path):
     assert np.any(model.get_layer("conv1_1hint").kernel.numpy())  # the hint path trains
 
 
+@pytest.mark.slow
 def test_training_a_hint_model_from_a_plain_file(tmp_path):
     """`init_from` a model file without hints: the run starts where that model was."""
     from PIL import Image
@@ -410,6 +412,7 @@ def hinted_tiny():
     return model
 
 
+@pytest.mark.slow
 def test_saved_model_colours_as_python_does_with_hints(hinted_tiny, tmp_path):
     from colornet.deploy import export
 
@@ -441,6 +444,7 @@ def test_saved_model_colours_as_python_does_with_hints(hinted_tiny, tmp_path):
     np.testing.assert_allclose(suggested["ab"].numpy()[0][kept], [s["ab"] for s in python], atol=0.05)
 
 
+@pytest.mark.slow
 def test_saved_model_of_a_plain_model_has_no_hint_signatures(tmp_path):
     from colornet.deploy import export
 
@@ -452,6 +456,7 @@ def test_saved_model_of_a_plain_model_has_no_hint_signatures(tmp_path):
 
 
 @pytest.mark.parametrize("quantize", ["none", "dynamic"])
+@pytest.mark.slow
 def test_tflite_colours_as_python_does_with_hints(hinted_tiny, tmp_path, quantize):
     from colornet.deploy import tflite
 
@@ -495,6 +500,7 @@ def hint_files(hinted_tiny, tmp_path):
     return model_path, photos
 
 
+@pytest.mark.slow
 def test_cli_hints_file_colours_as_python_does(hint_files, tmp_path, capsys):
     from PIL import Image
 
@@ -511,6 +517,7 @@ def test_cli_hints_file_colours_as_python_does(hint_files, tmp_path, capsys):
     assert not np.array_equal(written, colornet.colorize(image, model=model, size=64))
 
 
+@pytest.mark.slow
 def test_cli_hints_folder_matches_by_stem(hint_files, tmp_path, capsys):
     model_path, photos = hint_files
     folder = tmp_path / "hints"

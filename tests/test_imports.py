@@ -213,6 +213,7 @@ def test_imports_run_down_the_layers():
 
 
 @pytest.mark.parametrize("module", DEPLOYMENT)
+@pytest.mark.slow
 def test_deployment_never_imports_training(module):
     graph = import_graph()
     seen, todo = set(), [name for name in graph if _in(name, (module,))]

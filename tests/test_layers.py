@@ -18,6 +18,7 @@ def _random_ab(shape, seed=0):
 
 
 @pytest.mark.parametrize("k", [5, 10])
+@pytest.mark.slow
 def test_soft_encode_matches_brute_force(k):
     ab = _random_ab((4, 16, 16, 2), seed=k)
     dense = SoftEncode(k=k)(ab).numpy()

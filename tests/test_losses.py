@@ -115,6 +115,7 @@ def _tiny_model():
     return keras.Model(inputs, keras.layers.Conv2D(313, 1, kernel_initializer="glorot_uniform")(inputs))
 
 
+@pytest.mark.slow
 def test_loss_contract(tmp_path):
     ab, _ = _data(seed=7)
     x = np.random.default_rng(0).uniform(0, 100, (*SHAPE, 1)).astype(np.float32)
@@ -122,6 +123,7 @@ def test_loss_contract(tmp_path):
     check_loss_contract(RebalancedLoss(class_weights=weights), _tiny_model(), x, ab, tmp_path)
 
 
+@pytest.mark.slow
 def test_same_loss_and_update_on_one_and_two_replicas():
     rng = np.random.default_rng(8)
     x = rng.uniform(0, 100, (4, 6, 5, 1)).astype(np.float32)

@@ -323,6 +323,7 @@ def test_config_validation(overrides, match):
         ModelConfig().replace(**overrides)
 
 
+@pytest.mark.slow
 def test_get_config_is_json_and_round_trips():
     model = Colorizer.from_preset("tiny", padding="same")
     config = model.get_config()
@@ -378,6 +379,7 @@ def test_compile_arguments_override_defaults():
     assert model.loss is loss
 
 
+@pytest.mark.slow
 def test_compile_fit_with_all_defaults_changes_weights():
     model = Colorizer.from_preset("tiny")
     model.compile()
@@ -389,6 +391,7 @@ def test_compile_fit_with_all_defaults_changes_weights():
     assert not np.array_equal(before, model.get_layer("conv1_1").kernel.numpy())
 
 
+@pytest.mark.slow
 def test_save_and_safe_load_give_equal_outputs(tmp_path):
     model = Colorizer.from_preset("tiny")
     model.compile(loss=_uniform_loss())

@@ -213,6 +213,7 @@ def test_reference_has_the_release_parameter_names_and_shapes(reference):
 
 
 @pytest.mark.parametrize("size", [(256, 256), (176, 240)])
+@pytest.mark.slow
 def test_converted_model_reproduces_pytorch(reference, converted, size):
     assert isinstance(converted, Colorizer)
     l_raw = _photos_l(*size)
@@ -371,6 +372,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert not os.path.exists(out)
 
 
+@pytest.mark.slow
 def test_cli_error_in_a_real_process_has_no_traceback(tmp_path):
     text = tmp_path / "notes.pth"
     text.write_bytes(b"\x80\x02not a pickle at all")
@@ -396,6 +398,7 @@ def test_legacy_serialisation_loads_and_pickled_modules_are_refused(tmp_path):
     assert "\x1b" not in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_the_release_converts_without_pytorch(checkpoint, converted):
     """PyTorch stays the test oracle only: the import runs with `import torch` failing."""
     code = (
@@ -524,6 +527,7 @@ def caffemodel(caffe_reference, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_caffe_release_converts_and_matches(caffe_reference, caffemodel):
     model = official.import_official(caffemodel)
     assert model.model_config == Colorizer.from_preset("eccv16").model_config

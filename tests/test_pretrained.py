@@ -216,6 +216,7 @@ def test_first_use_downloads_converts_and_caches_then_works_offline(server, cach
         Colorizer.from_preset("fake_pth", padding="same")
 
 
+@pytest.mark.slow
 def test_caffe_release_through_the_cli_and_the_listing(server, cache, registry, tmp_path, capsys):
     data, layers = _tiny_caffemodel(tmp_path)
     release = _register("fake_caffe", data, ".caffemodel", TINY_CAFFE)
@@ -403,6 +404,7 @@ def test_a_damaged_cache_entry_is_reported_moved_aside_and_fetched_again(server,
     assert not os.path.exists(path) and pathlib.Path(aside).stat().st_size == len(sound) // 2
 
 
+@pytest.mark.slow
 def test_a_cached_file_that_does_not_load_is_fetched_again_through_the_cli(server, cache, registry, tmp_path,
                                                                          capsys):
     """As through the Python API (above): a sound archive that Keras cannot load."""
@@ -506,6 +508,7 @@ def _read_lines(stream, into):
         into.append(line)
 
 
+@pytest.mark.slow
 def test_two_processes_fetching_at_once_both_succeed_with_one_download(server, cache, registry, tmp_path):
     data = _pth_bytes(_tiny_state_dict(), tmp_path)
     release = _register("fake_twice", data, ".pth", TINY_PYTORCH)
@@ -537,6 +540,7 @@ def test_two_processes_fetching_at_once_both_succeed_with_one_download(server, c
     _same_weights(pretrained.load("fake_twice"), official.convert_state_dict(_tiny_state_dict(), network=TINY_PYTORCH))
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_nothing(server, cache, registry, tmp_path, monkeypatch):
     data = _pth_bytes(_tiny_state_dict(), tmp_path)
     release = _register("fake_full", data, ".pth", TINY_PYTORCH)
@@ -565,6 +569,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(server, cache, registry, tmp
     assert f"needs about {2 * len(data) / 1e6:.0f} MB" in message and f"download {release.url} by hand" in message
 
 
+@pytest.mark.slow
 def test_the_real_layout_end_to_end_under_the_real_name(cache, tmp_path, monkeypatch):
     """The ECCV16 network of the PyTorch release, saved by real `torch.save`, goes
     through the whole path of `eccv16_imagenet` (file:// mirror, checksum, `colornet.weights.pth`,
@@ -688,6 +693,7 @@ def _fetch_message_after_removing(release):
     return _fetch_message(release.name)
 
 
+@pytest.mark.slow
 def test_a_dropped_connection_is_resumed_with_a_range_request(server, cache, registry, tmp_path, capfd):
     """The server drops the connection halfway; the next attempt asks for the rest
     (`Range`) and appends it; the checksum is of the whole file."""
@@ -708,6 +714,7 @@ def test_a_dropped_connection_is_resumed_with_a_range_request(server, cache, reg
     assert not partial.exists()
 
 
+@pytest.mark.slow
 def test_a_server_ignoring_range_starts_over_and_a_bad_beginning_is_caught(server, cache, registry, tmp_path, capfd):
     state = _tiny_state_dict(seed=12)
     data = _pth_bytes(state, tmp_path)

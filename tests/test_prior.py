@@ -31,6 +31,7 @@ def _oracle_probs(images, sigma=5.0):
     return probs / probs.sum(), hist
 
 
+@pytest.mark.slow
 def test_prior_matches_scipy_oracle():
     images = [smooth_rgb(48, 64, seed=s) for s in range(3)] + [random_rgb((32, 32, 3), seed=9)]
     dataset = tf.data.Dataset.from_generator(
@@ -108,6 +109,7 @@ def _colornet(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_prior_skips_bad_files_and_plots(tmp_path):
     _write_images(tmp_path / "photos")
     out, plot = tmp_path / "prior.npz", tmp_path / "prior.png"
@@ -139,12 +141,14 @@ def _check_prior_plot(path, shown):
     assert plots.scatter_drawn(right, points, prior_colours) > 0.95
 
 
+@pytest.mark.slow
 def test_cli_prior_show_default():
     run = _colornet("prior", "--show", "default")
     assert run.returncode == 0, run.stderr
     assert "most probable bins (a, b) p: (0, 0)" in run.stdout
 
 
+@pytest.mark.slow
 def test_cli_prior_missing_folder_is_one_line_error(tmp_path):
     run = _colornet("prior", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p.npz"))
     assert run.returncode != 0

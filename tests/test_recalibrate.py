@@ -86,6 +86,7 @@ def _mean_ab(model, l_raw, training):
     return inference.decode_logits(model(l_raw, training=training)).numpy().mean(axis=(0, 1, 2))
 
 
+@pytest.mark.slow
 def test_inference_output_matches_batch_statistics_after_recalibration(photos):
     model = _stale_model(seed=1)
     calibration = next(iter(inference_l(photos)))
@@ -183,6 +184,7 @@ def test_the_fraction_undone_survives_saving_and_loading(tmp_path):
         np.testing.assert_allclose(loaded(l_raw).numpy(), model(l_raw).numpy(), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_command_writes_a_recalibrated_compact_model(photos, tmp_path):
     stale = _stale_model(seed=2)
     source = tmp_path / "stale.npz"
@@ -212,6 +214,7 @@ def test_command_writes_a_recalibrated_compact_model(photos, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_command_errors_are_one_line_and_write_nothing(photos, tmp_path):
     source = tmp_path / "m.npz"
     save_compact(_stale_model(), source)

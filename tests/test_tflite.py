@@ -49,6 +49,7 @@ def converted(tmp_path_factory):
     return model, results
 
 
+@pytest.mark.slow
 def test_builtin_ops_only(converted):
     _, results = converted
     for quantize, result in results.items():
@@ -105,6 +106,7 @@ def test_variants_match_keras_within_bounds(converted, quantize):
     assert max(errors) < AB_BOUNDS[quantize], errors
 
 
+@pytest.mark.slow
 def test_shortcut_network_converts_like_the_others(tmp_path):
     # `half_shortcut`'s extra branch (block 2 into block 8) in a tiny network: builtin
     # ops, folded batch norms and the same error bounds as the paper's layout.
@@ -160,6 +162,7 @@ def _activation_ranges(path):
     return ranges
 
 
+@pytest.mark.slow
 def test_percentile_ranges_are_narrower_and_auto_keeps_the_nearest(converted, tmp_path):
     model, results = converted
     representative = os.path.join(os.path.dirname(results["int8"].path), "representative")
@@ -319,6 +322,7 @@ def test_errors(tmp_path):
         tflite.TFLiteColorizer(tmp_path / "missing.tflite")
 
 
+@pytest.mark.slow
 def test_cli_tflite(tmp_path, capsys):
     model = h.vivid_tiny_model()
     path = tmp_path / "model.keras"
@@ -385,6 +389,7 @@ def test_cli_tflite_out_below_a_regular_file(tmp_path, capsys, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["model.keras", "somefile.txt"]
 
 
+@pytest.mark.slow
 def test_cli_colorize_with_a_tflite_model_prints_only_its_own_lines(converted, tmp_path):
     # LiteRT announces its XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite
     # XNNPACK delegate for CPU.") whatever TF_CPP_MIN_LOG_LEVEL says.

@@ -39,6 +39,7 @@ def test_evenly_spaced_spreads_the_subset_over_the_sorted_list(photos):
     assert len(learning_curve.evenly_spaced(photos, 100)) == len(paths)
 
 
+@pytest.mark.slow
 def test_learning_curve_scores_each_checkpoint_once_and_plots(photos, tmp_path):
     workdir = tmp_path / "run"
     config = TrainConfig(
@@ -117,6 +118,7 @@ def test_cached_predictor_runs_the_network_once_per_image():
     np.testing.assert_allclose(first, base.logits(l_small), rtol=2**-11, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sweep_undoing_rebalancing_decodes_shifted_logits(photos, tmp_path):
     tf.random.set_seed(0)
     model = Colorizer.from_preset("tiny")

@@ -53,6 +53,7 @@ def _event_tags(logdir):
     return tags
 
 
+@pytest.mark.slow
 def test_train_writes_config_checkpoints_logs_and_model(photos, tmp_path):
     summary = train.train(_config(photos, tmp_path / "run"))
     assert summary["step"] == 6
@@ -69,6 +70,7 @@ def test_train_writes_config_checkpoints_logs_and_model(photos, tmp_path):
     np.testing.assert_allclose(model(x).numpy(), from_workdir(x).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_continues_step_and_optimizer_state(photos, tmp_path):
     workdir = tmp_path / "run"
     train.train(_config(photos, workdir))
@@ -86,6 +88,7 @@ def test_resume_continues_step_and_optimizer_state(photos, tmp_path):
     assert 0 < moved
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(photos, tmp_path):
     workdir = tmp_path / "run"
     train.train(_config(photos, workdir, steps=3))
@@ -113,6 +116,7 @@ print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step",
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_with_fit(photos, tmp_path):
     # A fresh process: MirroredStrategies made earlier in one process can share
     # collective instance keys and abort each other's all-reduces.
@@ -144,6 +148,7 @@ def _cli_args(photos, workdir, steps):
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_resumes_from_last_complete_checkpoint(photos, tmp_path):
     workdir = tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -169,6 +174,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_workers_train_to_identical_weights(photos, tmp_path):
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -203,6 +209,7 @@ def test_two_workers_train_to_identical_weights(photos, tmp_path):
         np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name), err_msg=name)
 
 
+@pytest.mark.slow
 def test_failing_sample_grid_does_not_stop_training(photos, tmp_path, monkeypatch, capsys):
     from colornet import inference
 
@@ -219,6 +226,7 @@ def _moving_statistics(model):
     return [w.numpy() for norm in recalibrate.batch_norms(model) for w in (norm.moving_mean, norm.moving_variance)]
 
 
+@pytest.mark.slow
 def test_finished_model_has_precise_batch_norm_statistics(photos, tmp_path):
     """The final model's statistics are those of its own weights: recomputing them
     changes nothing. Without recalibration the moving averages of training remain,
@@ -241,6 +249,7 @@ def test_finished_model_has_precise_batch_norm_statistics(photos, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_init_from_branches_a_run_with_its_own_schedule(photos, tmp_path):
     """A decay branch: a new workdir starts from another run's checkpoint (weights,
     optimizer state and step) and goes on with its own schedule; the source is untouched."""
@@ -259,6 +268,7 @@ def test_init_from_branches_a_run_with_its_own_schedule(photos, tmp_path):
         train.train(_config(photos, tmp_path / "bad", init_from=str(tmp_path / "nowhere")))
 
 
+@pytest.mark.slow
 def test_init_from_a_model_file_starts_at_step_0_from_its_weights_as_trained(photos, tmp_path):
     """A committed snapshot (compact .npz) continues training in a new workdir: its
     weights, with any rebalancing undone put back, and a fresh optimizer."""
