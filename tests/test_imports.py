@@ -48,7 +48,7 @@ LAYERS = (
     ("colornet.inference",),
     (
         "colornet.export", "colornet.tflite", "colornet.train", "colornet.recalibrate", "colornet.official",
-        "colornet.pretrained",
+        "colornet.pretrained", "colornet.official17",
     ),
     ("colornet.predictors",),
     ("colornet.batch", "colornet.video", "colornet.evaluate", "colornet.demo"),
