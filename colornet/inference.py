@@ -118,7 +118,8 @@ def predict_rgb(
       predictor: a `colornet.deploy.predictors.Predictor` (anything with `logits(l_small)`).
       l_raw: `(H, W, 1)` float L in 0..100 (see `checked_l`).
       size: the side the network runs at (`colornet.deploy.predictors.resolve_size`).
-      method, temperature: the decoding (`decode_logits`).
+      method, temperature: the decoding (`decode_logits`); unused by a predictor that
+        `predicts_ab` (the SIGGRAPH 2017 network), whose ab is used as it comes.
       hints: None, or `(N, 5)` hint points (`colornet.hints.parse_hints`) for a model
         that takes hints.
 
@@ -127,8 +128,11 @@ def predict_rgb(
     """
     l_raw = checked_l(l_raw)[None]
     l_small, hint_small = small_inputs(l_raw, size, hints)
-    logits = predictor.logits(l_small) if hint_small is None else predictor.logits(l_small, hint_small)
-    ab_small = decode_logits(logits, method, temperature)
+    if getattr(predictor, "predicts_ab", False):
+        ab_small = predictor.ab(l_small, hint_small)
+    else:
+        logits = predictor.logits(l_small) if hint_small is None else predictor.logits(l_small, hint_small)
+        ab_small = decode_logits(logits, method, temperature)
     return to_uint8(join_l_ab(l_raw, ab_small))[0]
 
 

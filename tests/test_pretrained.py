@@ -466,8 +466,8 @@ def test_the_listing_survives_a_bad_mirror(cache, monkeypatch, capsys):
 def test_a_pretrained_name_before_colornet_pretrained_is_imported_says_how(monkeypatch):
     monkeypatch.setattr(presets, "PRETRAINED", {})  # as in a process that imported colornet.models only
     with pytest.raises(ValueError, match=re.escape(
-        "; pretrained names (eccv16_imagenet, eccv16_imagenet_caffe, eccv16_imagenet_norebal) are registered "
-        "by `import colornet.weights.pretrained` or by using `colornet.Colorizer`"
+        "; pretrained names (eccv16_imagenet, eccv16_imagenet_caffe, eccv16_imagenet_norebal, siggraph17_imagenet) "
+        "are registered by `import colornet.weights.pretrained` or by using `colornet.Colorizer`"
     )):
         Colorizer.from_preset("eccv16_imagenet")
 
@@ -613,6 +613,9 @@ def test_the_shipped_table_keeps_the_published_values():
         "eccv16_imagenet_norebal": [(
             berkeley + "colorization_release_v2_norebal.caffemodel",
             128_946_454, "6ab42a7fa853eb7ca822b9a0a2997a08a29c819c985c3e70b460c6be9c8b2159")],
+        "siggraph17_imagenet": [(
+            "https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+            136_787_426, "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66")],
     }
     # torch.hub's convention: the file name carries the first 8 hex digits of the SHA-256.
     release = pretrained.RELEASES["eccv16_imagenet"]

@@ -194,7 +194,9 @@ def _run_app(args):
     try:
         from colornet.web import server
     except ImportError as error:
-        raise ColornetError(f"the app needs its extra ({error.name} is missing): pip install 'colornet-keras[app]'") from None
+        raise ColornetError(
+            f"the app needs its extra ({error.name} is missing): pip install 'colornet-keras[app]'"
+        ) from None
     server.serve(args.models, host=args.host, port=args.port, open_browser=not args.no_browser)
     return 0
 

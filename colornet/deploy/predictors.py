@@ -29,6 +29,7 @@ from colornet import hints as hint_maps
 from colornet.deploy import export, tflite
 from colornet.models.colorizer import Colorizer
 from colornet.models.loading import is_workdir, load_colorizer
+from colornet.models.siggraph17 import Siggraph17, is_siggraph17_file, load_siggraph17
 from colornet.utils.errors import ColornetError
 
 BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "bundled.npz")
@@ -47,6 +48,8 @@ class Predictor:
     size = None
     source = ""
     takes_hints = False
+    # True for a model that gives ab itself (`ab(l_small, hints)`), not logits.
+    predicts_ab = False
 
     def logits(self, l_small, hints=None):
         """`(1, S, S, 1)` float32 L in 0..100 (and, for a model that `takes_hints`,
@@ -140,6 +143,38 @@ class TFLitePredictor(Predictor):
         return tf.convert_to_tensor(self._runner(np.asarray(l_small, np.float32), hints)["logits"])
 
 
+class Siggraph17Predictor(Predictor):
+    """The authors' SIGGRAPH 2017 network (`colornet.models.siggraph17`): ab by
+    regression at the input size, so no decoding method or temperature applies, and
+    no 313-bin logits (colour suggestions need them)."""
+
+    takes_hints = True
+    predicts_ab = True
+
+    def __init__(self, model, source="SIGGRAPH 2017 model"):
+        self.model = model
+        self.source = source
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def ab(l_small, hints):
+            return tf.cast(model([l_small, hints], training=False)["ab"], tf.float32)
+
+        self._ab = ab
+
+    def ab(self, l_small, hints=None):
+        """`(1, S, S, 1)` L in 0..100 (and an optional `(1, S, S, 3)` hint map) ->
+        `(1, S, S, 2)` float32 ab."""
+        l_small = tf.convert_to_tensor(l_small, tf.float32)
+        hints = hint_maps.no_hints(l_small) if hints is None else tf.convert_to_tensor(hints, tf.float32)
+        return self._ab(l_small, hints)
+
+    def logits(self, l_small, hints=None):
+        raise ColornetError(
+            f"{self.source}: the SIGGRAPH 2017 network predicts ab by regression, not colornet's "
+            "313-bin distribution (decoding methods and colour suggestions need one)"
+        )
+
+
 def _saved_model_dir(path):
     """`path` if it holds a SavedModel, else its largest numbered version, else None."""
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
@@ -188,6 +223,8 @@ def _load_path(path):
         )
     if path.endswith(".tflite"):
         return TFLitePredictor(path)
+    if path.endswith(".keras") and is_siggraph17_file(path):
+        return Siggraph17Predictor(load_siggraph17(path), source=path)
     if path.endswith((".keras", ".npz")):
         return KerasPredictor(load_colorizer(path), source=path)
     raise ColornetError(
@@ -217,6 +254,8 @@ def load_predictor(model=None):
     """
     if isinstance(model, Predictor):
         return model
+    if isinstance(model, Siggraph17):
+        return Siggraph17Predictor(model)
     if isinstance(model, keras.Model):
         return KerasPredictor(model)
     if model is None:

@@ -15,7 +15,7 @@ PRESETS = {}
 PRETRAINED = {}
 # The names it registers, as plain data, so that asking for one before it is
 # imported says how (tests/test_pretrained.py keeps the two lists equal).
-RELEASED_NAMES = ("eccv16_imagenet", "eccv16_imagenet_caffe", "eccv16_imagenet_norebal")
+RELEASED_NAMES = ("eccv16_imagenet", "eccv16_imagenet_caffe", "eccv16_imagenet_norebal", "siggraph17_imagenet")
 
 
 def register_preset(function):

@@ -369,6 +369,8 @@ class _Start:
                     loading.load_colorizer(init_from))
             except ColornetError as error:
                 raise ColornetError(f"init_from {init_from}: {error}") from None
+            if not hasattr(model, "model_config"):  # the SIGGRAPH 2017 network: not one colornet trains
+                raise ColornetError(f"init_from {init_from}: a {type(model).__name__}, not a colornet Colorizer")
             # Training learns the logits as trained: any rebalancing undone in them goes back.
             recalibrate.undo_rebalancing(model, 0.0)
             return cls(weights=model, preset=_preset_of(model.model_config), hints=model.model_config.hints)

@@ -424,7 +424,7 @@ def _source_shape(keras_shape):
     return tuple(shape[i] for i in _FROM_KERAS_KERNEL) if len(shape) == 4 else shape
 
 
-def _check_parameters(arrays, expected, source, allow_extra):
+def _check_parameters(arrays, expected, source, allow_extra, network="the ECCV16 colorizer"):
     problems = []
     missing = [name for name in expected if name not in arrays]
     if missing:
@@ -441,7 +441,7 @@ def _check_parameters(arrays, expected, source, allow_extra):
     if wrong:
         problems.append(_some(wrong))
     if problems:
-        raise ColornetError(f"{source}: not the ECCV16 colorizer: " + "; ".join(problems))
+        raise ColornetError(f"{source}: not {network}: " + "; ".join(problems))
     bad = [name for name in expected if not np.all(np.isfinite(arrays[name]))]
     if bad:
         raise ColornetError(f"{source}: non-finite values in {_some(bad)}")

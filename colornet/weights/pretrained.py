@@ -44,9 +44,10 @@ import zlib
 from colornet import prior as prior_lib
 from colornet.models import presets
 from colornet.models.loading import load_colorizer
+from colornet.models.siggraph17 import load_siggraph17
 from colornet.utils import files
 from colornet.utils.errors import ColornetError
-from colornet.weights import download, official, pth
+from colornet.weights import download, official, official17, pth
 
 MIRROR_ENV = "COLORNET_WEIGHTS_MIRROR"
 # A download being filled: release name, first 16 hex digits of the file's SHA-256.
@@ -78,6 +79,8 @@ class Source:
       host: who publishes the file there, for the listing.
       network: the `ModelConfig` to convert into; None for the importer's own
         (`eccv16_pytorch` for a `.pth`, `eccv16` for a `.caffemodel`).
+      architecture: "eccv16" (converted by `official` to a `Colorizer`) or
+        "siggraph17" (by `official17` to a `Siggraph17`).
     """
 
     url: str
@@ -86,6 +89,7 @@ class Source:
     checksum_source: str
     host: str = "the authors"
     network: object = None
+    architecture: str = "eccv16"
 
     @property
     def file_name(self):
@@ -190,6 +194,23 @@ register(Release(
 ))
 
 
+# The authors' SIGGRAPH 2017 hint network (`colorizers/siggraph17.py` loads it from
+# this URL; df00044c is its SHA-256's start). They publish it nowhere else.
+register(Release(
+    name="siggraph17_imagenet",
+    sources=(Source(
+        url="https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+        size=136_787_426,
+        sha256="df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
+        checksum_source=_OMZ.format("colorization-siggraph") + " (commit 00a4830e)",
+        host="the authors' S3 bucket: the SIGGRAPH 2017 network, converted to `Siggraph17`",
+        architecture="siggraph17",
+    ),),
+    description="the authors' SIGGRAPH 2017 user-guided network (hints; ab by regression, "
+                "a `Siggraph17`, not a `Colorizer`)",
+))
+
+
 def get_release(name):
     if name not in RELEASES:
         raise ColornetError(f"unknown pretrained model {name!r}; available: {', '.join(sorted(RELEASES))}")
@@ -244,14 +265,17 @@ def cached_path(release):
     return os.path.join(cache_dir(), f"{release.name}{tag}.keras")
 
 
-def load(name, loader=load_colorizer):
-    """The named release as a `Colorizer`, fetched and converted on first use.
+def load(name, loader=None):
+    """The named release as a `Colorizer` (a `Siggraph17` for the 2017 network),
+    fetched and converted on first use.
 
     A cached file that passes the archive check but that `loader` (a function of the
     path) cannot load, e.g. one an older Keras wrote, is moved aside and fetched
     again, once.
     """
     release = get_release(name)
+    if loader is None:
+        loader = load_siggraph17 if release.sources[0].architecture == "siggraph17" else load_colorizer
     path = fetch(name)
     try:
         return loader(path)
@@ -465,6 +489,8 @@ def _convert(source, raw, name, path, quiet, prior=None):
     if not quiet:
         print(f"converting {source.file_name} to {path}", file=sys.stderr, flush=True)
     # The source's own name says its format: a file saved by hand may be named otherwise.
+    if source.architecture == "siggraph17":
+        return official17.convert_state_dict(pth.load(raw), source=name)
     if source.is_caffe:
         model = official.convert_caffe_blobs(official.read_caffemodel(raw), source=name, network=source.network)
     else:
