@@ -203,10 +203,11 @@ def test_hint_convolution_starts_at_zero(preset):
     """A hint model started from a model without hints is that model, hints or not."""
     hinted = Colorizer(get_preset(preset, hints=True))
     extra = [w for w in hinted.weights if "hint" in w.path]
-    assert [w.path for w in extra] == ["conv1_1hint/kernel"]
-    assert not np.any(extra[0].numpy())
+    assert [w.path for w in extra] == ["conv1_1hint/kernel", "conv8_1hint/kernel"]
+    assert not any(np.any(w.numpy()) for w in extra)
     plain = Colorizer(get_preset(preset))
-    assert hinted.count_params() - plain.count_params() == 9 * 3 * get_preset(preset).filters[0]
+    filters = get_preset(preset).filters
+    assert hinted.count_params() - plain.count_params() == 9 * 3 * (filters[0] + filters[7])
 
 
 def test_hint_model_without_hints_is_the_plain_model():
@@ -217,6 +218,9 @@ def test_hint_model_without_hints_is_the_plain_model():
     np.testing.assert_array_equal(hinted(l_raw).numpy(), expected)
     np.testing.assert_array_equal(hinted([l_raw, some]).numpy(), expected)  # zero kernel
     hinted.get_layer("conv1_1hint").kernel.assign(tf.ones_like(hinted.get_layer("conv1_1hint").kernel))
+    assert not np.allclose(hinted([l_raw, some]).numpy(), expected)
+    hinted.get_layer("conv1_1hint").kernel.assign(tf.zeros_like(hinted.get_layer("conv1_1hint").kernel))
+    hinted.get_layer("conv8_1hint").kernel.assign(tf.ones_like(hinted.get_layer("conv8_1hint").kernel))
     assert not np.allclose(hinted([l_raw, some]).numpy(), expected)
     np.testing.assert_array_equal(hinted(l_raw).numpy(), expected)  # no hints: the map is zeros
 

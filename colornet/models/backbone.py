@@ -54,6 +54,28 @@ class CropToStride(keras.layers.Layer):
         return {**super().get_config(), "stride": self.stride}
 
 
+@keras.saving.register_keras_serializable(package="colornet")
+class PadToSize(keras.layers.Layer):
+    """Pads feature maps with zeros below and to the right to a reference's size.
+
+    Inputs: `[features (B, h, w, C), reference (B, H, W, ...)]` with H >= h, W >= w.
+    Output: `(B, H, W, C)`, the features' dtype. The inverse of `CropToStride` for a
+    branch computed at the cropped size and added to an uncropped one.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+
+    def call(self, inputs):
+        features, reference = inputs
+        extra = tf.shape(reference)[1:3] - tf.shape(features)[1:3]
+        return tf.pad(features, [[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        features_shape, reference_shape = input_shape
+        return (features_shape[0], reference_shape[1], reference_shape[2], features_shape[3])
+
+
 def _decay(config):
     """Kernel and bias regularisers for one convolution."""
     if config.weight_decay == 0:
@@ -228,13 +250,29 @@ def apply_backbone(l_raw, config, hints=None):
     x = keras.layers.Conv2DTranspose(
         filters, 4, strides=2, padding="same", name="conv8_1", **_decay(config)
     )(x)
+    added = []
+    if config.shortcut:
+        added.append(
+            keras.layers.Conv2D(filters, 3, padding="same", name="conv8_1short", **_decay(config))(quarter)
+        )
+    if hints is not None:
+        # The hints again, at the logits' 1/4 resolution (each 4 x 4 block's mean), into
+        # block 8: a short path from a hint to the colours around it, as the 2017
+        # network's shortcuts from its first blocks to its last; zero-initialised.
+        pooled = keras.layers.AveragePooling2D(4, padding="same", name="pool8_1hint")(hints)
+        from_hints = keras.layers.Conv2D(
+            filters, 3, padding="same", use_bias=False, kernel_initializer="zeros", name="conv8_1hint",
+            **{k: v for k, v in _decay(config).items() if k == "kernel_regularizer"},
+        )(pooled)
+        if not config.shortcut:
+            # Block 8 is not cropped here without the shortcut (its size: 2 * ceil(H / 8)).
+            from_hints = PadToSize(name="pad8_1hint")([from_hints, x])
+        added.append(from_hints)
     if config.shortcut:
         # Block 2's output has ceil(H / 4) rows, the upsampled 2 * ceil(H / 8): crop first.
         x = CropToStride(c.OUTPUT_STRIDE, name="crop8_1")([x, l_raw])
-        short = keras.layers.Conv2D(
-            filters, 3, padding="same", name="conv8_1short", **_decay(config)
-        )(quarter)
-        x = keras.layers.Add(name="add8_1")([x, short])
+    if added:
+        x = keras.layers.Add(name="add8_1")([x, *added])
     x = keras.layers.ReLU(name="relu8_1")(x)
     for i in range(2, config.convs[7] + 1):
         x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv8_{i}", **_decay(config))(x)

@@ -80,8 +80,10 @@ class ModelConfig:
       hints: take user hints beside L, as the authors' follow-up (Zhang et al. 2017,
         Sec. 3.1): a second input `(B, H, W, 3)` (a, b in ab units and a mask, at the
         input resolution; `colornet.hints`), which a 3x3 convolution
-        (`conv1_1hint`, no bias, zero-initialised) adds to `conv1_1`'s output
-        before its ReLU. With an all-zero hint map the network is the one without
+        (`conv1_1hint`) adds to `conv1_1`'s output before its ReLU and, averaged
+        over 4 x 4 blocks, another (`conv8_1hint`) to block 8's first convolution,
+        a short path from a hint to the colours around it. Both have no bias and
+        start at zero: with an all-zero hint map the network is the one without
         hints, so released or bundled weights start a hint model where they were.
       rebalancing_weights: a record, not a layer: the 313 class-rebalancing weights w
         of the loss the model was trained with (`colornet train` writes them, from
