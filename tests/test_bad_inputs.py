@@ -533,7 +533,7 @@ def test_package_has_no_lambda_layers_or_pickle():
 
 
 def test_the_docs_say_which_module_unpickles_and_claim_no_pickle_nowhere():
-    # The docs' safety claims must describe the code: colornet/pth.py subclasses
+    # The docs' safety claims must describe the code: colornet/weights/pth.py subclasses
     # pickle.Unpickler (restricted to tensors), so "no pickle" would be untrue.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(_PTH_READER, encoding="utf-8") as f:
