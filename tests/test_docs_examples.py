@@ -24,6 +24,7 @@ import dataclasses
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -207,11 +208,17 @@ def _run(block, cwd):
         argv = [sys.executable, "-c", PYTHON_PRELUDE + code]
     else:
         argv = ["bash", "-c", BASH_PRELUDE + code]
+    # A session of its own, so that a block that never ends is stopped with everything
+    # it started (a server left behind would hold its port for later tests).
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
-        result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        _, stderr = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         pytest.fail(f"{block.name}: still running after {TIMEOUT_S} s:\n{code}")
-    assert result.returncode == 0, f"{block.name} failed:\n{code}\n--- stderr:\n{result.stderr[-3000:]}"
+    assert process.returncode == 0, f"{block.name} failed:\n{code}\n--- stderr:\n{stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
