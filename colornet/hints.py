@@ -265,6 +265,38 @@ def read_hints_file(path):
     return hints
 
 
+def distribution_at(probabilities, x, y, image_size, size, stride=4):
+    """The predicted distribution at a point of the input image, bilinear between the
+    four nearest output pixels (output pixel i covers input rows stride * i .. stride * i
+    + stride - 1 of the network's `size` x `size` input).
+
+    Args:
+      probabilities: `(h, w, Q)` float, one image's distribution over the bins.
+      x, y: the point in the image's own pixels.
+      image_size: `(H, W)` of the image.
+      size: the network's input side.
+
+    Returns:
+      `(Q,)` float32.
+    """
+    p = tf.convert_to_tensor(probabilities, tf.float32)
+    image_size = tf.cast(image_size, tf.float32)
+    grid = tf.cast(tf.shape(p)[:2], tf.float32)
+    gy = tf.clip_by_value((tf.cast(y, tf.float32) + 0.5) * size / image_size[0] / stride - 0.5, 0.0, grid[0] - 1.0)
+    gx = tf.clip_by_value((tf.cast(x, tf.float32) + 0.5) * size / image_size[1] / stride - 0.5, 0.0, grid[1] - 1.0)
+    y0, x0 = tf.floor(gy), tf.floor(gx)
+    y1, x1 = tf.minimum(y0 + 1.0, grid[0] - 1.0), tf.minimum(x0 + 1.0, grid[1] - 1.0)
+    dy, dx = gy - y0, gx - x0
+
+    def at(row, column):
+        return p[tf.cast(row, tf.int32), tf.cast(column, tf.int32)]
+
+    return (
+        at(y0, x0) * (1 - dy) * (1 - dx) + at(y0, x1) * (1 - dy) * dx
+        + at(y1, x0) * dy * (1 - dx) + at(y1, x1) * dy * dx
+    )
+
+
 SUGGESTION_RADIUS = 15.0  # ab units: bins this close are one suggestion (1.5 grid steps)
 
 

@@ -38,6 +38,7 @@ from colornet.models import Colorizer
 from colornet.models.loading import load_colorizer
 from colornet.utils.errors import ColornetError
 from colornet.weights import official
+from tests.helpers import oracles
 
 AB_TOLERANCE = 1e-3  # ab units, float32 (see the module docstring)
 
@@ -401,24 +402,11 @@ def test_legacy_serialisation_loads_and_pickled_modules_are_refused(tmp_path):
 @pytest.mark.slow
 def test_the_release_converts_without_pytorch(checkpoint, converted):
     """PyTorch stays the test oracle only: the import runs with `import torch` failing."""
-    code = (
-        "import sys\n"
-        "class NoTorch:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'torch':\n"
-        "            raise ImportError('torch is blocked')\n"
-        "sys.meta_path.insert(0, NoTorch())\n"
-        "import numpy as np\n"
-        "from colornet.weights import official\n"
-        f"model = official.import_official({str(checkpoint)!r})\n"
-        "assert 'torch' not in sys.modules\n"
-        "np.save(sys.argv[1], np.concatenate([w.numpy().ravel() for w in model.weights]))\n"
+    got = oracles.weights_converted_without_torch(
+        "official", f"import_official({str(checkpoint)!r})", checkpoint.parent / "weights.npy"
     )
-    out = checkpoint.parent / "weights.npy"
-    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
     expected = np.concatenate([w.numpy().ravel() for w in converted.weights])
-    np.testing.assert_array_equal(np.load(out), expected)
+    np.testing.assert_array_equal(got, expected)
 
 
 # --- Caffe -------------------------------------------------------------------------

@@ -20,8 +20,6 @@ hints (46 ab) each move ab by more than 100 times the tolerance.
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -40,6 +38,7 @@ from colornet.models.siggraph17 import (
 )
 from colornet.utils.errors import ColornetError
 from colornet.weights import official17, pretrained
+from tests.helpers import oracles
 from tests.helpers.contract import check_layer_contract
 
 torch = pytest.importorskip("torch")
@@ -281,23 +280,10 @@ def test_sizes_not_multiple_of_8_work(converted):
 
 def test_the_release_converts_without_pytorch(checkpoint, converted):
     """PyTorch stays the test oracle only: the import runs with `import torch` failing."""
-    code = (
-        "import sys\n"
-        "class NoTorch:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'torch':\n"
-        "            raise ImportError('torch is blocked')\n"
-        "sys.meta_path.insert(0, NoTorch())\n"
-        "import numpy as np\n"
-        "from colornet.weights import official17\n"
-        f"model = official17.import_siggraph17({str(checkpoint)!r})\n"
-        "assert 'torch' not in sys.modules\n"
-        "np.save(sys.argv[1], np.concatenate([w.numpy().ravel() for w in model.weights]))\n"
+    got = oracles.weights_converted_without_torch(
+        "official17", f"import_siggraph17({str(checkpoint)!r})", checkpoint.parent / "weights.npy"
     )
-    out = checkpoint.parent / "weights.npy"
-    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    np.testing.assert_array_equal(np.load(out), np.concatenate([w.numpy().ravel() for w in converted.weights]))
+    np.testing.assert_array_equal(got, np.concatenate([w.numpy().ravel() for w in converted.weights]))
 
 
 def _state_dict(reference):

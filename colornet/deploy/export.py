@@ -340,24 +340,7 @@ class _Graph:
 
         def one(args):
             p, l_flat_one, size_one, xy = args
-            image_size = tf.cast(size_one, tf.float32)
-            grid = tf.cast(tf.shape(p)[:2], tf.float32)
-            # Output pixel i covers input rows 4i .. 4i + 3 of the network's input.
-            y = (xy[1] + 0.5) * size / image_size[0] / c.OUTPUT_STRIDE - 0.5
-            x = (xy[0] + 0.5) * size / image_size[1] / c.OUTPUT_STRIDE - 0.5
-            y = tf.clip_by_value(y, 0.0, grid[0] - 1.0)
-            x = tf.clip_by_value(x, 0.0, grid[1] - 1.0)
-            y0, x0 = tf.floor(y), tf.floor(x)
-            y1, x1 = tf.minimum(y0 + 1.0, grid[0] - 1.0), tf.minimum(x0 + 1.0, grid[1] - 1.0)
-            dy, dx = y - y0, x - x0
-
-            def at(yy, xx):
-                return p[tf.cast(yy, tf.int32), tf.cast(xx, tf.int32)]
-
-            here = (
-                at(y0, x0) * (1 - dy) * (1 - dx) + at(y0, x1) * (1 - dy) * dx
-                + at(y1, x0) * dy * (1 - dx) + at(y1, x1) * dy * dx
-            )
+            here = hint_maps.distribution_at(p, xy[0], xy[1], size_one, size, c.OUTPUT_STRIDE)
             ab, weight = hint_maps.suggest_from_distribution(here, bins.ab_bins(), SUGGESTIONS)
             row = tf.minimum(tf.cast(xy[1], tf.int32), size_one[0] - 1)
             column = tf.minimum(tf.cast(xy[0], tf.int32), size_one[1] - 1)

@@ -388,27 +388,9 @@ def suggest_colors(image, x, y, k=8, model=None, hints=None, size=None):
     l_small, hint_small = inference.small_inputs(l_raw, size, points)
     logits = predictor.logits(l_small) if hint_small is None else predictor.logits(l_small, hint_small)
     probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[0]
-    # The point on the logits' grid: output pixel i covers input rows 4i .. 4i + 3.
-    out_h, out_w = probabilities.shape[:2]
-    grid_y = (y + 0.5) * size / height / c.OUTPUT_STRIDE - 0.5
-    grid_x = (x + 0.5) * size / width / c.OUTPUT_STRIDE - 0.5
-    here = _bilinear(probabilities.numpy(), grid_y, grid_x, out_h, out_w)
+    here = hint_maps.distribution_at(probabilities, x, y, (height, width), size, c.OUTPUT_STRIDE)
     lightness = float(l_raw[0, min(int(y), height - 1), min(int(x), width - 1), 0])
     return _suggestions(here, lightness, k)
-
-
-def _bilinear(grid, y, x, height, width):
-    y = min(max(y, 0.0), height - 1.0)
-    x = min(max(x, 0.0), width - 1.0)
-    y0, x0 = int(np.floor(y)), int(np.floor(x))
-    y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
-    dy, dx = y - y0, x - x0
-    return (
-        grid[y0, x0] * (1 - dy) * (1 - dx)
-        + grid[y0, x1] * (1 - dy) * dx
-        + grid[y1, x0] * dy * (1 - dx)
-        + grid[y1, x1] * dy * dx
-    )
 
 
 def _suggestions(probabilities, lightness, k):

@@ -43,7 +43,7 @@ class NormalizeL(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="colornet")
-class NormalizeHints(keras.layers.Layer):
+class NormalizeHints(NormalizeL):
     """Scales a hint map (`colornet.hints`: a, b in ab units, a 0/1 mask) to the range
     of the normalised L: a and b divided by `scale` as L is, the mask multiplied by
     `center / scale`, so that every input channel spans about what `l_input` spans and
@@ -55,20 +55,5 @@ class NormalizeHints(keras.layers.Layer):
     Input: `(B, H, W, 3)` float. Output: same shape, float32.
     """
 
-    def __init__(self, center=c.L_CENTER, scale=1.0, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale!r}")
-        self.center = float(center)
-        self.scale = float(scale)
-
     def call(self, hints):
-        factors = [1.0 / self.scale, 1.0 / self.scale, self.center / self.scale]
-        return hints * factors
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "center": self.center, "scale": self.scale}
+        return hints * [1.0 / self.scale, 1.0 / self.scale, self.center / self.scale]

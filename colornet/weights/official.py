@@ -106,6 +106,27 @@ def import_official(path, out=None, network=None):
     return model
 
 
+def state_dict_arrays(state_dict, source="state_dict"):
+    """A PyTorch `state_dict` as `{name: float32 array}`, without `num_batches_tracked`.
+
+    Raises:
+      ColornetError: not a mapping, a name that is not a string, or a value that is
+        not a numeric tensor.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ColornetError(
+            f"{source}: holds a {type(state_dict).__name__}, not a state_dict (a mapping "
+            "of parameter names to tensors)"
+        )
+    arrays = {}
+    for name, value in state_dict.items():
+        if not isinstance(name, str):
+            raise ColornetError(f"{source}: parameter name {name!r} is not a string")
+        if not name.endswith(".num_batches_tracked"):
+            arrays[name] = _to_numpy(value, name, source)
+    return arrays
+
+
 def convert_state_dict(state_dict, source="state_dict", network=None):
     """Builds an `eccv16_pytorch` `Colorizer` from the PyTorch port's `state_dict`.
 
@@ -119,17 +140,7 @@ def convert_state_dict(state_dict, source="state_dict", network=None):
       ColornetError: for missing, unexpected or misshapen parameters, non-finite
         values, or a `model_out` that is not colornet's bins / 110.
     """
-    if not isinstance(state_dict, Mapping):
-        raise ColornetError(
-            f"{source}: holds a {type(state_dict).__name__}, not a state_dict (a mapping "
-            "of parameter names to tensors)"
-        )
-    arrays = {}
-    for name, value in state_dict.items():
-        if not isinstance(name, str):
-            raise ColornetError(f"{source}: parameter name {name!r} is not a string")
-        if not name.endswith(".num_batches_tracked"):
-            arrays[name] = _to_numpy(value, name, source)
+    arrays = state_dict_arrays(state_dict, source)
     model = Colorizer(network) if network else Colorizer.from_preset(PYTORCH_PRESET)
     plan = _pytorch_plan(model)
     expected = {name: shape for sources in plan.values() for name, shape in sources}

@@ -21,7 +21,6 @@ by shape before anything is set. Kernels map to Keras as in `colornet.weights.of
 """
 
 import os
-from collections.abc import Mapping
 
 import keras
 
@@ -101,17 +100,7 @@ def convert_state_dict(state_dict, source="state_dict"):
       ColornetError: for missing, unexpected or misshapen parameters, or non-finite
         values.
     """
-    if not isinstance(state_dict, Mapping):
-        raise ColornetError(
-            f"{source}: holds a {type(state_dict).__name__}, not a state_dict (a mapping "
-            "of parameter names to tensors)"
-        )
-    arrays = {}
-    for name, value in state_dict.items():
-        if not isinstance(name, str):
-            raise ColornetError(f"{source}: parameter name {name!r} is not a string")
-        if not name.endswith(".num_batches_tracked"):
-            arrays[name] = official._to_numpy(value, name, source)
+    arrays = official.state_dict_arrays(state_dict, source)
     model = Siggraph17()
     plan = release_plan(model)
     expected = {name: shape for sources in plan.values() for name, shape in sources}

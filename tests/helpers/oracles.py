@@ -1,4 +1,5 @@
-"""Independent NumPy float64 implementations of the paper's formulas."""
+"""Independent oracles: NumPy float64 implementations of the paper's formulas, and a
+conversion of released weights run where PyTorch cannot be imported."""
 
 import numpy as np
 
@@ -28,3 +29,28 @@ def log_softmax(z):
 
 def softmax(z):
     return np.exp(log_softmax(z))
+
+
+def weights_converted_without_torch(module, call, out):
+    """Runs `from colornet.weights import MODULE; model = MODULE.CALL` in a fresh
+    process where `import torch` fails, and returns the model's weights, flattened and
+    concatenated (saved to `out`, a `.npy` path): PyTorch stays a test oracle only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('torch is blocked')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "import numpy as np\n"
+        f"from colornet.weights import {module}\n"
+        f"model = {module}.{call}\n"
+        "assert 'torch' not in sys.modules\n"
+        "np.save(sys.argv[1], np.concatenate([w.numpy().ravel() for w in model.weights]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return np.load(out)
