@@ -47,6 +47,11 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
     python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/results/video_trail.jpg
     python benchmarks/video.py --speed --frames 300 --json docs/results/video_speed.json
     python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage, 480p
+    python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
+
+Network (`--network`): the network alone on random L at 256 x 256, float32 and
+bfloat16, at batch 1, 4, 8 and 16: wall-clock ms per frame (the best and the median
+of 5 timed runs after 3 warm-up runs), to set beside the whole job's frames/s.
 """
 
 import argparse
@@ -619,6 +624,33 @@ def run_stages(args):
     })
 
 
+def run_network(args, batches=(1, 4, 8, 16), rounds=5):
+    """Wall-clock ms per frame of the network alone, by precision and batch."""
+    import tensorflow as tf
+
+    from colornet.apps import video
+
+    rows = []
+    for precision in ("float32", "bfloat16"):
+        predictor = video.load_video_predictor(args.model, precision)
+        for batch in batches:
+            l_small = tf.constant(np.random.default_rng(0).uniform(0, 100, (batch, 256, 256, 1)).astype(np.float32))
+            for _ in range(3):
+                predictor.logits(l_small).numpy()
+            seconds = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                predictor.logits(l_small).numpy()
+                seconds.append(time.perf_counter() - start)
+            best, median = (1000 * s / batch for s in (min(seconds), float(np.median(seconds))))
+            rows.append({"precision": precision, "batch": batch, "ms_per_frame_best": best,
+                         "ms_per_frame_median": median})
+            print(f"network, {precision}, batch {batch}: {best:.1f} ms a frame (median {median:.1f})")
+    print(f"wall-clock ms per 256 x 256 frame; {cpu_name()}")
+    write_json(args.json, {"cpu": cpu_name(), "model": model_name(args.model), "network_size": 256,
+                           "load_average_before": os.getloadavg()[0], "runs": rows})
+
+
 def main():
     from colornet.apps import video
 
@@ -626,6 +658,7 @@ def main():
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--stages", action="store_true", help="CPU time of each stage at 480p")
+    parser.add_argument("--network", action="store_true", help="wall time of the network alone, by batch")
     parser.add_argument("--photos", default="../shared/data/photos")
     parser.add_argument("--sets", type=int, default=4, help="photograph sets (4 clips each); 0: only the --picture")
     parser.add_argument("--model", help="default: the bundled model")
@@ -652,11 +685,13 @@ def main():
     args = parser.parse_args()
     if args.one_speed:
         return run_one_speed(args)
-    modes = args.quality + args.speed + args.stages
+    modes = args.quality + args.speed + args.stages + args.network
     if not modes:
-        parser.error("give --quality, --speed or --stages")
+        parser.error("give --quality, --speed, --stages or --network")
     if args.json and modes > 1:
-        parser.error("--json takes one of --quality, --speed and --stages at a time")
+        parser.error("--json takes one of --quality, --speed, --stages and --network at a time")
+    if args.network:
+        run_network(args)
     if args.stages:
         run_stages(args)
     if args.quality:
