@@ -93,12 +93,19 @@ class Colorizer:
 
         self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
         self.runner = self.interpreter.get_signature_runner("serving_default")
-        self.size = int(self.runner.get_input_details()["l_raw"]["shape"][1])
+        inputs = self.runner.get_input_details()
+        self.size = int(inputs["l_raw"]["shape"][1])
+        # A model that takes hints (the bundled one does) has a second input, the
+        # hint map (a, b, mask per pixel): all zeros is "no hints".
+        self.takes_hints = "hints" in inputs
 
     def predict_ab(self, l_raw):
         """`(H, W)` float32 L -> `(h, w, 2)` ab at the model's output resolution."""
-        l_small = _resize(l_raw, self.size, self.size)
-        return self.runner(l_raw=l_small[None, :, :, None])["ab"][0]
+        l_small = _resize(l_raw, self.size, self.size)[None, :, :, None]
+        if self.takes_hints:
+            no_hints = np.zeros((1, self.size, self.size, 3), np.float32)
+            return self.runner(l_raw=l_small, hints=no_hints)["ab"][0]
+        return self.runner(l_raw=l_small)["ab"][0]
 
     def colorize(self, rgb_uint8):
         """`(H, W, 3)` uint8 RGB -> `(H, W, 3)` uint8 RGB with predicted colours."""

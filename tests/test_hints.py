@@ -188,9 +188,10 @@ def test_read_hints_file(tmp_path):
 
 
 def _tiny_pair():
-    """A tiny model without hints and the same network with hints, started from it."""
+    """A tiny model without hints and the same network with the 2017 hint inputs (no
+    spread: `HintSpread` is tested on its own), started from it."""
     plain = Colorizer(get_preset("tiny"))
-    hinted = Colorizer(get_preset("tiny", hints=True))
+    hinted = Colorizer(get_preset("tiny", hints=True, hint_spread=0.0))
     values = {w.path: w for w in plain.weights}
     for w in hinted.weights:
         if w.path in values:
@@ -238,6 +239,123 @@ def test_hint_model_saves_and_loads(tmp_path):
     compact = loading.load_colorizer(tmp_path / "m.npz")
     assert compact.model_config.hints
     np.testing.assert_allclose(compact([l_raw, some]).numpy(), expected, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# Spreading a hint over the pixels whose features match (`HintSpread`).
+
+
+def _spread_oracle(logits, features, hint_map, strength, temperature, threshold, radius, sigma=5.0):
+    """`HintSpread` written out pixel by pixel in NumPy float64, from its docstring."""
+    from colornet import bins
+
+    centres = np.asarray(bins.ab_bins(), np.float64)
+    out = np.array(logits, np.float64)
+    _, h, w, _ = logits.shape
+    for b in range(logits.shape[0]):
+        cells = []
+        for y in range(h):
+            for x in range(w):
+                block = hint_map[b, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4].reshape(-1, 3).astype(np.float64)
+                cover = block[:, 2].sum() / 16.0
+                if cover > 0:
+                    cells.append((y, x, block[:, :2].sum(0) / 16.0 / cover))
+        if not cells:
+            continue
+        centred = features[b] - features[b].mean((0, 1))
+        unit = centred / np.linalg.norm(centred, axis=-1, keepdims=True)
+        for y in range(h):
+            for x in range(w):
+                scores = []
+                for cy, cx, _ in cells:
+                    score = unit[y, x] @ unit[cy, cx] / temperature
+                    if radius:
+                        score -= ((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2)
+                    scores.append(score)
+                scores = np.array(scores + [threshold / temperature])
+                weights = np.exp(scores - scores.max())
+                weights = weights[:-1] / weights.sum()
+                mass = weights.sum()
+                ab = sum(wt * cell[2] for wt, cell in zip(weights, cells)) / mass
+                encoded = np.exp(-((ab - centres) ** 2).sum(-1) / (2 * sigma**2))
+                p = np.exp(out[b, y, x] - out[b, y, x].max())
+                p /= p.sum()
+                share = strength * mass
+                mixed = (1 - share) * p + share * encoded / encoded.sum()
+                # Logits are defined up to a constant: compare log-probabilities.
+                out[b, y, x] = np.log(mixed)
+    return out
+
+
+@pytest.mark.parametrize("radius", [0.0, 3.0])
+def test_hint_spread_is_its_formula(radius):
+    from colornet.layers import HintSpread
+
+    rng = np.random.default_rng(7)
+    logits = rng.normal(0, 1, [2, 5, 6, 313]).astype(np.float32)
+    features = rng.uniform(0, 1, [2, 5, 6, 8]).astype(np.float32)
+    hint_map = np.zeros([2, 20, 24, 3], np.float32)
+    hint_map[0, 1:4, 2:5] = [40, -20, 1]  # a 3 x 3 patch across two cells
+    hint_map[0, 14, 17] = [-30, 50, 1]
+    hint_map[0, 18, 9] = [10, 10, 1]
+    layer = HintSpread(strength=0.9, temperature=0.1, threshold=0.4, radius=radius)
+    got = layer([logits, features, hint_map]).numpy()
+    log_p = got[0] - np.log(np.exp(got[0]).sum(-1, keepdims=True))
+    expected = _spread_oracle(logits, features, hint_map, 0.9, 0.1, 0.4, radius)
+    np.testing.assert_allclose(log_p, expected[0], atol=1e-4)
+    np.testing.assert_array_equal(got[1], logits[1])  # the image without hints: unchanged, exactly
+    again = HintSpread.from_config(layer.get_config())([logits, features, hint_map]).numpy()
+    np.testing.assert_array_equal(again, got)
+
+
+def test_hint_spread_stays_in_its_region():
+    """Two regions with orthogonal features: a hint colours its own region (its
+    colour's bin wins there) and all but nothing of the other."""
+    from colornet import bins
+    from colornet.layers import HintSpread
+
+    features = np.zeros([1, 8, 8, 4], np.float32)
+    features[0, :, :4] = [1, 0, 0.2, 0]
+    features[0, :, 4:] = [0, 1, 0, 0.2]
+    hint_map = np.zeros([1, 32, 32, 3], np.float32)
+    hint_map[0, 5, 3] = [40, -20, 1]  # one pixel, in the left region's cell (1, 0)
+    # A network sure of another colour (bin 0) everywhere.
+    logits = np.zeros([1, 8, 8, 313], np.float32)
+    logits[..., 0] = 12.0
+    got = HintSpread(strength=1.0, temperature=0.1, threshold=0.4)([logits, features, hint_map]).numpy()[0]
+    p = np.exp(got - got.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    red = int(np.argmin(((np.asarray(bins.ab_bins()) - [40, -20]) ** 2).sum(-1)))
+    assert np.all(p[:, :4].argmax(-1) == red)  # the whole region takes the hint ...
+    assert np.all(p[:, :4, 0] < 0.01)  # ... however sure the network was
+    # Past the edge (centred features: cosine -1) the hint's share is 1 / (1 + e^14).
+    before = np.exp(logits[0] - logits[0].max(-1, keepdims=True))
+    before /= before.sum(-1, keepdims=True)
+    np.testing.assert_allclose(p[:, 4:], before[:, 4:], atol=1e-5)
+
+
+def test_hint_spread_takes_many_hints():
+    """More hinted cells than `MAX_CELLS`: the strongest are used, all finite."""
+    from colornet.layers import HintSpread, hint_spread
+
+    rng = np.random.default_rng(3)
+    hint_map = np.concatenate([rng.uniform(-50, 50, [1, 96, 96, 2]), np.ones([1, 96, 96, 1])], -1)
+    assert (96 // 4) ** 2 > hint_spread.MAX_CELLS
+    got = HintSpread(1.0, 0.1, 0.4)([np.zeros([1, 24, 24, 313]), rng.uniform(0, 1, [1, 24, 24, 8]), hint_map])
+    assert np.all(np.isfinite(got.numpy())) and np.any(got.numpy())
+
+
+def test_as_hint_model_spreads_and_keeps_the_plain_model():
+    from colornet.models import as_hint_model
+
+    plain = Colorizer(get_preset("tiny"))
+    hinted = as_hint_model(plain, hint_spread=1.0)
+    assert hinted.model_config.hints and hinted.model_config.hint_spread == 1.0
+    l_raw = np.random.default_rng(0).uniform(0, 100, [1, 32, 32, 1]).astype(np.float32)
+    np.testing.assert_array_equal(hinted(l_raw).numpy(), plain(l_raw).numpy())
+    some = hints.hint_map(np.array([[8, 8, 40, -20, 0]], np.float32), (32, 32), 32)[None]
+    spread = hinted([l_raw, some]).numpy() - plain(l_raw).numpy()
+    assert np.count_nonzero(np.abs(spread).max(-1) > 1e-3) > 1  # more than the hinted cell
 
 
 def test_normalize_hints_contract(tmp_path):
@@ -401,6 +519,48 @@ def test_evaluate_hints_bookkeeping(tmp_path):
         evaluate.evaluate_hints(Colorizer(get_preset("tiny")), str(tmp_path), points=(0, 1), size=64, verbose=0)
 
 
+class _Painter(_Oracle):
+    """Paints each hint's colour over its whole half of the image ("half"), over the
+    whole image ("all"), or only where it is (the oracle's dot)."""
+
+    def __init__(self, reach):
+        self.reach = reach
+
+    def logits(self, l_small, hints=None):
+        logits = super().logits(l_small, hints).numpy()
+        if hints is None or self.reach == "dot":
+            return tf.constant(logits)
+        side = logits.shape[1]
+        mask = np.asarray(hints)[0, ..., 2].reshape(side, 4, side, 4).sum((1, 3))
+        y, x = np.argwhere(mask > 0)[0]
+        span = slice(None) if self.reach == "all" else (slice(0, side // 2) if x < side // 2 else slice(side // 2, None))
+        logits[0, :, span] = logits[0, y, x]
+        return tf.constant(logits)
+
+
+def test_evaluate_hint_spread_tells_region_dot_and_leak(tmp_path):
+    """Two flat halves: a hint that fills its half covers its region and leaks
+    nowhere; one that fills the image leaks everywhere; a dot covers little."""
+    from PIL import Image
+
+    from colornet.apps import evaluate
+
+    rgb = np.zeros([64, 64, 3], np.uint8)
+    rgb[:, :32] = (200, 40, 40)
+    rgb[:, 32:] = (40, 160, 60)
+    Image.fromarray(rgb).save(tmp_path / "halves.png")
+    scores = {
+        reach: evaluate.evaluate_hint_spread(_Painter(reach), str(tmp_path), hints_per_image=4, size=64, verbose=0)
+        for reach in ("half", "all", "dot")
+    }
+    assert scores["half"]["region_share"] == pytest.approx(0.5)
+    assert scores["half"]["coverage"] > 0.9 and scores["half"]["leak"] < 0.05
+    assert scores["all"]["coverage"] > 0.9 and scores["all"]["leak"] > 0.9
+    assert scores["dot"]["coverage"] < 0.1 and scores["dot"]["leak"] < 0.05
+    with pytest.raises(ColornetError, match="takes no hints"):
+        evaluate.evaluate_hint_spread(Colorizer(get_preset("tiny")), str(tmp_path), size=64, verbose=0)
+
+
 # ----------------------------------------------------------------------------
 # The same hints through a SavedModel.
 
@@ -408,7 +568,7 @@ def test_evaluate_hints_bookkeeping(tmp_path):
 @pytest.fixture(scope="module")
 def hinted_tiny():
     """A tiny hint model whose hint convolution is not zero, so hints change colours."""
-    model = Colorizer(get_preset("tiny", hints=True))
+    model = Colorizer(get_preset("tiny", hints=True, hint_spread=1.0, hint_spread_radius=4.0))
     rng = np.random.default_rng(0)
     for w in model.weights:
         if "hint" in w.path:
@@ -475,7 +635,20 @@ def test_tflite_colours_as_python_does_with_hints(hinted_tiny, tmp_path, quantiz
     # Float: the same up to rounding; dynamic int8 weights: within a few levels on average.
     bound = 1.0 if quantize == "none" else 4.0
     assert np.abs(got.astype(int) - expected).mean() < bound
-    assert not np.array_equal(got, colornet.colorize(image, model=lite))
+    automatic = colornet.colorize(image, model=lite)
+    assert not np.array_equal(got, automatic)
+    if quantize == "none":
+        # serving/tflite_colorize.py (NumPy, Pillow, LiteRT) feeds a hint model no hints.
+        import importlib.util
+        import os
+
+        path = os.path.join(os.path.dirname(__file__), "..", "serving", "tflite_colorize.py")
+        spec = importlib.util.spec_from_file_location("tflite_colorize", path)
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        scripted = script.Colorizer(str(tmp_path / "m.tflite")).colorize(image)
+        # Pillow's resampling against TF's: within a level or two (tests/test_tflite.py).
+        assert np.abs(scripted.astype(int) - automatic).mean() < 0.5
 
 
 # ----------------------------------------------------------------------------
@@ -556,7 +729,9 @@ def test_cli_bad_hint_file_stops_before_any_work(hint_files, tmp_path, capsys, c
 def test_cli_hints_need_a_hint_model_and_one_image_per_file(hint_files, tmp_path, capsys):
     model_path, photos = hint_files
     (tmp_path / "h.json").write_text("[]")
-    code, err = _cli(["colorize", str(photos / "a.png"), "-o", str(tmp_path / "o1"),
+    plain_path = tmp_path / "plain.keras"
+    Colorizer(get_preset("tiny")).save(plain_path)
+    code, err = _cli(["colorize", str(photos / "a.png"), "-o", str(tmp_path / "o1"), "--model", str(plain_path),
                       "--hints", str(tmp_path / "h.json")], capsys)
     assert code != 0 and "takes no hints" in err
     code, err = _cli(["colorize", str(photos), "-o", str(tmp_path / "o2"), "--model", str(model_path),
@@ -565,3 +740,48 @@ def test_cli_hints_need_a_hint_model_and_one_image_per_file(hint_files, tmp_path
     code, err = _cli(["colorize", str(photos), "-o", str(tmp_path / "o3"), "--model", str(model_path),
                       "--hints", str(tmp_path / "missing")], capsys)
     assert code != 0 and "no such file or folder" in err
+
+
+def test_without_hints_is_the_hint_model_with_an_empty_map():
+    """Any hint model (trained hint convolutions, spread on) given no hints is its
+    network without hint inputs; in bfloat16 too (the video path)."""
+    from colornet.apps.video import frames
+    from colornet.models import without_hints
+
+    model = Colorizer(get_preset("tiny", hints=True, hint_spread=1.0))
+    rng = np.random.default_rng(1)
+    for w in model.weights:
+        if "hint" in w.path:
+            w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    plain = without_hints(model)
+    assert not plain.model_config.hints and without_hints(plain) is plain
+    l_raw = rng.uniform(0, 100, [2, 40, 40, 1]).astype(np.float32)
+    np.testing.assert_array_equal(plain(l_raw).numpy(), model(l_raw).numpy())
+    video = frames.load_video_predictor(model, precision="bfloat16")
+    assert not video.takes_hints and video.model.dtype_policy.name == "mixed_bfloat16"
+
+
+@pytest.mark.slow
+def test_bundled_model_recolours_a_region_from_one_hint(tmp_path, capsys):
+    """Out of the box: one green click on the left of two grey regions turns the left
+    region green and leaves the right one as it was; the CLI gives the same."""
+    from PIL import Image
+
+    from colornet import color
+
+    image = np.zeros([120, 160, 3], np.uint8)
+    image[:, :80], image[:, 80:] = 60, 190
+    given = [{"x": 40, "y": 60, "color": "#2f8f2f"}]
+    hinted = colornet.colorize(image, hints=given)
+    automatic = colornet.colorize(image)
+    ab = color.rgb_to_lab(hinted).numpy()[..., 1:]
+    want = color.rgb_to_lab(np.array([[[0x2F, 0x8F, 0x2F]]], np.uint8)).numpy()[0, 0, 1:]
+    cosine = (ab[:, :80] @ want) / (np.linalg.norm(ab[:, :80], axis=-1) * np.linalg.norm(want) + 1e-6)
+    assert np.mean(cosine > 0.9) > 0.9 and np.median(np.linalg.norm(ab[:, :80], axis=-1)) > 20
+    assert np.abs(hinted[:, 80:].astype(int) - automatic[:, 80:]).mean() < 1.0
+    Image.fromarray(image).save(tmp_path / "two.png")
+    (tmp_path / "two.json").write_text(json.dumps(given))
+    code, _ = _cli(["colorize", str(tmp_path / "two.png"), "-o", str(tmp_path / "out"),
+                    "--hints", str(tmp_path / "two.json")], capsys)
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "two.png")), hinted)

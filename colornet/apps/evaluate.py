@@ -376,3 +376,126 @@ def evaluate_hints(model=None, source=None, *, points=HINT_POINTS, limit=None, s
             for n in points
         },
     }
+
+
+# How far one hint reaches (`evaluate_hint_spread`).
+SPREAD_REGION_AB = 12.0  # a region: connected pixels within this ab distance ...
+SPREAD_REGION_L = 12.0  # ... and this L distance of the hinted pixel's true colour
+SPREAD_CHROMA = 30.0  # the chroma of the counterfactual hint colour
+SPREAD_MOVED = 0.5  # a pixel "took" the hint when it moved this share of the way
+
+
+def _region(lab_true, y, x):
+    """The pixels connected (4-neighbours) to (y, x) whose true L and ab are within
+    `SPREAD_REGION_L` and `SPREAD_REGION_AB` of its own: the surface a person means."""
+    from scipy import ndimage
+
+    lab = np.asarray(lab_true, np.float64)
+    alike = (np.linalg.norm(lab[..., 1:] - lab[y, x, 1:], axis=-1) < SPREAD_REGION_AB) & (
+        np.abs(lab[..., 0] - lab[y, x, 0]) < SPREAD_REGION_L
+    )
+    labels, _ = ndimage.label(alike)
+    return labels == labels[y, x]
+
+
+def counterfactual_ab(true_ab, rng):
+    """A hint colour the photograph does not have there: the true ab turned half a
+    circle, at chroma `SPREAD_CHROMA` (a random hue where the truth is grey)."""
+    a, b = float(true_ab[0]), float(true_ab[1])
+    if np.hypot(a, b) < 1.0:
+        angle = rng.uniform(0, 2 * np.pi)
+    else:
+        angle = np.arctan2(b, a) + np.pi
+    return SPREAD_CHROMA * np.cos(angle), SPREAD_CHROMA * np.sin(angle)
+
+
+def evaluate_hint_spread(model=None, source=None, *, hints_per_image=3, limit=None, size=None, seed=0, verbose=1):
+    """How far one hint reaches: over its region, and past it.
+
+    For each image (native crop) and each of `hints_per_image` random places, one
+    default-size hint is given alone, in a colour the photograph does not have there
+    (`counterfactual_ab`), as a person recolouring a surface would. A pixel took the
+    hint when its output ab moved at least `SPREAD_MOVED` of the way from the
+    automatic output towards the hint's colour (measured along that direction). The
+    hint's region is the connected surface of like true colour and lightness around
+    it (`_region`: ab within `SPREAD_REGION_AB`, L within `SPREAD_REGION_L`).
+
+    Returns:
+      a JSON-ready dict: "coverage", the mean share of the region that took the
+      hint (1: all of it, not a dot); "leak", the mean share of the pixels outside
+      the region that took it (0: it stops at the region's edges); "region_share",
+      the mean share of the image the regions cover (for scale).
+    """
+    if source is None:
+        raise ColornetError("no evaluation images given")
+    predictor = predictors.load_predictor(model)
+    if not predictor.takes_hints:
+        raise ColornetError(f"{predictor.source}: this model takes no hints")
+    size = predictors.resolve_size(predictor, size)
+    images, skipped = data.decoded_images(source, resize=None)
+    total = skipped.listed if limit is None else min(limit, skipped.listed)
+    if limit is not None:
+        images = images.take(limit)
+    coverage, leak, region_share = [], [], []
+    count = 0
+    with progress_bar(total, verbose) as progress:
+        for image in images:
+            lab_true = color.rgb_to_lab(native_crop(image, size))
+            l_raw = lab_true[..., :1]
+            truth = lab_true.numpy()
+            automatic = color.rgb_to_lab(inference.predict_rgb(predictor, l_raw, size)).numpy()[..., 1:]
+            rng = np.random.default_rng([seed, count])
+            for _ in range(hints_per_image):
+                y, x = int(rng.integers(0, size)), int(rng.integers(0, size))
+                a, b = counterfactual_ab(truth[y, x, 1:], rng)
+                given = np.array([[x + 0.5, y + 0.5, a, b, 0.0]], np.float32)
+                hinted = color.rgb_to_lab(inference.predict_rgb(predictor, l_raw, size, hints=given)).numpy()[..., 1:]
+                wanted = np.array([a, b]) - automatic[y, x]
+                reach = np.sum((hinted - automatic) * wanted, -1) / max(float(wanted @ wanted), 1e-6)
+                took = reach >= SPREAD_MOVED
+                region = _region(truth, y, x)
+                coverage.append(float(took[region].mean()))
+                leak.append(float(took[~region].mean()) if np.any(~region) else 0.0)
+                region_share.append(float(region.mean()))
+            count += 1
+            if progress:
+                progress.update(count)
+    if count == 0:
+        raise ColornetError(f"no readable image in {source}")
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": predictor.source,
+        "data": os.fspath(source) if not isinstance(source, (list, tuple)) else [os.fspath(s) for s in source],
+        "images": count,
+        "skipped": skipped.count,
+        "native_size": size,
+        "seed": seed,
+        "hints_per_image": hints_per_image,
+        "protocol": f"native crop; one default hint at a time at a random place, colour: the true ab turned "
+        f"half a circle at chroma {SPREAD_CHROMA:g}; took it: moved >= {SPREAD_MOVED:g} of the way; region: "
+        f"connected pixels within {SPREAD_REGION_AB:g} ab and {SPREAD_REGION_L:g} L of the hinted pixel's truth",
+        "coverage": float(np.mean(coverage)),
+        "leak": float(np.mean(leak)),
+        "region_share": float(np.mean(region_share)),
+    }
+
+
+def format_hint_table(result):
+    """`colornet evaluate --hints`' summary of `evaluate_hints` and `evaluate_hint_spread`."""
+    points, spread = result["points"], result["spread"]
+    lines = [
+        f"{points['images']} images at {points['native_size']} px; {points['protocol']}",
+        "points    PSNR dB   AuC raw   AuC rebal   error at hints (ab)",
+    ]
+    for n, row in points["points"].items():
+        error = "n/a" if row["hint_error_ab"] is None else f"{row['hint_error_ab']:.2f}"
+        lines.append(
+            f"{n:<9} {row['psnr_db']:<9.2f} {row['auc_raw']:<9.2f} {row['auc_rebalanced']:<11.2f} {error}"
+        )
+    grey = points["grey"]
+    lines.append(f"{'grey':<9} {grey['psnr_db']:<9.2f} {grey['auc_raw']:<9.2f} {grey['auc_rebalanced']:<11.2f}")
+    lines.append(
+        f"one hint: covers {spread['coverage']:.1%} of its region (regions: {spread['region_share']:.1%} "
+        f"of an image on average), reaches {spread['leak']:.1%} of the pixels outside it"
+    )
+    return "\n".join(lines)

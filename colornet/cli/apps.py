@@ -123,8 +123,27 @@ def _add_evaluate(subparsers):
     parser.add_argument("--method", "--decode", dest="method", default=c.DECODE_METHODS[0],
                         choices=c.DECODE_METHODS, help="how logits become ab "
                         "(--decode: its old name)")
+    parser.add_argument("--hints", action="store_true", help="score a model that takes hints as the "
+                        "2017 paper does instead: PSNR and AuC against 0 to 50 points revealed from the "
+                        "truth, the error at the hinted pixels, and how far one hint reaches (native "
+                        "resolution; docs/hints.md)")
     _add_max_pixels(parser)
     parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate_hints(args):
+    import json
+
+    from colornet.apps import evaluate
+
+    result = {
+        "points": evaluate.evaluate_hints(args.model, args.data, limit=args.limit, size=args.size),
+        "spread": evaluate.evaluate_hint_spread(args.model, args.data, limit=args.limit, size=args.size),
+    }
+    if args.json:
+        evaluate.write_json(result, args.json)
+    print(evaluate.format_hint_table(result))
+    return 0
 
 
 def _run_evaluate(args):
@@ -132,6 +151,8 @@ def _run_evaluate(args):
 
     from colornet.apps import evaluate
 
+    if args.hints:
+        return _run_evaluate_hints(args)
     result = evaluate.evaluate(
         args.model,
         args.data,

@@ -12,6 +12,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "Colorizer": "colornet.models.colorizer",
+        "as_hint_model": "colornet.models.colorizer",
+        "without_hints": "colornet.models.colorizer",
         "CropToStride": "colornet.models.backbone",
         "apply_backbone": "colornet.models.backbone",
         "build_backbone": "colornet.models.backbone",

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from colornet import constants as c
 from colornet.hints import HINT_CHANNELS
+from colornet.layers.hint_spread import HintSpread
 from colornet.models.config import DOWNSAMPLING_BLOCKS, ModelConfig
 from colornet.models.normalization import NormalizeHints, NormalizeL
 
@@ -236,6 +237,7 @@ def apply_backbone(l_raw, config, hints=None):
     if (hints is not None) != config.hints:
         raise ValueError(f"config.hints is {config.hints}: give the hints input exactly when it is True")
     x = NormalizeL(config.l_center, config.l_scale, name="normalize_l")(l_raw)
+    raw_hints = hints
     if hints is not None:
         hints = NormalizeHints(config.l_center, config.l_scale, name="normalize_hints")(hints)
     for block in range(1, 8):
@@ -280,7 +282,18 @@ def apply_backbone(l_raw, config, hints=None):
     x = CropToStride(c.OUTPUT_STRIDE, name="crop")([x, l_raw])
     # float32 logits under mixed precision: softmax, loss and decoding need them.
     head = keras.layers.Conv2D(c.NUM_BINS, 1, name="conv8_313", dtype="float32", **_decay(config))
-    return head(x)
+    logits = head(x)
+    if hints is not None and config.hint_spread > 0:
+        spread = HintSpread(
+            config.hint_spread,
+            config.hint_spread_temperature,
+            config.hint_spread_threshold,
+            config.hint_spread_radius,
+            name="hint_spread",
+        )
+        # The raw hint map: the spread reads ab in ab units and the mask as 0/1.
+        logits = spread([logits, x, raw_hints])
+    return logits
 
 
 def build_backbone(config=None, name="colornet_backbone"):

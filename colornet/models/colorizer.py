@@ -120,3 +120,41 @@ class Colorizer(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _rebuilt(model, config):
+    """A new `Colorizer` of `config` holding `model`'s weights, layer by layer; layers
+    `model` lacks keep their start (zero for the hint convolutions)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(model.dtype_policy.name)  # the layers follow the global policy
+    try:
+        rebuilt = Colorizer(config, name=model.name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    names = {layer.name for layer in rebuilt.layers}
+    for layer in model.layers:
+        if layer.weights and layer.name in names:
+            rebuilt.get_layer(layer.name).set_weights(layer.get_weights())
+    return rebuilt
+
+
+def as_hint_model(model, **overrides):
+    """`model` taking user hints: a new `Colorizer` with `ModelConfig.hints` on (and
+    `overrides`, e.g. `hint_spread`), holding `model`'s weights; layers `model` lacks
+    (the hint convolutions of a model trained without hints) keep their zero start,
+    so with no hint it colours exactly as `model` does. Keeps `model`'s dtype policy.
+    This is how the bundled model became a hint model (`docs/hints.md`).
+    """
+    if not isinstance(model, Colorizer):
+        raise TypeError(f"model must be a Colorizer, got {type(model).__name__}")
+    return _rebuilt(model, model.model_config.replace(hints=True, **overrides))
+
+
+def without_hints(model):
+    """A hint model's network without its hint inputs: exactly what it gives for an
+    all-zero hint map (the hint convolutions have no bias and the spread adds
+    nothing without a hint), minus their cost; for work that never has hints
+    (video). A model without hints is returned as it is."""
+    if not isinstance(model, Colorizer) or not model.model_config.hints:
+        return model
+    return _rebuilt(model, model.model_config.replace(hints=False))

@@ -90,6 +90,14 @@ class ModelConfig:
         its `prior`), which `undo_rebalancing` needs. None: not known (a model built
         from a preset, one trained before colornet recorded them, or the authors'
         ImageNet models, whose prior colornet does not ship).
+      hint_spread: with `hints`, the share (0 to 1) of a pixel's colour distribution
+        a hint takes where the pixel's last features match the hinted pixel's
+        (`colornet.layers.HintSpread`: a hint colours its region, not a dot); 0 turns
+        it off (the 2017 network's inputs alone). No weights: with no hint the
+        logits are unchanged.
+      hint_spread_temperature, hint_spread_threshold, hint_spread_radius: the
+        spread's T (cosine similarity scale), s0 (the similarity below which a
+        pixel ignores a hint) and R (a distance falloff in logits pixels; 0 none).
     """
 
     filters: tuple = TABLE4_FILTERS
@@ -108,6 +116,11 @@ class ModelConfig:
     undo_rebalancing: float = 0.0
     hints: bool = False
     rebalancing_weights: tuple | None = dataclasses.field(default=None, repr=False)
+    # Chosen on half of val (docs/hints.md, "How far a hint reaches").
+    hint_spread: float = 1.0
+    hint_spread_temperature: float = 0.1
+    hint_spread_threshold: float = 0.7
+    hint_spread_radius: float = 16.0
 
     def __post_init__(self):
         for field, length in (("filters", NUM_BLOCKS), ("convs", NUM_BLOCKS), ("dilations", 7)):
@@ -146,6 +159,14 @@ class ModelConfig:
             if len(weights) != c.NUM_BINS or not all(math.isfinite(w) and w > 0 for w in weights):
                 raise ValueError(f"rebalancing_weights must be {c.NUM_BINS} finite positive numbers or None")
             object.__setattr__(self, "rebalancing_weights", weights)
+        if isinstance(self.hint_spread, bool) or not 0 <= self.hint_spread <= 1:
+            raise ValueError(f"hint_spread must be in [0, 1], got {self.hint_spread!r}")
+        if isinstance(self.hint_spread_radius, bool) or not 0 <= self.hint_spread_radius < math.inf:
+            raise ValueError(f"hint_spread_radius must be a finite number >= 0, got {self.hint_spread_radius!r}")
+        if isinstance(self.hint_spread_temperature, bool) or not 0 < self.hint_spread_temperature < math.inf:
+            raise ValueError(f"hint_spread_temperature must be positive, got {self.hint_spread_temperature!r}")
+        if isinstance(self.hint_spread_threshold, bool) or not -1 <= self.hint_spread_threshold <= 1:
+            raise ValueError(f"hint_spread_threshold must be in [-1, 1], got {self.hint_spread_threshold!r}")
         for field in ("norm_affine", "norm_synchronized", "shortcut", "hints"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")

@@ -37,17 +37,22 @@ def resolve_precision(precision):
 def load_video_predictor(model=None, precision="auto"):
     """`predictors.load_predictor(model)`, its network rebuilt in bfloat16 when
     `precision` says so and the model is a Keras `Colorizer` (other formats run as
-    they were exported). Build it once for many videos."""
-    from colornet.models.colorizer import Colorizer
+    they were exported), without the hint inputs of a hint model (frames take no
+    hints). Build it once for many videos."""
+    from colornet.models.colorizer import Colorizer, without_hints
 
     predictor = predictors.load_predictor(model)
     wrapped = getattr(predictor, "model", None)
-    if resolve_precision(precision) == "bfloat16" and isinstance(wrapped, Colorizer):
+    if not isinstance(wrapped, Colorizer):
+        return predictor
+    # Frames have no hints: a hint model's network without its hint inputs is the
+    # same network for an empty hint map, and cheaper.
+    network = without_hints(wrapped)
+    if resolve_precision(precision) == "bfloat16" and network.dtype_policy.name != "mixed_bfloat16":
         from colornet.deploy import export
 
-        if wrapped.dtype_policy.name != "mixed_bfloat16":
-            return predictors.KerasPredictor(export.with_precision(wrapped, "bfloat16"), source=predictor.source)
-    return predictor
+        network = export.with_precision(network, "bfloat16")
+    return predictor if network is wrapped else predictors.KerasPredictor(network, source=predictor.source)
 
 
 # The colour conversions at full resolution are chains of elementwise ops: XLA fuses
