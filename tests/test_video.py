@@ -49,14 +49,15 @@ def moving_frames(count=12, width=W, height=H, seed=0):
     return [np.ascontiguousarray(wide[:, i : i + width]) for i in range(count)]
 
 
-def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fmt="yuv420p", codec="libx264"):
+def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fmt="yuv420p", codec="libx264",
+               preset="medium"):
     """Encodes `frames` (near-lossless) with an optional mono AAC tone; returns the path."""
     out = av.open(str(path), "w")
     stream = out.add_stream(codec, rate=rate)
     stream.height, stream.width = frames[0].shape[:2]
     stream.pix_fmt = pix_fmt
     if codec == "libx264":
-        stream.options = {"crf": "1"}
+        stream.options = {"crf": "1", "preset": preset}
     if pts is not None:
         stream.codec_context.time_base = fractions.Fraction(1, 1000)
     if rotation:
@@ -285,7 +286,8 @@ def test_colorize_video_keeps_size_rate_count_timestamps_and_sound(model, tmp_pa
     # Colour as colorize_frames gives it for the decoded input, put through the same
     # encoder (4:2:0 alone costs these noisy 64 x 48 frames about 7 levels).
     expected = list(video.colorize_frames(decoded_in, model, size=SIZE, precision="float32"))
-    expected, *_ = read_clip(write_clip(tmp_path / "expected.mp4", expected, audio=False))
+    expected, *_ = read_clip(write_clip(tmp_path / "expected.mp4", expected, audio=False,
+                                        preset=video.defaults.DEFAULT_ENCODER_PRESET))
     errors = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(decoded, expected)]
     assert max(errors) < 1.0, errors
     # The colour is the model's, not the input's: far from the original frames.
