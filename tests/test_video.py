@@ -248,6 +248,68 @@ def test_frames_are_read_lazily(model):
     assert len(first) == 3 and first[0].shape == (H, W, 3)
 
 
+def test_threaded_pipeline_yields_the_serial_frames(model):
+    """The stages in their own threads give exactly the frames they give one after
+    the other, with smoothing and a short last batch."""
+    from colornet.apps.video.frames import _colorize_frames
+
+    frames = moving_frames(7)
+    predictor = predictors.load_predictor(model)
+
+    def run(threaded):
+        smoother = video.TemporalSmoother()
+        return list(_colorize_frames(iter(frames), predictor, smoother, SIZE, "annealed-mean",
+                                     c.ANNEALED_MEAN_TEMPERATURE, 3, threaded=threaded))
+
+    threaded, serial = run(True), run(False)
+    assert len(threaded) == len(serial) == 7
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stopping_early_stops_the_threads(model):
+    import threading
+
+    before = threading.active_count()
+    outputs = video.colorize_frames(itertools.cycle(moving_frames(3)), model, size=SIZE, batch_size=2,
+                                    precision="float32")
+    next(outputs)
+    outputs.close()
+    assert threading.active_count() == before
+
+
+def test_a_failing_stage_raises_in_the_caller(model):
+    class Failing(predictors.Predictor):
+        def logits(self, l_small):
+            raise RuntimeError("network down")
+
+    with pytest.raises(RuntimeError, match="network down"):
+        list(video.colorize_frames(moving_frames(5), Failing(), size=SIZE, batch_size=2))
+
+
+def test_frame_l_and_lab_to_rgb8_against_colornet_color():
+    """OpenCV's conversions (apps/video/lab.py) against colornet.color's TF ops, which
+    follow scikit-image: L within 0.001 (float32 rounding); RGB within one level
+    (OpenCV's table-based gamma), also far out of the gamut."""
+    from colornet.apps.video import lab
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    expected_l = color.rgb_to_lab(rgb)[..., 0].numpy()
+    np.testing.assert_allclose(lab.frame_l(rgb), expected_l, atol=1e-3)
+    l_raw = rng.uniform(0, 100, (40, 50)).astype(np.float32)
+    for spread in (10.0, 60.0, 128.0):
+        ab = rng.normal(0, spread, (40, 50, 2)).astype(np.float32)
+        expected = inference.to_uint8(color.lab_to_rgb(np.dstack([l_raw, ab]))).numpy()
+        # ab at the output size: the bilinear upsampling is the identity.
+        got = lab.lab_to_rgb8(l_raw, ab)
+        assert np.abs(got.astype(int) - expected).max() <= 1
+    ab_small = rng.normal(0, 30, (10, 12, 2)).astype(np.float32)
+    upsampled = inference.upsample_ab(ab_small[None], (40, 50))[0]
+    expected = inference.to_uint8(color.lab_to_rgb(tf.concat([l_raw[..., None], upsampled], -1))).numpy()
+    assert np.abs(lab.lab_to_rgb8(l_raw, ab_small).astype(int) - expected).max() <= 1
+
+
 def test_frames_must_share_a_size(model):
     frames = moving_frames(2) + [smooth_rgb(32, 32)]
     with pytest.raises(ValueError, match="first frame's size"):

@@ -88,12 +88,14 @@ def _softmax(logits):
     return tf.nn.softmax(logits)
 
 
-@tf.function(autograph=False)
+# The decodings are small next to the network but run on 313 values a pixel: fused
+# by XLA they take a quarter less.
+@tf.function(jit_compile=True, autograph=False)
 def _decode(logits, method, temperature):
     return inference.decode_logits(logits, method, temperature)
 
 
-@tf.function(autograph=False)
+@tf.function(jit_compile=True, autograph=False)
 def _decode_distributions(probabilities, method, temperature):
     # The log of a distribution is logits for it (softmax undoes it).
     logits = tf.math.log(tf.maximum(probabilities, np.finfo(np.float32).tiny))
