@@ -4,11 +4,11 @@ rates stay as they are), frame count and rotation metadata, its first audio stre
 copied unchanged, video in H.264 (yuv420p; yuv444p for odd frame sizes, which 4:2:0
 cannot hold). The frames are coloured by `colornet.apps.video.frames`.
 
-Streaming: a reader thread decodes, the caller's thread runs the network on batches
-of frames, a writer thread encodes and muxes, with bounded queues between them, so
-memory does not grow with the length of the video and the three overlap (FFmpeg and
-TensorFlow release the GIL). The output is written under a hidden temporary name and
-renamed when complete.
+Streaming: a reader thread decodes, the stages of `colornet.apps.video.frames` (L,
+the network, smoothing and rendering) run in theirs, a writer thread encodes and
+muxes, with bounded queues between them, so memory does not grow with the length of
+the video and the stages overlap (FFmpeg, TensorFlow, OpenCV and NumPy release the
+GIL). The output is written under a hidden temporary name and renamed when complete.
 
 Needs the `video` extra (`pip install 'colornet-keras[video]'`): PyAV, whose wheels bring
 their own FFmpeg with libx264 and decode and encode frames as arrays in-process.

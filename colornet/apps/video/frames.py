@@ -5,6 +5,13 @@ Each frame is coloured as an image is (`colornet.inference`: the network sees L 
 S x S and predicts a 313-way distribution at S/4 x S/4; ab is decoded, upsampled and
 joined with the frame's own full-resolution L), except that the distributions are
 smoothed over time first.
+
+Three stages, each but the last in its own thread with one batch queued between
+each two, so that the network (two cores in TensorFlow's pool) overlaps the work
+before and after it: L of a batch of frames (full resolution, OpenCV, `lab`) and its
+resizing to S x S; the network; the smoothing, decoding (at S/4, XLA), upsampling and
+Lab -> RGB (full resolution, OpenCV). Only the last two conversions touch every
+pixel of a frame; everything else runs at S or S/4 whatever the frame size.
 """
 
 import numpy as np
