@@ -695,30 +695,67 @@ def run_stages(args):
     write_json(args.json, report)
 
 
-def run_network(args, batches=(1, 4, 8, 16), rounds=5):
-    """Wall-clock ms per frame of the network alone, by precision and batch."""
+def _photo_l(photos, count=40):
+    """`(N, 256, 256, 1)` network L of the first `count` BSDS500 val photographs."""
     import tensorflow as tf
 
-    from colornet.apps import video
+    from colornet import color, inference
 
+    paths = sorted(glob.glob(os.path.join(photos, "bsds500", "val", "*.jpg")))[:count]
+    return np.concatenate([
+        inference.network_input(color.rgb_to_lab(tf.constant(_load(p)))[None, ..., :1], 256).numpy() for p in paths
+    ]) if paths else None
+
+
+def run_network(args, batches=(1, 4, 8, 16), rounds=5):
+    """Wall-clock ms per frame of the network alone, by form and batch, and the mean
+    ab error of each form against float32 on real photographs (`--photos`): TF
+    float32 and bfloat16, and the `--tflite` files under LiteRT (XNNPACK, 2
+    threads, one frame a call, as their signature takes)."""
+    import tensorflow as tf
+
+    from colornet import inference
+    from colornet.apps import video
+    from colornet.deploy import predictors
+
+    forms = {precision: video.load_video_predictor(args.model, precision) for precision in ("float32", "bfloat16")}
+    for path in args.tflite or []:
+        forms[f"litert {os.path.basename(path)}"] = predictors.TFLitePredictor(path, num_threads=2)
+
+    def logits(predictor, l_small):
+        if isinstance(predictor, predictors.TFLitePredictor):
+            return np.concatenate([predictor.logits(l_small[i : i + 1]).numpy() for i in range(len(l_small))])
+        return predictor.logits(l_small).numpy()
+
+    photos_l = _photo_l(args.photos)
+    reference = None
     rows = []
-    for precision in ("float32", "bfloat16"):
-        predictor = video.load_video_predictor(args.model, precision)
+    for form, predictor in forms.items():
         for batch in batches:
             l_small = tf.constant(np.random.default_rng(0).uniform(0, 100, (batch, 256, 256, 1)).astype(np.float32))
             for _ in range(3):
-                predictor.logits(l_small).numpy()
+                logits(predictor, l_small)
             seconds = []
             for _ in range(rounds):
                 start = time.perf_counter()
-                predictor.logits(l_small).numpy()
+                logits(predictor, l_small)
                 seconds.append(time.perf_counter() - start)
             best, median = (1000 * s / batch for s in (min(seconds), float(np.median(seconds))))
-            rows.append({"precision": precision, "batch": batch, "ms_per_frame_best": best,
+            rows.append({"precision": form, "batch": batch, "ms_per_frame_best": best,
                          "ms_per_frame_median": median})
-            print(f"network, {precision}, batch {batch}: {best:.1f} ms a frame (median {median:.1f})")
+            print(f"network, {form}, batch {batch}: {best:.1f} ms a frame (median {median:.1f})", flush=True)
+        if photos_l is not None:
+            ab = np.concatenate([inference.decode_logits(tf.constant(logits(predictor, photos_l[i : i + 8]))).numpy()
+                                 for i in range(0, len(photos_l), 8)])
+            reference = ab if reference is None else reference
+            error = np.linalg.norm(ab - reference, axis=-1)
+            rows[-1]["ab_error_vs_float32"] = {"mean": float(error.mean()), "p99": float(np.percentile(error, 99)),
+                                               "photos": len(photos_l)}
+            print(f"network, {form}: ab error against float32 on {len(photos_l)} photographs, mean "
+                  f"{error.mean():.3f}, 99th percentile {np.percentile(error, 99):.2f}", flush=True)
     print(f"wall-clock ms per 256 x 256 frame; {cpu_name()}")
     write_json(args.json, {"cpu": cpu_name(), "model": model_name(args.model), "network_size": 256,
+                           "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]),
                            "load_average_before": os.getloadavg()[0], "runs": rows})
 
 
@@ -747,6 +784,7 @@ def main():
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--photo", help="photograph of the speed clip")
+    parser.add_argument("--tflite", nargs="+", help="--network: .tflite files (colornet tflite) to time too")
     parser.add_argument("--one-speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--dst", help=argparse.SUPPRESS)

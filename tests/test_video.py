@@ -329,6 +329,20 @@ def test_bfloat16_network(model):
     assert video.load_video_predictor(model, "float32").model.dtype_policy.name == "float32"
 
 
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    """"auto" is bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else
+    float32; a named precision is taken as it is."""
+    from colornet.deploy import export
+
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(export, "cpu_supports_bfloat16", lambda native=native: native)
+        assert video.resolve_precision("auto") == expected
+        assert video.resolve_precision("float32") == "float32"
+        assert video.resolve_precision("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'int8'"):
+        video.resolve_precision("int8")
+
+
 # ----------------------------------------------------------------------------
 # Video files.
 
