@@ -46,7 +46,7 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
 
     python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/results/video_trail.jpg
     python benchmarks/video.py --speed --frames 300 --json docs/results/video_speed.json
-    python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage, 480p
+    python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage
     python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
 
 Network (`--network`): the network alone on random L at 256 x 256, float32 and
@@ -261,9 +261,9 @@ def network_l(frames, size):
     import tensorflow as tf
 
     from colornet import inference
-    from colornet.apps.video.frames import _frame_l
+    from colornet.apps.video.frames import _frame_l_tf
 
-    return inference.network_input(_frame_l(tf.convert_to_tensor(np.stack(frames))), size).numpy()
+    return inference.network_input(_frame_l_tf(tf.convert_to_tensor(np.stack(frames)))[..., None], size).numpy()
 
 
 def lab(frames):
@@ -495,6 +495,35 @@ def make_video(path, photo_path, height, frames, rate=25):
     out.close()
 
 
+def _cpu_times():
+    """Per core: (busy, total) jiffies from /proc/stat (every process, not only this one)."""
+    times = []
+    with open("/proc/stat") as stat:
+        for line in stat:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                values = [int(v) for v in values]
+                idle = values[3] + values[4]  # idle, iowait
+                times.append((sum(values) - idle, sum(values)))
+    return times
+
+
+def network_alone(predictor, batch, rounds=5):
+    """Wall ms per frame of the network alone on random L at 256 x 256 (the best of
+    `rounds` after warm-up), at the pipeline's batch size."""
+    import tensorflow as tf
+
+    l_small = tf.constant(np.random.default_rng(0).uniform(0, 100, (batch, 256, 256, 1)).astype(np.float32))
+    for _ in range(2):
+        predictor.logits(l_small).numpy()
+    seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        predictor.logits(l_small).numpy()
+        seconds.append(time.perf_counter() - start)
+    return 1000 * min(seconds) / batch
+
+
 def run_one_speed(args):
     """In this process: colourise one clip and print a JSON line."""
     import threading
@@ -512,23 +541,29 @@ def run_one_speed(args):
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu0 = time.process_time()
+    cpu0, cores0 = time.process_time(), _cpu_times()
     summary = video.colorize_video(args.src, args.dst, predictor, verbose=0, motion=args.motion,
-                                   temporal_smoothing=args.strength)
-    cpu = time.process_time() - cpu0
+                                   temporal_smoothing=args.strength, encoder_preset=args.encoder_preset,
+                                   batch_size=args.batch_size)
+    cpu, cores1 = time.process_time() - cpu0, _cpu_times()
     done.set()
     sampler.join()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     quarter = len(samples) // 4
+    network_ms = network_alone(predictor, args.batch_size)
+    fps = summary.frames / summary.seconds
     print(json.dumps({
         "height": summary.height, "width": summary.width, "frames": summary.frames,
-        "seconds": summary.seconds, "fps": summary.frames / summary.seconds, "cpu_seconds": cpu,
+        "seconds": summary.seconds, "fps": fps, "cpu_seconds": cpu,
         "cpu_ms_per_frame": cpu / summary.frames * 1000,
+        "network_alone_ms_per_frame": network_ms, "network_alone_fps": 1000 / network_ms,
+        "share_of_network_alone_fps": fps * network_ms / 1000,
+        "core_busy_share": [(b1 - b0) / max(t1 - t0, 1) for (b0, t0), (b1, t1) in zip(cores0, cores1)],
         "rss_before_mb": before, "peak_rss_mb": peak,
         # A run shorter than four samples (a second) has no quarters.
         "rss_quartiles_mb": [samples[i * quarter] for i in (1, 2, 3)] + [samples[-1]] if quarter else [],
-        "motion": args.motion, "strength": args.strength,
-        "precision": video.resolve_precision(args.precision),
+        "motion": args.motion, "strength": args.strength, "encoder_preset": args.encoder_preset,
+        "batch_size": args.batch_size, "precision": video.resolve_precision(args.precision),
     }))
 
 
@@ -541,7 +576,8 @@ def run_speed(args):
             make_video(src, photo, height, args.frames)
             for strength, motion in ((0.0, "none"), (None, None)):
                 command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst",
-                           os.path.join(tmp, f"out{height}.mp4"), "--precision", args.precision]
+                           os.path.join(tmp, f"out{height}.mp4"), "--precision", args.precision,
+                           "--encoder-preset", args.encoder_preset, "--batch-size", str(args.batch_size)]
                 if strength is not None:
                     command += ["--strength", str(strength), "--motion", motion]
                 if args.model:
@@ -553,7 +589,10 @@ def run_speed(args):
                 runs.append(result)
                 print(f"{result['width']}x{result['height']}, {result['frames']} frames, smoothing "
                       f"S={result['strength']} {result['motion']}, {result['precision']}: {result['fps']:.1f} "
-                      f"frames/s ({result['cpu_ms_per_frame']:.0f} ms CPU per frame), peak "
+                      f"frames/s ({result['cpu_ms_per_frame']:.0f} ms CPU per frame; the network alone "
+                      f"{result['network_alone_fps']:.1f} frames/s at batch {result['batch_size']}, so "
+                      f"{100 * result['share_of_network_alone_fps']:.0f} % of it; cores busy "
+                      f"{', '.join(f'{100 * b:.0f} %' for b in result['core_busy_share'])}), peak "
                       f"RSS {result['peak_rss_mb']:.0f} MB (after loading the model {result['rss_before_mb']:.0f} MB; "
                       f"at 1/4, 1/2, 3/4 of the run and its end "
                       f"{', '.join(f'{v:.0f}' for v in result['rss_quartiles_mb'])} MB); "
@@ -565,89 +604,158 @@ def run_speed(args):
             "frames": args.frames, "heights": args.heights, "rate": 25,
             "content": "H.264 (crf 20) pan over an upscaled photograph, AAC stereo sine track",
         },
+        "encoder_preset": args.encoder_preset, "batch_size": args.batch_size,
+        "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]),
         "runs": runs,
     })
 
 
 def run_stages(args):
-    """CPU time per frame of each stage on a batch of 854 x 480 frames, apart."""
+    """CPU ms per frame of each stage, apart, at each of `--heights`, on a clip made
+    as for --speed: what the pipeline's threads share out over the cores."""
+    import av
     import tensorflow as tf
 
     from colornet import inference
     from colornet.apps import video
-    from colornet.apps.video.frames import _frame_l, _lab_to_rgb8, _render
+    from colornet.apps.video import frames as stages
+    from colornet.apps.video import lab
 
-    frames = np.random.default_rng(0).integers(0, 256, (video.defaults.DEFAULT_BATCH_SIZE, 480, 854, 3), np.uint8)
-    count = len(frames)
+    batch = args.batch_size
+    photo = args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0]
 
-    def cpu_ms(fn, rounds=5):
-        fn()  # compile
+    def cpu_ms(fn, rounds=4, count=batch):
+        fn()  # compile, warm up
         start = time.process_time()
         for _ in range(rounds):
             fn()
         return (time.process_time() - start) / rounds / count * 1000
 
-    def without_xla(function):
-        return tf.function(function.python_function, autograph=False)
+    report = {"cpu": cpu_name(), "model": model_name(args.model), "batch": batch, "network_size": 256,
+              "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]), "cpu_ms_per_frame": {}}
+    predictors_by_precision = {p: video.load_video_predictor(args.model, p) for p in ("float32", "bfloat16")}
+    def one_height(height, tmp):
+        src = os.path.join(tmp, f"clip{height}.mp4")
+        make_video(src, photo, height, 4 * batch)
+        ms = {}
 
-    ms = {}  # CPU ms per frame of each stage
-    l_raw = _frame_l(tf.constant(frames))
-    l_small = inference.network_input(l_raw, 256)
-    for precision in ("float32", "bfloat16"):
-        predictor = video.load_video_predictor(args.model, precision)
-        ms[f"network_{precision}"] = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
-        print(f"network, {precision}, batch {count}: {ms[f'network_{precision}']:.0f} ms")
-    logits = predictor.logits(l_small)
-    ms["l_xla"] = cpu_ms(lambda: _frame_l(tf.constant(frames)).numpy())
-    frame_l_plain, lab_to_rgb8_plain = without_xla(_frame_l), without_xla(_lab_to_rgb8)  # traced once
-    ms["l_without_xla"] = cpu_ms(lambda: frame_l_plain(tf.constant(frames)).numpy())
-    print(f"L: {ms['l_xla']:.0f} ms with XLA, {ms['l_without_xla']:.0f} ms without")
-    ab = inference.upsample_ab(inference.decode_logits(logits), (480, 854))
-    ms["lab_to_rgb_xla"] = cpu_ms(lambda: _lab_to_rgb8(l_raw, ab).numpy())
-    ms["lab_to_rgb_without_xla"] = cpu_ms(lambda: lab_to_rgb8_plain(l_raw, ab).numpy())
-    print(f"Lab -> RGB: {ms['lab_to_rgb_xla']:.0f} ms with XLA, {ms['lab_to_rgb_without_xla']:.0f} ms without")
-    ms["decode_upsample_lab_to_rgb"] = cpu_ms(lambda: _render(l_raw, logits, "annealed-mean", 0.38).numpy())
-    print(f"decode and upsample: {ms['decode_upsample_lab_to_rgb']:.0f} ms with the Lab -> RGB above")
-    smoother = video.TemporalSmoother()
+        def decode(src=src):
+            with av.open(src) as container:
+                container.streams.video[0].thread_type = "AUTO"
+                return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
-    def smooth():
-        probabilities = tf.nn.softmax(logits).numpy()
-        smoothed = np.stack([smoother(p, l) for p, l in zip(probabilities, l_small.numpy())])
-        return np.log(np.maximum(smoothed, np.finfo(np.float32).tiny))
+        rgb = decode()
+        ms["decode_to_rgb"] = cpu_ms(decode, rounds=2, count=len(rgb))
+        rgb = rgb[:batch]
+        scratch = lab.Scratch()
+        l_raw = np.stack([lab.frame_l(f) for f in rgb])
+        ms["l"] = cpu_ms(lambda: [lab.frame_l(f, l_raw[i], scratch) for i, f in enumerate(rgb)])
+        ms["l_tf_xla"] = cpu_ms(lambda: stages._frame_l_tf(tf.constant(np.stack(rgb))).numpy())
+        ms["network_input"] = cpu_ms(lambda: inference.network_input(l_raw[..., None], 256).numpy())
+        l_small = inference.network_input(l_raw[..., None], 256).numpy()
+        for precision, predictor in predictors_by_precision.items():
+            ms[f"network_{precision}"] = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
+        logits = predictors_by_precision["bfloat16"].logits(l_small)
+        ms["softmax"] = cpu_ms(lambda: stages._softmax(logits).numpy())
+        probabilities = stages._softmax(logits).numpy()
+        smoother = video.TemporalSmoother()
+        ms["smoothing_default"] = cpu_ms(lambda: [smoother(p, l) for p, l in zip(probabilities, l_small)])
+        smoothed = np.stack([smoother(p, l) for p, l in zip(probabilities, l_small)])
+        ms["decode_distributions"] = cpu_ms(
+            lambda: stages._decode_distributions(smoothed, "annealed-mean", 0.38).numpy())
+        ab_small = stages._decode_distributions(smoothed, "annealed-mean", 0.38).numpy()
+        ms["upsample_lab_to_rgb"] = cpu_ms(lambda: [lab.lab_to_rgb8(l, ab, scratch)
+                                                    for l, ab in zip(l_raw, ab_small)])
+        ms["upsample_lab_to_rgb_tf_xla"] = cpu_ms(lambda: [
+            stages._lab_to_rgb8_tf(l, inference.upsample_ab(ab[None], l.shape)[0]).numpy()
+            for l, ab in zip(l_raw, ab_small)])
+        out = [lab.lab_to_rgb8(l, ab) for l, ab in zip(l_raw, ab_small)]
+        for preset in ("fast", "veryfast"):
 
-    ms["smoothing_default"] = cpu_ms(smooth)
-    print(f"smoothing (default): {ms['smoothing_default']:.0f} ms")
-    print(f"CPU ms per frame; {cpu_name()}")
-    write_json(args.json, {
-        "cpu": cpu_name(), "model": model_name(args.model), "width": 854, "height": 480, "batch": count,
-        "network_size": 256, "cpu_ms_per_frame": ms,
-    })
+            def encode(preset=preset):
+                with av.open(os.path.join(tmp, "out.mp4"), "w") as container:
+                    stream = container.add_stream("libx264", rate=25)
+                    stream.width, stream.height, stream.pix_fmt = out[0].shape[1], height, "yuv420p"
+                    stream.options = {"crf": str(video.defaults.DEFAULT_CRF), "preset": preset}
+                    for number in range(4 * batch):
+                        frame = av.VideoFrame.from_ndarray(out[number % batch], format="rgb24")
+                        frame.pts = number
+                        container.mux(stream.encode(frame))
+                    container.mux(stream.encode())
+
+            ms[f"encode_{preset}"] = cpu_ms(encode, rounds=2, count=4 * batch)
+        report["cpu_ms_per_frame"][f"{height}p"] = ms
+        print(f"{out[0].shape[1]} x {height}, CPU ms per frame: "
+              + ", ".join(f"{name} {value:.1f}" for name, value in ms.items()), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for height in args.heights:
+            one_height(height, tmp)
+    print(cpu_name())
+    write_json(args.json, report)
+
+
+def _photo_l(photos, count=40):
+    """`(N, 256, 256, 1)` network L of the first `count` BSDS500 val photographs."""
+    import tensorflow as tf
+
+    from colornet import color, inference
+
+    paths = sorted(glob.glob(os.path.join(photos, "bsds500", "val", "*.jpg")))[:count]
+    return np.concatenate([
+        inference.network_input(color.rgb_to_lab(tf.constant(_load(p)))[None, ..., :1], 256).numpy() for p in paths
+    ]) if paths else None
 
 
 def run_network(args, batches=(1, 4, 8, 16), rounds=5):
-    """Wall-clock ms per frame of the network alone, by precision and batch."""
+    """Wall-clock ms per frame of the network alone, by form and batch, and the mean
+    ab error of each form against float32 on real photographs (`--photos`): TF
+    float32 and bfloat16, and the `--tflite` files under LiteRT (XNNPACK, 2
+    threads, one frame a call, as their signature takes)."""
     import tensorflow as tf
 
+    from colornet import inference
     from colornet.apps import video
+    from colornet.deploy import predictors
 
+    forms = {precision: video.load_video_predictor(args.model, precision) for precision in ("float32", "bfloat16")}
+    for path in args.tflite or []:
+        forms[f"litert {os.path.basename(path)}"] = predictors.TFLitePredictor(path, num_threads=2)
+
+    def logits(predictor, l_small):
+        if isinstance(predictor, predictors.TFLitePredictor):
+            return np.concatenate([predictor.logits(l_small[i : i + 1]).numpy() for i in range(len(l_small))])
+        return predictor.logits(l_small).numpy()
+
+    photos_l = _photo_l(args.photos)
+    reference = None
     rows = []
-    for precision in ("float32", "bfloat16"):
-        predictor = video.load_video_predictor(args.model, precision)
+    for form, predictor in forms.items():
         for batch in batches:
             l_small = tf.constant(np.random.default_rng(0).uniform(0, 100, (batch, 256, 256, 1)).astype(np.float32))
             for _ in range(3):
-                predictor.logits(l_small).numpy()
+                logits(predictor, l_small)
             seconds = []
             for _ in range(rounds):
                 start = time.perf_counter()
-                predictor.logits(l_small).numpy()
+                logits(predictor, l_small)
                 seconds.append(time.perf_counter() - start)
             best, median = (1000 * s / batch for s in (min(seconds), float(np.median(seconds))))
-            rows.append({"precision": precision, "batch": batch, "ms_per_frame_best": best,
+            rows.append({"precision": form, "batch": batch, "ms_per_frame_best": best,
                          "ms_per_frame_median": median})
-            print(f"network, {precision}, batch {batch}: {best:.1f} ms a frame (median {median:.1f})")
+            print(f"network, {form}, batch {batch}: {best:.1f} ms a frame (median {median:.1f})", flush=True)
+        if photos_l is not None:
+            ab = np.concatenate([inference.decode_logits(tf.constant(logits(predictor, photos_l[i : i + 8]))).numpy()
+                                 for i in range(0, len(photos_l), 8)])
+            reference = ab if reference is None else reference
+            error = np.linalg.norm(ab - reference, axis=-1)
+            rows[-1]["ab_error_vs_float32"] = {"mean": float(error.mean()), "p99": float(np.percentile(error, 99)),
+                                               "photos": len(photos_l)}
+            print(f"network, {form}: ab error against float32 on {len(photos_l)} photographs, mean "
+                  f"{error.mean():.3f}, 99th percentile {np.percentile(error, 99):.2f}", flush=True)
     print(f"wall-clock ms per 256 x 256 frame; {cpu_name()}")
     write_json(args.json, {"cpu": cpu_name(), "model": model_name(args.model), "network_size": 256,
+                           "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]),
                            "load_average_before": os.getloadavg()[0], "runs": rows})
 
 
@@ -657,7 +765,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--speed", action="store_true")
-    parser.add_argument("--stages", action="store_true", help="CPU time of each stage at 480p")
+    parser.add_argument("--stages", action="store_true", help="CPU time of each stage at --heights")
     parser.add_argument("--network", action="store_true", help="wall time of the network alone, by batch")
     parser.add_argument("--photos", default="../shared/data/photos")
     parser.add_argument("--sets", type=int, default=4, help="photograph sets (4 clips each); 0: only the --picture")
@@ -676,12 +784,17 @@ def main():
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--photo", help="photograph of the speed clip")
+    parser.add_argument("--tflite", nargs="+", help="--network: .tflite files (colornet tflite) to time too")
     parser.add_argument("--one-speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--dst", help=argparse.SUPPRESS)
     parser.add_argument("--strength", type=float, default=video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
                         help=argparse.SUPPRESS)
     parser.add_argument("--motion", default=video.defaults.DEFAULT_MOTION, help=argparse.SUPPRESS)
+    parser.add_argument("--encoder-preset", default=video.defaults.DEFAULT_ENCODER_PRESET,
+                        choices=video.defaults.X264_PRESETS, help="x264 preset of --speed")
+    parser.add_argument("--batch-size", type=int, default=video.defaults.DEFAULT_BATCH_SIZE,
+                        help="frames per network call in --speed")
     args = parser.parse_args()
     if args.one_speed:
         return run_one_speed(args)

@@ -406,3 +406,16 @@ def test_cli_colorize_with_a_tflite_model_prints_only_its_own_lines(converted, t
     verbose = subprocess.run([*command, "--verbose"], capture_output=True, text=True, env=env, timeout=300,
                              check=False)  # fmt: skip
     assert "XNNPACK" in verbose.stderr
+
+
+def test_predictor_runs_a_batch_one_frame_at_a_time(converted):
+    """Video passes batches of frames: the same logits as one call per frame."""
+    from colornet.deploy import predictors
+
+    _, results = converted
+    predictor = predictors.load_predictor(results["float16"].path)
+    l_small = np.random.default_rng(0).uniform(0, 100, (3, h.IMAGE_SIZE, h.IMAGE_SIZE, 1)).astype(np.float32)
+    batch = predictor.logits(l_small).numpy()
+    assert batch.shape[0] == 3
+    for i in range(3):
+        np.testing.assert_array_equal(batch[i : i + 1], predictor.logits(l_small[i : i + 1]).numpy())

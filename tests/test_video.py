@@ -49,14 +49,15 @@ def moving_frames(count=12, width=W, height=H, seed=0):
     return [np.ascontiguousarray(wide[:, i : i + width]) for i in range(count)]
 
 
-def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fmt="yuv420p", codec="libx264"):
+def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fmt="yuv420p", codec="libx264",
+               preset="medium"):
     """Encodes `frames` (near-lossless) with an optional mono AAC tone; returns the path."""
     out = av.open(str(path), "w")
     stream = out.add_stream(codec, rate=rate)
     stream.height, stream.width = frames[0].shape[:2]
     stream.pix_fmt = pix_fmt
     if codec == "libx264":
-        stream.options = {"crf": "1"}
+        stream.options = {"crf": "1", "preset": preset}
     if pts is not None:
         stream.codec_context.time_base = fractions.Fraction(1, 1000)
     if rotation:
@@ -247,6 +248,68 @@ def test_frames_are_read_lazily(model):
     assert len(first) == 3 and first[0].shape == (H, W, 3)
 
 
+def test_threaded_pipeline_yields_the_serial_frames(model):
+    """The stages in their own threads give exactly the frames they give one after
+    the other, with smoothing and a short last batch."""
+    from colornet.apps.video.frames import _colorize_frames
+
+    frames = moving_frames(7)
+    predictor = predictors.load_predictor(model)
+
+    def run(threaded):
+        smoother = video.TemporalSmoother()
+        return list(_colorize_frames(iter(frames), predictor, smoother, SIZE, "annealed-mean",
+                                     c.ANNEALED_MEAN_TEMPERATURE, 3, threaded=threaded))
+
+    threaded, serial = run(True), run(False)
+    assert len(threaded) == len(serial) == 7
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stopping_early_stops_the_threads(model):
+    import threading
+
+    before = threading.active_count()
+    outputs = video.colorize_frames(itertools.cycle(moving_frames(3)), model, size=SIZE, batch_size=2,
+                                    precision="float32")
+    next(outputs)
+    outputs.close()
+    assert threading.active_count() == before
+
+
+def test_a_failing_stage_raises_in_the_caller(model):
+    class Failing(predictors.Predictor):
+        def logits(self, l_small):
+            raise RuntimeError("network down")
+
+    with pytest.raises(RuntimeError, match="network down"):
+        list(video.colorize_frames(moving_frames(5), Failing(), size=SIZE, batch_size=2))
+
+
+def test_frame_l_and_lab_to_rgb8_against_colornet_color():
+    """OpenCV's conversions (apps/video/lab.py) against colornet.color's TF ops, which
+    follow scikit-image: L within 0.001 (float32 rounding); RGB within one level
+    (OpenCV's table-based gamma), also far out of the gamut."""
+    from colornet.apps.video import lab
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    expected_l = color.rgb_to_lab(rgb)[..., 0].numpy()
+    np.testing.assert_allclose(lab.frame_l(rgb), expected_l, atol=1e-3)
+    l_raw = rng.uniform(0, 100, (40, 50)).astype(np.float32)
+    for spread in (10.0, 60.0, 128.0):
+        ab = rng.normal(0, spread, (40, 50, 2)).astype(np.float32)
+        expected = inference.to_uint8(color.lab_to_rgb(np.dstack([l_raw, ab]))).numpy()
+        # ab at the output size: the bilinear upsampling is the identity.
+        got = lab.lab_to_rgb8(l_raw, ab)
+        assert np.abs(got.astype(int) - expected).max() <= 1
+    ab_small = rng.normal(0, 30, (10, 12, 2)).astype(np.float32)
+    upsampled = inference.upsample_ab(ab_small[None], (40, 50))[0]
+    expected = inference.to_uint8(color.lab_to_rgb(tf.concat([l_raw[..., None], upsampled], -1))).numpy()
+    assert np.abs(lab.lab_to_rgb8(l_raw, ab_small).astype(int) - expected).max() <= 1
+
+
 def test_frames_must_share_a_size(model):
     frames = moving_frames(2) + [smooth_rgb(32, 32)]
     with pytest.raises(ValueError, match="first frame's size"):
@@ -264,6 +327,20 @@ def test_bfloat16_network(model):
     assert difference.max() > 0 and np.count_nonzero(difference) > 0.01 * difference.size
     assert video.load_video_predictor(model, "bfloat16").model.dtype_policy.name == "mixed_bfloat16"
     assert video.load_video_predictor(model, "float32").model.dtype_policy.name == "float32"
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    """"auto" is bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else
+    float32; a named precision is taken as it is."""
+    from colornet.deploy import export
+
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(export, "cpu_supports_bfloat16", lambda native=native: native)
+        assert video.resolve_precision("auto") == expected
+        assert video.resolve_precision("float32") == "float32"
+        assert video.resolve_precision("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'int8'"):
+        video.resolve_precision("int8")
 
 
 # ----------------------------------------------------------------------------
@@ -285,7 +362,8 @@ def test_colorize_video_keeps_size_rate_count_timestamps_and_sound(model, tmp_pa
     # Colour as colorize_frames gives it for the decoded input, put through the same
     # encoder (4:2:0 alone costs these noisy 64 x 48 frames about 7 levels).
     expected = list(video.colorize_frames(decoded_in, model, size=SIZE, precision="float32"))
-    expected, *_ = read_clip(write_clip(tmp_path / "expected.mp4", expected, audio=False))
+    expected, *_ = read_clip(write_clip(tmp_path / "expected.mp4", expected, audio=False,
+                                        preset=video.defaults.DEFAULT_ENCODER_PRESET))
     errors = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(decoded, expected)]
     assert max(errors) < 1.0, errors
     # The colour is the model's, not the input's: far from the original frames.

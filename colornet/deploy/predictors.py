@@ -138,9 +138,15 @@ class TFLitePredictor(Predictor):
         self.takes_hints = self._runner.takes_hints
 
     def logits(self, l_small, hints=None):
+        """As `Predictor.logits`; a batch of several frames runs one frame at a time
+        (the file's signature takes one)."""
         self._refuse_hints(hints)
+        l_small = np.asarray(l_small, np.float32)
         hints = None if hints is None else np.asarray(hints, np.float32)
-        return tf.convert_to_tensor(self._runner(np.asarray(l_small, np.float32), hints)["logits"])
+        return tf.convert_to_tensor(np.concatenate([
+            self._runner(l_small[i : i + 1], None if hints is None else hints[i : i + 1])["logits"]
+            for i in range(len(l_small))
+        ]))
 
 
 class Siggraph17Predictor(Predictor):

@@ -10,10 +10,12 @@ The modules, one concern each:
   defaults.py   the options' choices and defaults (plain Python, no TensorFlow)
   smoothing.py  `TemporalSmoother`: the 313-way distributions averaged over time,
                 held back where L changed, started afresh at scene cuts
-  frames.py     `colorize_frames`: the network on batches of frames, then smoothing
-                and rendering
+  frames.py     `colorize_frames`: L of batches of frames, the network, then
+                smoothing and rendering, each stage in its own thread
+  lab.py        sRGB <-> Lab of whole frames with OpenCV (colornet.color's formulas)
+  threads.py    bounded queues between threads; a stage moved to its own thread
   files.py      `colorize_video`, `VideoJob`: decoding, encoding and muxing with
-                PyAV in three threads; which paths are videos
+                PyAV in two more threads; which paths are videos
 
 Public names are imported on first use (`colornet.utils.exports`), so the defaults
 (`colornet.apps.video.defaults`) can be read without loading TensorFlow or PyAV.

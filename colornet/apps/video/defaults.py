@@ -14,5 +14,5 @@ DEFAULT_TEMPORAL_SMOOTHING = 0.95
 DEFAULT_SCENE_THRESHOLD = 0.3
 DEFAULT_MOTION = "agreement"
 DEFAULT_CRF = 18  # x264's scale: 0 lossless, 51 worst; 18 is about visually lossless
-DEFAULT_ENCODER_PRESET = "fast"
+DEFAULT_ENCODER_PRESET = "veryfast"
 DEFAULT_BATCH_SIZE = 8

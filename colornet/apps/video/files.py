@@ -4,11 +4,11 @@ rates stay as they are), frame count and rotation metadata, its first audio stre
 copied unchanged, video in H.264 (yuv420p; yuv444p for odd frame sizes, which 4:2:0
 cannot hold). The frames are coloured by `colornet.apps.video.frames`.
 
-Streaming: a reader thread decodes, the caller's thread runs the network on batches
-of frames, a writer thread encodes and muxes, with bounded queues between them, so
-memory does not grow with the length of the video and the three overlap (FFmpeg and
-TensorFlow release the GIL). The output is written under a hidden temporary name and
-renamed when complete.
+Streaming: a reader thread decodes, the stages of `colornet.apps.video.frames` (L,
+the network, smoothing and rendering) run in theirs, a writer thread encodes and
+muxes, with bounded queues between them, so memory does not grow with the length of
+the video and the stages overlap (FFmpeg, TensorFlow, OpenCV and NumPy release the
+GIL). The output is written under a hidden temporary name and renamed when complete.
 
 Needs the `video` extra (`pip install 'colornet-keras[video]'`): PyAV, whose wheels bring
 their own FFmpeg with libx264 and decode and encode frames as arrays in-process.
@@ -18,7 +18,6 @@ import collections
 import dataclasses
 import fractions
 import os
-import queue
 import threading
 import time
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from colornet import constants as c
 from colornet import inference
+from colornet.apps.video import threads
 from colornet.apps.video.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CRF,
@@ -115,37 +115,6 @@ class VideoSummary:
     seconds: float
 
 
-class _Stop(Exception):
-    """Another stage of the pipeline failed or was interrupted."""
-
-
-class _Pipe:
-    """A bounded queue between two threads that gives up when the run is stopped."""
-
-    def __init__(self, stop, maxsize):
-        self._queue = queue.Queue(maxsize)
-        self._stop = stop
-
-    def put(self, item):
-        while True:
-            if self._stop.is_set():
-                raise _Stop
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def get(self):
-        while True:
-            if self._stop.is_set():
-                raise _Stop
-            try:
-                return self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-
-
 _END = object()
 
 
@@ -209,7 +178,7 @@ def _read(av, container, src, pipe):
             elif packet.dts is not None:  # the demuxer's empty flush packets carry none
                 pipe.put(("audio", packet, None))
         pipe.put((_END, None, None))
-    except _Stop:
+    except threads.Stop:
         pass
     except (av.error.FFmpegError, OSError) as error:
         pipe.put(("error", ColornetError(f"{src}: cannot decode the video ({_reason(error)})"), None))
@@ -306,7 +275,7 @@ def _write(writer, pipe, errors, stop):
                 writer.write_frame(payload, *extra)
             else:
                 writer.write_audio(payload)
-    except _Stop:
+    except threads.Stop:
         pass
     except BaseException as error:  # noqa: BLE001 (raised in the caller's thread)
         errors.append(error)
@@ -468,7 +437,7 @@ def colorize_video(
         declared = _declared_frames(video_in)
         stop = threading.Event()
         depth = _QUEUE_FRAMES * batch_size
-        in_pipe, out_pipe = _Pipe(stop, depth), _Pipe(stop, depth)
+        in_pipe, out_pipe = threads.Pipe(stop, depth), threads.Pipe(stop, depth)
         reader = threading.Thread(target=_read, args=(av, container, src, in_pipe), daemon=True)
         timestamps, errors = collections.deque(), []
 
@@ -512,7 +481,7 @@ def colorize_video(
                 if errors:
                     raise errors[0]
                 _check_complete(src, video_in, written, *span)
-        except _Stop:
+        except threads.Stop:
             if errors and isinstance(errors[0], (av.error.FFmpegError, OSError)):  # the writer's
                 raise ColornetError(f"{src}: cannot write {dst} ({_reason(errors[0])})") from None
             raise ColornetError(f"{src}: {first_line(errors[0])}" if errors else f"{src}: stopped") from None

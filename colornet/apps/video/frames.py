@@ -5,6 +5,13 @@ Each frame is coloured as an image is (`colornet.inference`: the network sees L 
 S x S and predicts a 313-way distribution at S/4 x S/4; ab is decoded, upsampled and
 joined with the frame's own full-resolution L), except that the distributions are
 smoothed over time first.
+
+Three stages, each but the last in its own thread with one batch queued between
+each two, so that the network (two cores in TensorFlow's pool) overlaps the work
+before and after it: L of a batch of frames (full resolution, OpenCV, `lab`) and its
+resizing to S x S; the network; the smoothing, decoding (at S/4, XLA), upsampling and
+Lab -> RGB (full resolution, OpenCV). Only the last two conversions touch every
+pixel of a frame; everything else runs at S or S/4 whatever the frame size.
 """
 
 import numpy as np
@@ -12,6 +19,7 @@ import tensorflow as tf
 
 from colornet import color, data, inference
 from colornet import constants as c
+from colornet.apps.video import lab, threads
 from colornet.apps.video.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MOTION,
@@ -21,6 +29,8 @@ from colornet.apps.video.defaults import (
 )
 from colornet.apps.video.smoothing import TemporalSmoother
 from colornet.deploy import predictors
+
+_QUEUED_BATCHES = 1  # between two stages: with one in each stage, 5 batches in flight
 
 
 def resolve_precision(precision):
@@ -55,32 +65,59 @@ def load_video_predictor(model=None, precision="auto"):
     return predictor if network is wrapped else predictors.KerasPredictor(network, source=predictor.source)
 
 
-# The colour conversions at full resolution are chains of elementwise ops: XLA fuses
-# them (and skips X and Z where only L is used): a quarter of the CPU time without XLA
-# on 854 x 480 frames (L: 93 -> 26 ms a frame, docs/results/video_stages.json). Batches
-# keep one shape (`_pad`), so each video compiles once. `as_rgb` has refused NaN
-# already. The bilinear upsampling stays out of XLA: XLA's version differed from TF's
-# by up to 90 ab units on 16 -> 48 pixels.
+# Without OpenCV, the colour conversions at full resolution run as TF ops fused by XLA
+# (which skips X and Z where only L is used), one frame at a time so that each video
+# compiles once. With OpenCV they run in `lab`, several times cheaper.
 @tf.function(jit_compile=True, autograph=False)
-def _frame_l(rgb):
-    return tf.clip_by_value(color.rgb_to_lab(rgb)[..., :1], 0.0, 100.0)
+def _frame_l_tf(rgb):
+    return tf.clip_by_value(color.rgb_to_lab(rgb)[..., 0], 0.0, 100.0)
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _lab_to_rgb8(l_raw, ab):
-    return inference.to_uint8(color.lab_to_rgb(tf.concat([l_raw, ab], axis=-1)))
+def _lab_to_rgb8_tf(l_raw, ab):
+    return inference.to_uint8(color.lab_to_rgb(tf.concat([l_raw[..., None], ab], axis=-1)))
 
 
-@tf.function(autograph=False)
-def _render(l_raw, logits, method, temperature):
-    ab_small = inference.decode_logits(logits, method, temperature)
-    return _lab_to_rgb8(l_raw, inference.upsample_ab(ab_small, tf.shape(l_raw)[1:3]))
+def _frame_l(rgb, out, scratch):
+    """`(H, W, 3)` uint8 or float [0, 1] RGB -> `(H, W)` float32 L, into `out`."""
+    if rgb.dtype == np.uint8 and lab.available():
+        return lab.frame_l(rgb, out, scratch)
+    out[...] = _frame_l_tf(rgb).numpy()
+    return out
 
 
-def _pad(rgb, batch_size):
-    """A short last batch filled up with copies of its last frame."""
-    missing = batch_size - len(rgb)
-    return np.concatenate([rgb, np.repeat(rgb[-1:], missing, axis=0)]) if missing > 0 else rgb
+def _lab_to_rgb8(l_raw, ab_small, scratch):
+    """`(H, W)` L and `(h, w, 2)` ab -> `(H, W, 3)` uint8 RGB, ab upsampled bilinearly."""
+    if lab.available():
+        return lab.lab_to_rgb8(l_raw, ab_small, scratch)
+    # The bilinear upsampling stays out of XLA: XLA's version differed from TF's by up
+    # to 90 ab units on 16 -> 48 pixels.
+    return _lab_to_rgb8_tf(l_raw, inference.upsample_ab(ab_small[None], l_raw.shape)[0]).numpy()
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _softmax(logits):
+    return tf.nn.softmax(logits)
+
+
+# The decodings are small next to the network but run on 313 values a pixel: fused
+# by XLA they take a quarter less.
+@tf.function(jit_compile=True, autograph=False)
+def _decode(logits, method, temperature):
+    return inference.decode_logits(logits, method, temperature)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _decode_distributions(probabilities, method, temperature):
+    # The log of a distribution is logits for it (softmax undoes it).
+    logits = tf.math.log(tf.maximum(probabilities, np.finfo(np.float32).tiny))
+    return inference.decode_logits(logits, method, temperature)
+
+
+def _pad(array, batch_size):
+    """A short last batch filled up with copies of its last item."""
+    missing = batch_size - len(array)
+    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)]) if missing > 0 else array
 
 
 def _batches(frames, batch_size):
@@ -92,17 +129,6 @@ def _batches(frames, batch_size):
             batch = []
     if batch:
         yield batch
-
-
-def _stack(batch, shape):
-    arrays = [data.as_rgb(frame) for frame in batch]
-    shape = shape or arrays[0].shape
-    for array in arrays:
-        if array.shape != shape:
-            raise ValueError(f"every frame must have the first frame's size {shape[:2]}, got {array.shape[:2]}")
-    if any(a.dtype != np.uint8 for a in arrays):
-        arrays = [a if a.dtype != np.uint8 else a.astype(np.float32) / 255.0 for a in arrays]
-    return np.stack(arrays), shape
 
 
 def colorize_frames(
@@ -147,18 +173,57 @@ def colorize_frames(
     return _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size)
 
 
-def _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size):
-    shape = None
+def _prepare(frames, size, batch_size):
+    """Stage 1: batches of frames -> `(l_raw (n, H, W), l_small (n, S, S, 1))`."""
+    shape, scratch = None, lab.Scratch()
     for batch in _batches(frames, batch_size):
-        rgb, shape = _stack(batch, shape)
-        l_raw = _frame_l(tf.convert_to_tensor(_pad(rgb, batch_size)))
-        l_small = inference.network_input(l_raw, size)
-        logits = tf.cast(predictor.logits(l_small), tf.float32)
-        if smoother.strength > 0:
-            probabilities = tf.nn.softmax(logits).numpy()
-            l_small = l_small.numpy()
-            smoothed = [smoother(p, l) for p, l in zip(probabilities[: len(batch)], l_small)]
-            # Decoding takes logits; the log of a distribution is one (softmax undoes it).
-            logits = np.log(np.maximum(_pad(np.stack(smoothed), batch_size), np.finfo(np.float32).tiny))
-        yield from _render(l_raw, tf.convert_to_tensor(logits, tf.float32), method, temperature).numpy()[: len(batch)]
+        for number, frame in enumerate(batch):
+            rgb = data.as_rgb(frame)
+            if shape is None:
+                shape = rgb.shape
+            if rgb.shape != shape:
+                raise ValueError(f"every frame must have the first frame's size {shape[:2]}, got {rgb.shape[:2]}")
+            if number == 0:
+                l_raw = np.empty((len(batch), *shape[:2]), np.float32)
+            _frame_l(rgb, l_raw[number], scratch)
+        yield l_raw, inference.network_input(l_raw[..., None], size).numpy()
 
+
+def _network(prepared, predictor, batch_size, smoothing):
+    """Stage 2: the network on each batch (padded to `batch_size`, one shape for the
+    whole video) -> `(l_raw, l_small, logits or distributions)`."""
+    for l_raw, l_small in prepared:
+        logits = tf.cast(predictor.logits(_pad(l_small, batch_size)), tf.float32)
+        scores = _softmax(logits) if smoothing else logits
+        yield l_raw, l_small, scores.numpy()[: len(l_raw)]
+
+
+def _render(scored, smoother, method, temperature):
+    """Stage 3: smoothing, decoding, upsampling and Lab -> RGB -> uint8 frames."""
+    scratch = lab.Scratch()
+    for l_raw, l_small, scores in scored:
+        if smoother.strength > 0:
+            smoothed = np.stack([smoother(p, l) for p, l in zip(scores, l_small)])
+            ab_small = _decode_distributions(smoothed, method, temperature).numpy()
+        else:
+            ab_small = _decode(scores, method, temperature).numpy()
+        for l_one, ab_one in zip(l_raw, ab_small):
+            yield _lab_to_rgb8(l_one, ab_one, scratch)
+
+
+def _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size, threaded=True):
+    """The three stages chained, each but the last in its own thread with a batch
+    queued between each two (`threaded`; else one after the other, the same frames)."""
+    stages = [
+        lambda items: _prepare(items, size, batch_size),
+        lambda items: _network(items, predictor, batch_size, smoother.strength > 0),
+    ]
+    items = frames
+    for number, stage in enumerate(stages):
+        items = stage(items)
+        if threaded:
+            items = threads.in_thread(items, _QUEUED_BATCHES, ("prepare", "network")[number])
+    try:
+        yield from _render(items, smoother, method, temperature)
+    finally:
+        items.close()  # stops the threads, also when the caller stops early
