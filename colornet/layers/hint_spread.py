@@ -45,11 +45,13 @@ _NEGATIVE = -1e9
 
 @keras.saving.register_keras_serializable(package="colornet")
 class HintSpread(keras.layers.Layer):
-    """Adds to the logits the colours of the hints whose features match each pixel's.
+    """Mixes into each pixel's distribution the colours of the hints whose features
+    match its own (the module docstring's formula).
 
     Inputs: `[logits (B, h, w, 313), features (B, h, w, C), hints (B, H, W, 3)]`,
     the hint map at the input resolution (`colornet.hints`: a, b in ab units and a
-    0/1 mask) with h = ceil(H / 4). Output: the logits, float32.
+    0/1 mask) with h = ceil(H / 4). Output: logits, float32, of the mixed
+    distributions (the input logits, unchanged, where no hint reaches).
 
     Args:
       strength: g in [0, 1], the share of a fully matched pixel's distribution the hint's
