@@ -73,7 +73,8 @@ CLIP_FRAMES = 48
 TRAIL_FRAMES = 6
 STRENGTHS = (0.8, 0.9, 0.95, 0.97, 0.98)
 # The headline flicker comes from the clips whose truth stays put on still pixels.
-CLIP_GROUPS = {"still camera": ("object",), "pans": ("pan", "cut"), "zoom": ("zoom",)}
+CLIP_GROUPS = {"still camera": ("object",), "pans": ("pan", "cut"), "zoom": ("zoom",), "handheld": ("handheld",),
+               "real footage": ("real",)}
 
 
 def cpu_name():
@@ -136,24 +137,71 @@ def _resized(photo, scale):
     return cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
+def _affine(matrix):
+    return np.vstack([matrix, [0, 0, 1]]).astype(np.float64)
+
+
+def _motions(placements):
+    """The true motion from each frame to the next, `(2, 3)` affine maps of frame pixel
+    coordinates (None for the first frame), from the maps placing a photograph in each
+    frame (`(2, 3)` photo -> frame)."""
+    return [None] + [(_affine(b) @ np.linalg.inv(_affine(a)))[:2]
+                     for a, b in zip(placements[:-1], placements[1:])]
+
+
 def _pan(photo, frames, reverse=False):
-    """Frame-size crops of `photo` (resized once so a crop spans 80 % of its width or
-    90 % of its height) moving diagonally across it by the same whole number of
-    pixels each frame: every pixel's content comes unchanged from the previous frame."""
+    """`(frames, motions)`: frame-size crops of `photo` (resized once so a crop spans
+    80 % of its width or 90 % of its height) moving diagonally across it by the same
+    whole number of pixels each frame: every pixel's content comes unchanged from the
+    previous frame."""
     h, w = photo.shape[:2]
     photo = _resized(photo, FRAME_H / min(w * 0.8 * FRAME_H / FRAME_W, h * 0.9))
     h, w = photo.shape[:2]
     step_x, step_y = (w - FRAME_W) // (frames - 1), (h - FRAME_H) // (frames - 1)
     order = range(frames)[::-1] if reverse else range(frames)
-    return [np.ascontiguousarray(photo[t * step_y : t * step_y + FRAME_H, t * step_x : t * step_x + FRAME_W])
-            for t in order]
+    crops = [np.ascontiguousarray(photo[t * step_y : t * step_y + FRAME_H, t * step_x : t * step_x + FRAME_W])
+             for t in order]
+    return crops, _motions([np.array([[1, 0, -t * step_x], [0, 1, -t * step_y]], np.float64) for t in order])
+
+
+def _window_matrix(cx, cy, w, h, out_w=FRAME_W, out_h=FRAME_H):
+    scale_x, scale_y = out_w / w, out_h / h
+    return np.array([[scale_x, 0, out_w / 2 - cx * scale_x], [0, scale_y, out_h / 2 - cy * scale_y]], np.float64)
 
 
 def _zoom(photo, frames):
+    """`(frames, motions)`: a window shrinking to 70 % about the photograph's centre."""
     h, w = photo.shape[:2]
     win_h = min(h, w * FRAME_H / FRAME_W)
     win_w = win_h * FRAME_W / FRAME_H
-    return [_window(photo, w / 2, h / 2, win_w * s, win_h * s) for s in np.linspace(1.0, 0.7, frames)]
+    scales = np.linspace(1.0, 0.7, frames)
+    return ([_window(photo, w / 2, h / 2, win_w * s, win_h * s) for s in scales],
+            _motions([_window_matrix(w / 2, h / 2, win_w * s, win_h * s) for s in scales]))
+
+
+def _handheld(photo, frames, seed):
+    """`(frames, motions)`: a handheld camera: a window over 80 % of the photograph
+    drifting right by half a pixel a frame, shaken by small random shifts (std 2
+    pixels) and turns (std 0.6 degrees) that each keep half of the previous frame's,
+    resampled every frame."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = photo.shape[:2]
+    win_h = 0.8 * min(h, w * FRAME_H / FRAME_W)
+    win_w = win_h * FRAME_W / FRAME_H
+    shake = np.zeros(3)  # dx, dy (frame pixels), turn (degrees)
+    placements, clip = [], []
+    for t in range(frames):
+        shake = 0.5 * shake + np.sqrt(1 - 0.25) * rng.normal(0, [2.0, 2.0, 0.6])
+        window = _affine(_window_matrix(w / 2 - 0.5 * (frames / 2 - t) * win_w / FRAME_W, h / 2, win_w, win_h))
+        turn = _affine(cv2.getRotationMatrix2D((FRAME_W / 2, FRAME_H / 2), shake[2], 1.0))
+        turn[:2, 2] += shake[:2]
+        placement = (turn @ window)[:2]
+        clip.append(cv2.warpAffine(photo, placement, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT))
+        placements.append(placement)
+    return clip, _motions(placements)
 
 
 def _object(background, piece_photo, frames):
@@ -181,8 +229,33 @@ def _object(background, piece_photo, frames):
     return clip, masks
 
 
-def make_clips(photos, sets):
-    """`[(kind, frames, masks or None)]` from landscape photographs of `photos`."""
+def real_clip(path, frames, max_width=FRAME_W):
+    """The first `frames` frames of a colour video file, scaled down to at most
+    `max_width` pixels wide (the network sees 256 x 256 anyway)."""
+    import av
+    import cv2
+
+    clip = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            if rgb.shape[1] > max_width:
+                size = (max_width, round(rgb.shape[0] * max_width / rgb.shape[1] / 2) * 2)
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            clip.append(rgb)
+            if len(clip) == frames:
+                break
+    return clip
+
+
+def _with_masks(clip):
+    frames, motions = clip
+    return frames, None, motions
+
+
+def make_clips(photos, sets, real=(), real_frames=96):
+    """`[(kind, frames, masks or None, true motions or None)]` from landscape
+    photographs of `photos`, and the video files `real`."""
     from PIL import Image
 
     paths = sorted(glob.glob(os.path.join(photos, "bsds500", "val", "*.jpg")))
@@ -192,11 +265,17 @@ def make_clips(photos, sets):
     clips = []
     for s in range(sets):
         a, b, c_ = (_load(p) for p in chosen[3 * s : 3 * s + 3])
-        clips.append(("pan", _pan(a, CLIP_FRAMES), None))
-        clips.append(("zoom", _zoom(b, CLIP_FRAMES), None))
-        clips.append(("cut", _pan(a, CLIP_FRAMES // 2) + _pan(c_, CLIP_FRAMES // 2, reverse=True), None))
+        clips.append(("pan", *_with_masks(_pan(a, CLIP_FRAMES))))
+        clips.append(("zoom", *_with_masks(_zoom(b, CLIP_FRAMES))))
+        first, first_motions = _pan(a, CLIP_FRAMES // 2)
+        second, second_motions = _pan(c_, CLIP_FRAMES // 2, reverse=True)
+        clips.append(("cut", first + second, None, first_motions + second_motions))  # None at the cut
         frames, masks = _object(c_, b, CLIP_FRAMES)
-        clips.append(("object", frames, masks))
+        # The background stays put (the piece's pixels are not still in the truth).
+        clips.append(("object", frames, masks, [None] + [np.eye(3)[:2]] * (CLIP_FRAMES - 1)))
+        clips.append(("handheld", *_with_masks(_handheld(c_, CLIP_FRAMES, seed=s))))
+    for path in real:
+        clips.append(("real", real_clip(path, real_frames), None, None))
     return clips, chosen
 
 
@@ -272,21 +351,52 @@ def lab(frames):
     return [rgb2lab(f).astype(np.float32) for f in frames]
 
 
-def score(outputs, truth_lab, masks):
-    """flicker, truth flicker, mean rebalanced AuC, trail error (object clips) or None."""
+def _warped(image, motion):
+    """`image` `(H, W, C)` moved by the affine `motion` (previous frame -> this one),
+    and where it was inside the previous frame (bilinear; a pixel's margin left out)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    moved = cv2.warpAffine(image, motion.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    inside = cv2.warpAffine(np.ones((h, w), np.float32), motion.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return moved, cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0.999
+
+
+def _flicker(out, out_prev, truth, truth_prev, inside=True):
+    """Mean |delta ab| of the output over the pixels whose truth stays put (|delta ab|
+    < 1, |delta L| < 2), and the truth's own; None where no pixel does."""
+    d_ab_true = np.linalg.norm(truth[..., 1:] - truth_prev[..., 1:], axis=-1)
+    still = inside & (d_ab_true < 1) & (np.abs(truth[..., 0] - truth_prev[..., 0]) < 2)
+    if not still.any():
+        return None, None
+    return (float(np.linalg.norm(out[..., 1:] - out_prev[..., 1:], axis=-1)[still].mean()),
+            float(d_ab_true[still].mean()))
+
+
+def score(outputs, truth_lab, masks, motions):
+    """flicker, truth flicker, mean rebalanced AuC, trail error (object clips) or None,
+    flicker and truth flicker after moving the previous frame by the true motion (None
+    where it is not known)."""
     from colornet import metrics
 
     out_lab = lab(outputs)
-    flicker, truth_flicker, auc = [], [], []
+    flicker, truth_flicker, auc, warped, warped_truth = [], [], [], [], []
     for t, (o, g) in enumerate(zip(out_lab, truth_lab)):
         auc.append(metrics.rebalanced_auc(o[..., 1:], g[..., 1:]))
         if t:
-            g_prev, o_prev = truth_lab[t - 1], out_lab[t - 1]
-            d_ab_true = np.linalg.norm(g[..., 1:] - g_prev[..., 1:], axis=-1)
-            still = (d_ab_true < 1) & (np.abs(g[..., 0] - g_prev[..., 0]) < 2)
-            if still.any():
-                flicker.append(float(np.linalg.norm(o[..., 1:] - o_prev[..., 1:], axis=-1)[still].mean()))
-                truth_flicker.append(float(d_ab_true[still].mean()))
+            f, f_true = _flicker(o, out_lab[t - 1], g, truth_lab[t - 1])
+            if f is not None:
+                flicker.append(f)
+                truth_flicker.append(f_true)
+        if t and motions is not None and motions[t] is not None:
+            o_prev, inside = _warped(out_lab[t - 1], motions[t])
+            g_prev, _ = _warped(truth_lab[t - 1], motions[t])
+            f, f_true = _flicker(o, o_prev, g, g_prev, inside)
+            if f is not None:
+                warped.append(f)
+                warped_truth.append(f_true)
     trail = None
     if masks is not None:
         errors = []
@@ -295,7 +405,9 @@ def score(outputs, truth_lab, masks):
             if left.any():
                 errors.append(float(np.linalg.norm(out_lab[t][..., 1:] - truth_lab[t][..., 1:], axis=-1)[left].mean()))
         trail = float(np.mean(errors))
-    return float(np.mean(flicker)), float(np.mean(truth_flicker)), float(np.mean(auc)), trail
+    return {"flicker": float(np.mean(flicker)), "truth": float(np.mean(truth_flicker)), "auc": float(np.mean(auc)),
+            "trail": trail, "warped_flicker": float(np.mean(warped)) if warped else None,
+            "warped_truth": float(np.mean(warped_truth)) if warped_truth else None}
 
 
 def run_quality(args):
@@ -303,19 +415,23 @@ def run_quality(args):
     from colornet.apps.video.smoothing import _l8
     from colornet.deploy import predictors
 
-    settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in ("none", "agreement", "flow")]
+    settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in args.motions]
 
     network = video.load_video_predictor(args.model, args.precision)
     predictor = cached_logits(network)
     size = predictors.resolve_size(network)
-    if args.sets == 0:  # the picture alone
+    if args.sets == 0 and not args.real:  # the picture alone
         write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
         return
-    clips, chosen = make_clips(args.photos, args.sets)
-    results = {setting: {"flicker": [], "truth": [], "auc": [], "trail": [], "kind": []} for setting in settings}
+    clips, chosen = make_clips(args.photos, args.sets, args.real, args.real_frames)
+    synthetic = clips[: len(clips) - len(args.real)]
+    names = [f"{kind} {number}" for number, (kind, *_) in enumerate(synthetic)]
+    names += [os.path.basename(path) for path in args.real]
+    figures = ("flicker", "truth", "auc", "trail", "warped_flicker", "warped_truth")
+    results = {setting: {figure: [] for figure in (*figures, "kind")} for setting in settings}
     cut_distances, shot_distances = [], []
     cuts_found = {True: 0, False: 0}  # in the cut clips (one each), in the others
-    for number, (kind, frames, masks) in enumerate(clips):
+    for number, (kind, frames, masks, motions) in enumerate(clips):
         truth_lab = lab(frames)
         if args.oracle:
             predictor.cache = oracle_logits(frames, size, number)
@@ -323,16 +439,16 @@ def run_quality(args):
             strength, motion = setting
             smoother = video.TemporalSmoother(strength, args.scene_threshold, motion, sigma=args.sigma)
             outputs = list(video.colorize_frames(frames, predictor, smoother=smoother, batch_size=8))
-            flicker, truth, auc, trail = score(outputs, truth_lab, masks)
+            scores = score(outputs, truth_lab, masks, motions)
             entry = results[setting]
-            entry["flicker"].append(flicker)
-            entry["truth"].append(truth)
-            entry["auc"].append(auc)
+            for figure in figures:
+                entry[figure].append(scores[figure])
             entry["kind"].append(kind)
-            if trail is not None:
-                entry["trail"].append(trail)
             if setting == settings[1]:  # every smoothing setting finds the same cuts
                 cuts_found[kind == "cut"] += smoother.cuts
+        print(f"{names[number]}: {len(frames)} frames of {frames[0].shape[1]} x {frames[0].shape[0]}, frame by "
+              f"frame {results[settings[0]]['flicker'][-1]:.3f} ab, then "
+              + ", ".join(f"{m} {s}: {results[(s, m)]['flicker'][-1]:.3f}" for s, m in settings[1:]), flush=True)
         predictor.cache = {}
         # Scene-cut statistic: the histogram distance of consecutive frames, on the L
         # the network and the smoother see.
@@ -344,30 +460,37 @@ def run_quality(args):
         else:
             shot_distances += distances
     base = results[(0.0, "none")]
+    groups_present = {group: kinds for group, kinds in CLIP_GROUPS.items() if set(kinds) & set(base["kind"])}
 
     def mean_over(entry, figure, kinds):
-        return float(np.mean([v for v, k in zip(entry[figure], entry["kind"]) if k in kinds]))
+        values = [v for v, k in zip(entry[figure], entry["kind"]) if k in kinds and v is not None]
+        return float(np.mean(values)) if values else None
 
     rows = []
     for setting in settings:
         entry = results[setting]
         groups = {}
-        for group, kinds in CLIP_GROUPS.items():
-            flicker = mean_over(entry, "flicker", kinds)
+        for group, kinds in groups_present.items():
+            flicker, warped = mean_over(entry, "flicker", kinds), mean_over(entry, "warped_flicker", kinds)
             groups[group] = {
                 "flicker": flicker,
                 "flicker_reduction": mean_over(base, "flicker", kinds) / flicker,
+                "warped_flicker": warped,
+                "warped_flicker_reduction": mean_over(base, "warped_flicker", kinds) / warped if warped else None,
                 "auc_change": mean_over(entry, "auc", kinds) - mean_over(base, "auc", kinds),
             }
         rows.append({
             "strength": setting[0],
             "motion": setting[1],
-            "flicker": groups["still camera"]["flicker"],
-            "flicker_reduction": groups["still camera"]["flicker_reduction"],
+            "flicker": groups.get("still camera", {}).get("flicker"),
+            "flicker_reduction": groups.get("still camera", {}).get("flicker_reduction"),
             "auc_rebalanced": float(np.mean(entry["auc"])),
             "auc_change": float(np.mean(entry["auc"]) - np.mean(base["auc"])),
-            "trail": float(np.mean(entry["trail"]) - np.mean(base["trail"])),
+            "trail": (mean_over(entry, "trail", ("object",)) - mean_over(base, "trail", ("object",))
+                      if "still camera" in groups else None),
             "by_clips": groups,
+            "by_clip": {name: {figure: entry[figure][i] for figure in ("flicker", "warped_flicker", "auc")}
+                        for i, name in enumerate(names)},
         })
     report = {
         "cpu": cpu_name(),
@@ -377,29 +500,42 @@ def run_quality(args):
         "sigma": args.sigma,
         "frames_per_clip": CLIP_FRAMES,
         "photos": [os.path.relpath(p, args.photos) for p in chosen],
-        "clip_groups": {group: list(kinds) for group, kinds in CLIP_GROUPS.items()},
-        "truth_flicker": {group: mean_over(base, "truth", kinds) for group, kinds in CLIP_GROUPS.items()},
-        "scene_cut_distance": {"cuts_min": float(min(cut_distances)), "cuts_max": float(max(cut_distances)),
+        "real": [{"name": os.path.basename(path), "frames": len(clip[1]),
+                  "size": [int(clip[1][0].shape[1]), int(clip[1][0].shape[0])]}
+                 for path, clip in zip(args.real, clips[len(clips) - len(args.real) :])],
+        "clip_groups": {group: list(kinds) for group, kinds in groups_present.items()},
+        "truth_flicker": {group: mean_over(base, "truth", kinds) for group, kinds in groups_present.items()},
+        "truth_warped_flicker": {group: mean_over(base, "warped_truth", kinds)
+                                 for group, kinds in groups_present.items()},
+        "scene_cut_distance": {"cuts_min": float(min(cut_distances, default=np.nan)),
+                               "cuts_max": float(max(cut_distances, default=np.nan)),
                                "within_shots_max": float(max(shot_distances)),
                                "within_shots_p99": float(np.percentile(shot_distances, 99)),
                                "cuts": len(cut_distances), "found": cuts_found[True],
                                "found_in_clips_without_cuts": cuts_found[False]},
         "rows": rows,
     }
-    print(f"{len(clips)} clips of {CLIP_FRAMES} frames at {FRAME_W} x {FRAME_H}; {report['cpu']}")
+    print(f"{len(clips)} clips; {report['cpu']}")
     print("truth flicker on still pixels (ab): "
           + ", ".join(f"{group} {value:.3f}" for group, value in report["truth_flicker"].items()))
+    print("truth flicker after the true motion (ab): "
+          + ", ".join(f"{group} {value:.3f}" for group, value in report["truth_warped_flicker"].items()
+                      if value is not None))
     print("scene-cut histogram distance: " + json.dumps(report["scene_cut_distance"]))
-    print("flicker on the still-camera clips, AuC over all clips, trail on the sliding pieces;")
-    print("then flicker (x fewer) and dAuC on each group of clips")
-    others = [group for group in CLIP_GROUPS if group != "still camera"]
-    print(f"{'S':>4} {'motion':>9} {'flicker':>8} {'x fewer':>8} {'AuC reb':>8} {'dAuC':>6} {'trail':>6}  "
-          + "  ".join(f"{group:>21}" for group in others))
+    print("AuC over all clips, trail on the sliding pieces; then on each group of clips: flicker, x fewer, "
+          "x fewer after the true motion, dAuC")
+    print(f"{'S':>4} {'motion':>9} {'AuC reb':>8} {'dAuC':>6} {'trail':>6}  "
+          + "  ".join(f"{group:>27}" for group in groups_present))
     for r in rows:
-        print(f"{r['strength']:4.2f} {r['motion']:>9} {r['flicker']:8.3f} {r['flicker_reduction']:8.2f} "
-              f"{r['auc_rebalanced']:8.2f} {r['auc_change']:+6.2f} {r['trail']:+6.2f}  "
-              + "  ".join(f"{r['by_clips'][g]['flicker']:6.3f} ({r['by_clips'][g]['flicker_reduction']:4.2f}x) "
-                          f"{r['by_clips'][g]['auc_change']:+5.2f}" for g in others))
+        cells = []
+        for g in groups_present:
+            cell = r["by_clips"][g]
+            warped = cell["warped_flicker_reduction"]
+            cells.append(f"{cell['flicker']:6.3f} {cell['flicker_reduction']:5.2f}x "
+                         f"{f'{warped:5.2f}x' if warped else '    - '} {cell['auc_change']:+5.2f}")
+        trail = f"{r['trail']:+6.2f}" if r["trail"] is not None else "     -"
+        print(f"{r['strength']:4.2f} {r['motion']:>9} {r['auc_rebalanced']:8.2f} {r['auc_change']:+6.2f} {trail}  "
+              + "  ".join(cells))
     write_json(args.json, report)
     if args.picture:
         write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
@@ -665,6 +801,11 @@ def main():
     parser.add_argument("--precision", default="auto", choices=video.defaults.PRECISIONS)
     parser.add_argument("--scene-threshold", type=float, default=video.defaults.DEFAULT_SCENE_THRESHOLD)
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS, help="S values compared")
+    parser.add_argument("--motions", nargs="+", default=video.defaults.MOTION_MODES,
+                        choices=video.defaults.MOTION_MODES, help="motion modes compared")
+    parser.add_argument("--real", nargs="+", default=[], metavar="VIDEO",
+                        help="colour video files to measure too (real footage; see docs/video.md)")
+    parser.add_argument("--real-frames", type=int, default=96, help="frames taken from the start of each --real")
     parser.add_argument("--sigma", type=float, default=video.smoothing.L_AGREEMENT_SIGMA, help="L agreement sigma")
     parser.add_argument("--json", metavar="FILE", help="also write what --quality, --speed or --stages "
                         "prints to this JSON file (one mode at a time)")
