@@ -179,7 +179,7 @@ def _zoom(photo, frames):
             _motions([_window_matrix(w / 2, h / 2, win_w * s, win_h * s) for s in scales]))
 
 
-def _handheld(photo, frames, seed):
+def _handheld(photo, frames, seed, size=(FRAME_W, FRAME_H)):
     """`(frames, motions)`: a handheld camera: a window over 80 % of the photograph
     drifting right by half a pixel a frame, shaken by small random shifts (std 2
     pixels) and turns (std 0.6 degrees) that each keep half of the previous frame's,
@@ -187,18 +187,20 @@ def _handheld(photo, frames, seed):
     import cv2
 
     rng = np.random.default_rng(seed)
+    out_w, out_h = size
     h, w = photo.shape[:2]
-    win_h = 0.8 * min(h, w * FRAME_H / FRAME_W)
-    win_w = win_h * FRAME_W / FRAME_H
+    win_h = 0.8 * min(h, w * out_h / out_w)
+    win_w = win_h * out_w / out_h
     shake = np.zeros(3)  # dx, dy (frame pixels), turn (degrees)
     placements, clip = [], []
     for t in range(frames):
         shake = 0.5 * shake + np.sqrt(1 - 0.25) * rng.normal(0, [2.0, 2.0, 0.6])
-        window = _affine(_window_matrix(w / 2 - 0.5 * (frames / 2 - t) * win_w / FRAME_W, h / 2, win_w, win_h))
-        turn = _affine(cv2.getRotationMatrix2D((FRAME_W / 2, FRAME_H / 2), shake[2], 1.0))
+        centre_x = w / 2 - 0.5 * (frames / 2 - t) * win_w / out_w
+        window = _affine(_window_matrix(centre_x, h / 2, win_w, win_h, out_w, out_h))
+        turn = _affine(cv2.getRotationMatrix2D((out_w / 2, out_h / 2), shake[2], 1.0))
         turn[:2, 2] += shake[:2]
         placement = (turn @ window)[:2]
-        clip.append(cv2.warpAffine(photo, placement, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
+        clip.append(cv2.warpAffine(photo, placement, (out_w, out_h), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REFLECT))
         placements.append(placement)
     return clip, _motions(placements)
@@ -760,6 +762,46 @@ def run_stages(args):
     })
 
 
+def run_smoothing_cost(args, frames=48, rounds=3):
+    """Wall and CPU ms per frame of the smoother alone (`TemporalSmoother.__call__`),
+    by motion mode, on a handheld clip at each of `args.heights`: the network's
+    distributions (softmax of its logits) and L as `colorize_frames` gives them."""
+    import tensorflow as tf
+
+    from colornet.apps import video
+    from colornet.deploy import predictors
+
+    photo = _load(args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0])
+    predictor = video.load_video_predictor(args.model, args.precision)
+    size = predictors.resolve_size(predictor)
+    rows = []
+    for height in args.heights:
+        width = int(round(height * 16 / 9 / 2)) * 2
+        clip, _ = _handheld(_resized(photo, 1.5 * max(width / photo.shape[1], height / photo.shape[0])), frames,
+                            seed=0, size=(width, height))
+        l_small = network_l(clip, size)
+        probabilities = np.concatenate([tf.nn.softmax(predictor.logits(l_small[i : i + 8])).numpy()
+                                        for i in range(0, frames, 8)])
+        for motion in args.motions:
+            wall, cpu = [], []
+            for _ in range(rounds):
+                smoother = video.TemporalSmoother(video.defaults.DEFAULT_TEMPORAL_SMOOTHING, motion=motion)
+                smoother(probabilities[0], l_small[0])
+                start, start_cpu = time.perf_counter(), time.process_time()
+                for p, l_one in zip(probabilities[1:], l_small[1:]):
+                    smoother(p, l_one)
+                wall.append((time.perf_counter() - start) / (frames - 1) * 1000)
+                cpu.append((time.process_time() - start_cpu) / (frames - 1) * 1000)
+            rows.append({"width": width, "height": height, "motion": motion, "ms_per_frame_best": min(wall),
+                         "ms_per_frame_median": float(np.median(wall)), "cpu_ms_per_frame": float(np.median(cpu))})
+            print(f"{width}x{height}, smoothing {motion}: {min(wall):.1f} ms a frame (median {np.median(wall):.1f}, "
+                  f"CPU {np.median(cpu):.1f})", flush=True)
+    print(f"the smoother alone, {frames - 1} frames of a handheld clip, best of {rounds}; {cpu_name()}")
+    write_json(args.json, {"cpu": cpu_name(), "model": model_name(args.model), "network_size": size,
+                           "strength": video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
+                           "load_average_before": os.getloadavg()[0], "runs": rows})
+
+
 def run_network(args, batches=(1, 4, 8, 16), rounds=5):
     """Wall-clock ms per frame of the network alone, by precision and batch."""
     import tensorflow as tf
@@ -795,6 +837,7 @@ def main():
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--stages", action="store_true", help="CPU time of each stage at 480p")
     parser.add_argument("--network", action="store_true", help="wall time of the network alone, by batch")
+    parser.add_argument("--smoothing-cost", action="store_true", help="time of the smoother alone, by motion mode")
     parser.add_argument("--photos", default="../shared/data/photos")
     parser.add_argument("--sets", type=int, default=4, help="photograph sets (4 clips each); 0: only the --picture")
     parser.add_argument("--model", help="default: the bundled model")
@@ -826,13 +869,15 @@ def main():
     args = parser.parse_args()
     if args.one_speed:
         return run_one_speed(args)
-    modes = args.quality + args.speed + args.stages + args.network
+    modes = args.quality + args.speed + args.stages + args.network + args.smoothing_cost
     if not modes:
-        parser.error("give --quality, --speed, --stages or --network")
+        parser.error("give --quality, --speed, --stages, --network or --smoothing-cost")
     if args.json and modes > 1:
-        parser.error("--json takes one of --quality, --speed, --stages and --network at a time")
+        parser.error("--json takes one of --quality, --speed, --stages, --network and --smoothing-cost at a time")
     if args.network:
         run_network(args)
+    if args.smoothing_cost:
+        run_smoothing_cost(args)
     if args.stages:
         run_stages(args)
     if args.quality:

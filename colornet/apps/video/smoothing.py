@@ -192,8 +192,7 @@ class TemporalSmoother:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         warped_l = cv2.warpAffine(previous_l, matrix, (big_w, big_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         small = _rescaled(matrix, big_w / w, big_h / h)
-        carried = _warp_channels(cv2, state, small, flags)
-        _unblur(cv2, carried, small)
+        carried = _warp_channels(cv2, state, small, flags, _unblur_kernels(small, h, w))
         inside = cv2.warpAffine(np.ones((h, w), np.float32), small, (w, h), flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         return carried, warped_l, inside
@@ -235,43 +234,40 @@ def _rescaled(matrix, scale_x, scale_y):
     return (np.linalg.inv(to_big) @ full @ to_big)[:2].astype(np.float32)
 
 
-def _unblur(cv2, image, matrix):
-    """Undoes, in place, the blur of a bilinear resampling of `image` `(h, w, C)` by
-    the affine `matrix` (destination -> source pixels), to second order.
+def _unblur_kernels(matrix, h, w):
+    """The separable kernels (x, y) that undo, to second order, the blur of a bilinear
+    resampling of an `(h, w)` image by the affine `matrix` (destination -> source
+    pixels), or None where it hardly blurs.
 
     Sampling between pixels at a fraction f (0..1) of the way blurs by a kernel of
     variance f (1 - f) along that axis; carried frame after frame, the blur adds up
     (at a third of a pixel a frame and S = 0.95, a spread of about 2 output pixels)
     and the colours fade. The kernel [-a, 1 + 2a, -a] has variance -2a: a = f (1 - f)
     / 2, with f (1 - f) averaged over the image, takes that blur back."""
-    h, w = image.shape[:2]
     grid = np.stack(np.meshgrid(np.arange(0, w, 8), np.arange(0, h, 8)), -1).reshape(-1, 2)  # pixels' own places
     source = grid @ matrix[:, :2].T.astype(np.float64) + matrix[:, 2]
     fraction = source - np.floor(source)
     a_x, a_y = (fraction * (1 - fraction)).mean(axis=0) / 2
     if max(a_x, a_y) < 0.005:
-        return
-    kernel_x = np.array([-a_x, 1 + 2 * a_x, -a_x], np.float32)
-    kernel_y = np.array([-a_y, 1 + 2 * a_y, -a_y], np.float32)
-    for start in range(0, image.shape[-1], 128):
-        part = np.ascontiguousarray(image[..., start : start + 128])
-        image[..., start : start + 128] = cv2.sepFilter2D(part, -1, kernel_x, kernel_y,
-                                                          borderType=cv2.BORDER_REPLICATE).reshape(part.shape)
-    np.maximum(image, 0.0, out=image)
+        return None
+    return tuple(np.array([-a, 1 + 2 * a, -a], np.float32) for a in (a_x, a_y))
 
 
-def _warp_channels(cv2, image, matrix, flags):
+def _warp_channels(cv2, image, matrix, flags, kernels=None):
     """`cv2.warpAffine` of an `(h, w, C)` image, C any number (OpenCV takes at most 128
-    channels at a time)."""
+    channels at a time), then filtered by the separable `kernels` (x, y) if given,
+    negative values set to 0."""
     h, w = image.shape[:2]
-    return np.concatenate(
-        [
-            cv2.warpAffine(np.ascontiguousarray(part), matrix, (w, h), flags=flags,
-                           borderMode=cv2.BORDER_REPLICATE).reshape(h, w, -1)
-            for part in np.array_split(image, -(-image.shape[-1] // 128), axis=-1)
-        ],
-        axis=-1,
-    )
+    out = np.empty(image.shape, np.float32)
+    for start in range(0, image.shape[-1], 128):
+        part = cv2.warpAffine(np.ascontiguousarray(image[..., start : start + 128]), matrix, (w, h), flags=flags,
+                              borderMode=cv2.BORDER_REPLICATE)
+        if kernels is not None:
+            part = cv2.sepFilter2D(part, -1, *kernels, borderType=cv2.BORDER_REPLICATE)
+        out[..., start : start + 128] = part.reshape(h, w, -1)
+    if kernels is not None:
+        np.maximum(out, 0.0, out=out)
+    return out
 
 
 def _l8(l_small):
