@@ -509,8 +509,8 @@ def run_quality(args):
         "truth_flicker": {group: mean_over(base, "truth", kinds) for group, kinds in groups_present.items()},
         "truth_warped_flicker": {group: mean_over(base, "warped_truth", kinds)
                                  for group, kinds in groups_present.items()},
-        "scene_cut_distance": {"cuts_min": float(min(cut_distances, default=np.nan)),
-                               "cuts_max": float(max(cut_distances, default=np.nan)),
+        "scene_cut_distance": {"cuts_min": float(min(cut_distances)) if cut_distances else None,
+                               "cuts_max": float(max(cut_distances)) if cut_distances else None,
                                "within_shots_max": float(max(shot_distances)),
                                "within_shots_p99": float(np.percentile(shot_distances, 99)),
                                "cuts": len(cut_distances), "found": cuts_found[True],
@@ -543,41 +543,67 @@ def run_quality(args):
         write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
 
 
+PICTURE_SETTINGS = (("frame by frame", 0.0, "none"), ("plain EMA", None, "none"), ("agreement", None, "agreement"),
+                    ("flow", None, "flow"), ("camera", None, "camera"))
+
+
+def _shaken(frames, masks, seed):
+    """The clip as a handheld camera would see it: each frame shifted and turned as
+    `_handheld` does (std 2 pixels, 0.6 degrees), the masks with it."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    shake = np.zeros(3)
+    shaken, shaken_masks = [], []
+    for frame, mask in zip(frames, masks):
+        shake = 0.5 * shake + np.sqrt(1 - 0.25) * rng.normal(0, [2.0, 2.0, 0.6])
+        matrix = cv2.getRotationMatrix2D((FRAME_W / 2, FRAME_H / 2), shake[2], 1.0)
+        matrix[:, 2] += shake[:2]
+        shaken.append(cv2.warpAffine(frame, matrix, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT))
+        shaken_masks.append(cv2.warpAffine(mask.astype(np.uint8), matrix, (FRAME_W, FRAME_H),
+                                           flags=cv2.INTER_NEAREST).astype(bool))
+    return shaken, shaken_masks
+
+
 def picture_clip(args, predictor, size):
-    """`{setting: (frames, outputs, masks)}` for the picture: a sliding-piece clip made
+    """`{label: (frames, outputs, masks)}` for the picture: a sliding-piece clip made
     from scikit-image's sample photos (public domain and CC0, so the picture may be
-    committed): the astronaut slides over the coffee cup."""
+    committed): the astronaut slides over the coffee cup; `--picture-shake`: seen
+    by a handheld camera."""
     from skimage import data as skdata
 
     from colornet.apps import video
 
     frames, masks = _object(skdata.coffee(), skdata.astronaut(), CLIP_FRAMES)
+    if args.picture_shake:
+        frames, masks = _shaken(frames, masks, seed=7)
     if args.oracle:
         predictor.cache = oracle_logits(frames, size, seed=100)
     strength = args.picture_strength
     result = {}
-    for setting in ((0.0, "none"), (strength, "none"), (strength, "agreement"), (strength, "flow")):
-        smoother = video.TemporalSmoother(setting[0], args.scene_threshold, setting[1], sigma=args.sigma)
-        result[setting] = (frames, list(video.colorize_frames(frames, predictor, smoother=smoother)), masks)
+    for label, setting_strength, motion in PICTURE_SETTINGS:
+        smoother = video.TemporalSmoother(strength if setting_strength is None else setting_strength,
+                                          args.scene_threshold, motion, sigma=args.sigma)
+        result[label] = (frames, list(video.colorize_frames(frames, predictor, smoother=smoother)), masks)
     return result
 
 
 def write_picture(pictures, path, strength):
     """One frame of the picture clip, cropped about the moving piece and the
     path it took over the last frames, enlarged 2x: original | frame by frame | plain
-    EMA | EMA held back where L changed | EMA along the flow, at `strength`."""
+    EMA | EMA held back where L changed | EMA along the flow | EMA along the camera's
+    motion, at `strength`."""
     from PIL import Image, ImageDraw
 
-    frames, _, masks = pictures[(0.0, "none")]
+    frames, _, masks = pictures["frame by frame"]
     t = int(len(frames) * 0.6)
     ys, xs = np.nonzero(np.any(masks[t - 2 * TRAIL_FRAMES : t + 1], axis=0))
     top, bottom = max(ys.min() - 12, 0), min(ys.max() + 12, FRAME_H)
     left, right = max(xs.min() - 12, 0), min(xs.max() + 12, FRAME_W)
     panels = [("original", frames[t])]
-    for label, setting in (("frame by frame", (0.0, "none")), (f"plain EMA, S={strength}", (strength, "none")),
-                           (f"agreement, S={strength}", (strength, "agreement")),
-                           (f"flow, S={strength}", (strength, "flow"))):
-        panels.append((label, pictures[setting][1][t]))
+    for label, setting_strength, _ in PICTURE_SETTINGS:
+        panels.append((label if setting_strength == 0 else f"{label}, S={strength}", pictures[label][1][t]))
     scale, gap, label_h = 2, 6, 18
     width, height = (right - left) * scale, (bottom - top) * scale
     canvas = Image.new("RGB", (len(panels) * (width + gap) - gap, height + label_h), "white")
@@ -855,6 +881,8 @@ def main():
     parser.add_argument("--oracle", action="store_true", help="instead of a model: logits peaked at the true "
                         "colours with fresh noise every frame (a stand-in for a good model)")
     parser.add_argument("--picture", help="write the trail picture here (.jpg)")
+    parser.add_argument("--picture-shake", action="store_true", help="the picture's clip as a handheld "
+                        "camera sees it")
     parser.add_argument("--picture-strength", type=float, default=video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
                         help="the S shown in the picture")
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])

@@ -33,6 +33,10 @@ _HISTOGRAM_BINS = 32
 _CORNERS = 200
 _MIN_CORNERS = 12
 STILL_CAMERA_PIXELS = 0.1
+# Each output pixel keeps the unmoved average unless the moved one agrees better with L
+# by more than this (in weight, 0..1): on flat L (a wall, the sky) both agree, and in
+# place is right behind a large thing that moved on its own and harmless elsewhere.
+STAY_PREFERENCE = 0.02
 
 
 def _require_cv2(motion="camera"):
@@ -173,9 +177,9 @@ class TemporalSmoother:
             return state, weight
         carried, carried_l, inside = carried
         moved_weight = self.strength * self._agreement(l8, carried_l, weight.shape) * inside
-        # Where leaving it in place agrees better (something that did not move with the
-        # camera, or a still background behind a large moving thing), it stays.
-        stays = weight > moved_weight
+        # Where leaving it in place agrees as well (something that did not move with the
+        # camera, a still background behind a large moving thing, flat L), it stays.
+        stays = weight >= moved_weight - STAY_PREFERENCE
         if stays.any():
             carried[stays] = state[stays]
         return carried, np.maximum(weight, moved_weight)
