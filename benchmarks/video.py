@@ -2,31 +2,39 @@
 and frames/s and memory of `colornet colorize` on video.
 
 Quality (`--quality`): clips made from real colour photographs, each turned grey,
-colourised and compared with the colour original. Every moving part moves by whole
-pixels per frame, cut from a photograph resized once (no resampling from frame to
-frame), except in the zoom:
+colourised and compared with the colour original, and any colour video files given
+with `--real` (real footage; the first `--real-frames` frames, scaled to at most 384
+pixels wide). In the clips from photographs every moving part moves by whole pixels
+per frame, cut from a photograph resized once (no resampling from frame to frame),
+except in the zoom and the handheld shake:
 
-  object  still camera: a still photograph with an elliptical piece of another
-          sliding across it
-  pan     a window sliding diagonally over a photograph
-  cut     a pan over one photograph, then a pan over another
-  zoom    a window shrinking about the photograph's centre (to 70 %), resampled
-          every frame
+  object    still camera: a still photograph with an elliptical piece of another
+            sliding across it
+  pan       a window sliding diagonally over a photograph
+  cut       a pan over one photograph, then a pan over another
+  zoom      a window shrinking about the photograph's centre (to 70 %), resampled
+            every frame
+  handheld  a window drifting right by half a pixel a frame and shaken by small
+            random shifts (std 2 pixels) and turns (std 0.6 degrees), resampled
+            every frame
 
-For each smoothing setting (strength S, motion "none" | "agreement" | "flow"; S = 0
-is frame by frame):
+For each smoothing setting (strength S, motion "camera" | "flow" | "agreement" |
+"none"; S = 0 is frame by frame):
 
   flicker   mean |delta ab| (Euclidean, ab units) between consecutive output frames
             over the pixels whose true colour and lightness stay put (in the colour
             original |delta ab| < 1 and |delta L| < 2), with the truth's own figure
-            beside it. The headline figure is that of the still-camera clips, where
-            those pixels are the still background and the truth hardly moves
-            (0.004 ab); the pans and the zooms are reported apart: a moving camera
-            keeps no content in place, so there the test passes the pixels whose
-            content a step away happens to be alike, and the truth moves about
-            0.5 ab (pans, whole-pixel steps and all) and 0.4 ab (zooms) on them
+            beside it. It means most on the still-camera clips, where those pixels
+            are the still background and the truth hardly moves (0.01 ab), and on
+            real footage (mostly still cameras); a moving camera keeps no content in
+            place, so there the test passes the pixels whose content a step away
+            happens to be alike
+  flicker after the true motion (clips from photographs): the same, with the
+            previous output and original first moved by the known motion of the
+            camera (pixels that were outside the previous frame left out), so that
+            it counts colour that changes on the same surface
   AuC       rebalanced AuC (colornet.metrics) of each frame against its original,
-            averaged over frames, over all clips
+            averaged over frames, over all clips and over each group of clips
   trail     on the "object" clips: mean ab error against the original over the pixels
             the moving piece left in the last 6 frames, minus frame by frame's error
             there (0 = no trail; positive = colour left behind)
@@ -35,8 +43,13 @@ and the scene-cut test's L-histogram distances within shots and at the cuts, and
 many cuts it found.
 
 The network runs once per frame (its logits are cached) and every setting smooths
-the same logits. `--picture` writes the trail picture README shows (`--oracle`: the
-stand-in's); `--sets 0` writes only that.
+the same logits. `--picture` writes the trail picture docs/video.md shows
+(`--oracle`: the stand-in's; `--picture-shake`: the clip seen by a handheld camera);
+`--sets 0` without `--real` writes only that.
+
+Smoothing cost (`--smoothing-cost`): the smoother alone, ms per frame by motion mode,
+on a handheld clip at 480p and 1080p (the smoother sees the network's 256 x 256 L and
+its 64 x 64 distributions whatever the frame size).
 
 Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan over an
 upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
@@ -45,6 +58,8 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
 `--json FILE` also writes what a mode prints (with the CPU, the model and the clips).
 
     python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/results/video_trail.jpg
+    python benchmarks/video.py --quality --sets 0 --real vtest.avi tree.avi box.mp4 cup.mp4   # docs/video.md
+    python benchmarks/video.py --smoothing-cost --json docs/results/video_smoothing_cost.json
     python benchmarks/video.py --speed --frames 300 --json docs/results/video_speed.json
     python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage, 480p
     python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
