@@ -9,7 +9,8 @@ The modules, one concern each:
 
   defaults.py   the options' choices and defaults (plain Python, no TensorFlow)
   smoothing.py  `TemporalSmoother`: the 313-way distributions averaged over time,
-                held back where L changed, started afresh at scene cuts
+                carried along the camera's motion, held back where L disagrees,
+                started afresh at scene cuts
   frames.py     `colorize_frames`: the network on batches of frames, then smoothing
                 and rendering
   files.py      `colorize_video`, `VideoJob`: decoding, encoding and muxing with
