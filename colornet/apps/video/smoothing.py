@@ -178,7 +178,9 @@ class TemporalSmoother:
         carried, carried_l, inside = carried
         moved_weight = self.strength * self._agreement(l8, carried_l, weight.shape) * inside
         # Where leaving it in place agrees as well (something that did not move with the
-        # camera, a still background behind a large moving thing, flat L), it stays.
+        # camera, a still background behind a large moving thing, flat L), it stays;
+        # the weight is the better of the two agreements (within STAY_PREFERENCE of
+        # each other where it stays).
         stays = weight >= moved_weight - STAY_PREFERENCE
         if stays.any():
             carried[stays] = state[stays]
