@@ -2,31 +2,39 @@
 and frames/s and memory of `colornet colorize` on video.
 
 Quality (`--quality`): clips made from real colour photographs, each turned grey,
-colourised and compared with the colour original. Every moving part moves by whole
-pixels per frame, cut from a photograph resized once (no resampling from frame to
-frame), except in the zoom:
+colourised and compared with the colour original, and any colour video files given
+with `--real` (real footage; the first `--real-frames` frames, scaled to at most 384
+pixels wide). In the clips from photographs every moving part moves by whole pixels
+per frame, cut from a photograph resized once (no resampling from frame to frame),
+except in the zoom and the handheld shake:
 
-  object  still camera: a still photograph with an elliptical piece of another
-          sliding across it
-  pan     a window sliding diagonally over a photograph
-  cut     a pan over one photograph, then a pan over another
-  zoom    a window shrinking about the photograph's centre (to 70 %), resampled
-          every frame
+  object    still camera: a still photograph with an elliptical piece of another
+            sliding across it
+  pan       a window sliding diagonally over a photograph
+  cut       a pan over one photograph, then a pan over another
+  zoom      a window shrinking about the photograph's centre (to 70 %), resampled
+            every frame
+  handheld  a window drifting right by half a pixel a frame and shaken by small
+            random shifts (std 2 pixels) and turns (std 0.6 degrees), resampled
+            every frame
 
-For each smoothing setting (strength S, motion "none" | "agreement" | "flow"; S = 0
-is frame by frame):
+For each smoothing setting (strength S, motion "camera" | "flow" | "agreement" |
+"none"; S = 0 is frame by frame):
 
   flicker   mean |delta ab| (Euclidean, ab units) between consecutive output frames
             over the pixels whose true colour and lightness stay put (in the colour
             original |delta ab| < 1 and |delta L| < 2), with the truth's own figure
-            beside it. The headline figure is that of the still-camera clips, where
-            those pixels are the still background and the truth hardly moves
-            (0.004 ab); the pans and the zooms are reported apart: a moving camera
-            keeps no content in place, so there the test passes the pixels whose
-            content a step away happens to be alike, and the truth moves about
-            0.5 ab (pans, whole-pixel steps and all) and 0.4 ab (zooms) on them
+            beside it. It means most on the still-camera clips, where those pixels
+            are the still background and the truth hardly moves (0.01 ab), and on
+            real footage (mostly still cameras); a moving camera keeps no content in
+            place, so there the test passes the pixels whose content a step away
+            happens to be alike
+  flicker after the true motion (clips from photographs): the same, with the
+            previous output and original first moved by the known motion of the
+            camera (pixels that were outside the previous frame left out), so that
+            it counts colour that changes on the same surface
   AuC       rebalanced AuC (colornet.metrics) of each frame against its original,
-            averaged over frames, over all clips
+            averaged over frames, over all clips and over each group of clips
   trail     on the "object" clips: mean ab error against the original over the pixels
             the moving piece left in the last 6 frames, minus frame by frame's error
             there (0 = no trail; positive = colour left behind)
@@ -35,8 +43,13 @@ and the scene-cut test's L-histogram distances within shots and at the cuts, and
 many cuts it found.
 
 The network runs once per frame (its logits are cached) and every setting smooths
-the same logits. `--picture` writes the trail picture README shows (`--oracle`: the
-stand-in's); `--sets 0` writes only that.
+the same logits. `--picture` writes the trail picture docs/video.md shows
+(`--oracle`: the stand-in's; `--picture-shake`: the clip seen by a handheld camera);
+`--sets 0` without `--real` writes only that.
+
+Smoothing cost (`--smoothing-cost`): the smoother alone, ms per frame by motion mode,
+on a handheld clip at 480p and 1080p (the smoother sees the network's 256 x 256 L and
+its 64 x 64 distributions whatever the frame size).
 
 Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan over an
 upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
@@ -45,6 +58,8 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
 `--json FILE` also writes what a mode prints (with the CPU, the model and the clips).
 
     python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/results/video_trail.jpg
+    python benchmarks/video.py --quality --sets 0 --real vtest.avi tree.avi box.mp4 cup.mp4   # docs/video.md
+    python benchmarks/video.py --smoothing-cost --json docs/results/video_smoothing_cost.json
     python benchmarks/video.py --speed --frames 300 --json docs/results/video_speed.json
     python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage
     python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
@@ -73,7 +88,8 @@ CLIP_FRAMES = 48
 TRAIL_FRAMES = 6
 STRENGTHS = (0.8, 0.9, 0.95, 0.97, 0.98)
 # The headline flicker comes from the clips whose truth stays put on still pixels.
-CLIP_GROUPS = {"still camera": ("object",), "pans": ("pan", "cut"), "zoom": ("zoom",)}
+CLIP_GROUPS = {"still camera": ("object",), "pans": ("pan", "cut"), "zoom": ("zoom",), "handheld": ("handheld",),
+               "real footage": ("real",)}
 
 
 def cpu_name():
@@ -136,24 +152,73 @@ def _resized(photo, scale):
     return cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
+def _affine(matrix):
+    return np.vstack([matrix, [0, 0, 1]]).astype(np.float64)
+
+
+def _motions(placements):
+    """The true motion from each frame to the next, `(2, 3)` affine maps of frame pixel
+    coordinates (None for the first frame), from the maps placing a photograph in each
+    frame (`(2, 3)` photo -> frame)."""
+    return [None] + [(_affine(b) @ np.linalg.inv(_affine(a)))[:2]
+                     for a, b in zip(placements[:-1], placements[1:])]
+
+
 def _pan(photo, frames, reverse=False):
-    """Frame-size crops of `photo` (resized once so a crop spans 80 % of its width or
-    90 % of its height) moving diagonally across it by the same whole number of
-    pixels each frame: every pixel's content comes unchanged from the previous frame."""
+    """`(frames, motions)`: frame-size crops of `photo` (resized once so a crop spans
+    80 % of its width or 90 % of its height) moving diagonally across it by the same
+    whole number of pixels each frame: every pixel's content comes unchanged from the
+    previous frame."""
     h, w = photo.shape[:2]
     photo = _resized(photo, FRAME_H / min(w * 0.8 * FRAME_H / FRAME_W, h * 0.9))
     h, w = photo.shape[:2]
     step_x, step_y = (w - FRAME_W) // (frames - 1), (h - FRAME_H) // (frames - 1)
     order = range(frames)[::-1] if reverse else range(frames)
-    return [np.ascontiguousarray(photo[t * step_y : t * step_y + FRAME_H, t * step_x : t * step_x + FRAME_W])
-            for t in order]
+    crops = [np.ascontiguousarray(photo[t * step_y : t * step_y + FRAME_H, t * step_x : t * step_x + FRAME_W])
+             for t in order]
+    return crops, _motions([np.array([[1, 0, -t * step_x], [0, 1, -t * step_y]], np.float64) for t in order])
+
+
+def _window_matrix(cx, cy, w, h, out_w=FRAME_W, out_h=FRAME_H):
+    scale_x, scale_y = out_w / w, out_h / h
+    return np.array([[scale_x, 0, out_w / 2 - cx * scale_x], [0, scale_y, out_h / 2 - cy * scale_y]], np.float64)
 
 
 def _zoom(photo, frames):
+    """`(frames, motions)`: a window shrinking to 70 % about the photograph's centre."""
     h, w = photo.shape[:2]
     win_h = min(h, w * FRAME_H / FRAME_W)
     win_w = win_h * FRAME_W / FRAME_H
-    return [_window(photo, w / 2, h / 2, win_w * s, win_h * s) for s in np.linspace(1.0, 0.7, frames)]
+    scales = np.linspace(1.0, 0.7, frames)
+    return ([_window(photo, w / 2, h / 2, win_w * s, win_h * s) for s in scales],
+            _motions([_window_matrix(w / 2, h / 2, win_w * s, win_h * s) for s in scales]))
+
+
+def _handheld(photo, frames, seed, size=(FRAME_W, FRAME_H)):
+    """`(frames, motions)`: a handheld camera: a window over 80 % of the photograph
+    drifting right by half a pixel a frame, shaken by small random shifts (std 2
+    pixels) and turns (std 0.6 degrees) that each keep half of the previous frame's,
+    resampled every frame."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out_w, out_h = size
+    h, w = photo.shape[:2]
+    win_h = 0.8 * min(h, w * out_h / out_w)
+    win_w = win_h * out_w / out_h
+    shake = np.zeros(3)  # dx, dy (frame pixels), turn (degrees)
+    placements, clip = [], []
+    for t in range(frames):
+        shake = 0.5 * shake + np.sqrt(1 - 0.25) * rng.normal(0, [2.0, 2.0, 0.6])
+        centre_x = w / 2 - 0.5 * (frames / 2 - t) * win_w / out_w
+        window = _affine(_window_matrix(centre_x, h / 2, win_w, win_h, out_w, out_h))
+        turn = _affine(cv2.getRotationMatrix2D((out_w / 2, out_h / 2), shake[2], 1.0))
+        turn[:2, 2] += shake[:2]
+        placement = (turn @ window)[:2]
+        clip.append(cv2.warpAffine(photo, placement, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT))
+        placements.append(placement)
+    return clip, _motions(placements)
 
 
 def _object(background, piece_photo, frames):
@@ -181,8 +246,33 @@ def _object(background, piece_photo, frames):
     return clip, masks
 
 
-def make_clips(photos, sets):
-    """`[(kind, frames, masks or None)]` from landscape photographs of `photos`."""
+def real_clip(path, frames, max_width=FRAME_W):
+    """The first `frames` frames of a colour video file, scaled down to at most
+    `max_width` pixels wide (the network sees 256 x 256 anyway)."""
+    import av
+    import cv2
+
+    clip = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            if rgb.shape[1] > max_width:
+                size = (max_width, round(rgb.shape[0] * max_width / rgb.shape[1] / 2) * 2)
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            clip.append(rgb)
+            if len(clip) == frames:
+                break
+    return clip
+
+
+def _with_masks(clip):
+    frames, motions = clip
+    return frames, None, motions
+
+
+def make_clips(photos, sets, real=(), real_frames=96):
+    """`[(kind, frames, masks or None, true motions or None)]` from landscape
+    photographs of `photos`, and the video files `real`."""
     from PIL import Image
 
     paths = sorted(glob.glob(os.path.join(photos, "bsds500", "val", "*.jpg")))
@@ -192,11 +282,17 @@ def make_clips(photos, sets):
     clips = []
     for s in range(sets):
         a, b, c_ = (_load(p) for p in chosen[3 * s : 3 * s + 3])
-        clips.append(("pan", _pan(a, CLIP_FRAMES), None))
-        clips.append(("zoom", _zoom(b, CLIP_FRAMES), None))
-        clips.append(("cut", _pan(a, CLIP_FRAMES // 2) + _pan(c_, CLIP_FRAMES // 2, reverse=True), None))
+        clips.append(("pan", *_with_masks(_pan(a, CLIP_FRAMES))))
+        clips.append(("zoom", *_with_masks(_zoom(b, CLIP_FRAMES))))
+        first, first_motions = _pan(a, CLIP_FRAMES // 2)
+        second, second_motions = _pan(c_, CLIP_FRAMES // 2, reverse=True)
+        clips.append(("cut", first + second, None, first_motions + second_motions))  # None at the cut
         frames, masks = _object(c_, b, CLIP_FRAMES)
-        clips.append(("object", frames, masks))
+        # The background stays put (the piece's pixels are not still in the truth).
+        clips.append(("object", frames, masks, [None] + [np.eye(3)[:2]] * (CLIP_FRAMES - 1)))
+        clips.append(("handheld", *_with_masks(_handheld(c_, CLIP_FRAMES, seed=s))))
+    for path in real:
+        clips.append(("real", real_clip(path, real_frames), None, None))
     return clips, chosen
 
 
@@ -272,21 +368,52 @@ def lab(frames):
     return [rgb2lab(f).astype(np.float32) for f in frames]
 
 
-def score(outputs, truth_lab, masks):
-    """flicker, truth flicker, mean rebalanced AuC, trail error (object clips) or None."""
+def _warped(image, motion):
+    """`image` `(H, W, C)` moved by the affine `motion` (previous frame -> this one),
+    and where it was inside the previous frame (bilinear; a pixel's margin left out)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    moved = cv2.warpAffine(image, motion.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    inside = cv2.warpAffine(np.ones((h, w), np.float32), motion.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return moved, cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0.999
+
+
+def _flicker(out, out_prev, truth, truth_prev, inside=True):
+    """Mean |delta ab| of the output over the pixels whose truth stays put (|delta ab|
+    < 1, |delta L| < 2), and the truth's own; None where no pixel does."""
+    d_ab_true = np.linalg.norm(truth[..., 1:] - truth_prev[..., 1:], axis=-1)
+    still = inside & (d_ab_true < 1) & (np.abs(truth[..., 0] - truth_prev[..., 0]) < 2)
+    if not still.any():
+        return None, None
+    return (float(np.linalg.norm(out[..., 1:] - out_prev[..., 1:], axis=-1)[still].mean()),
+            float(d_ab_true[still].mean()))
+
+
+def score(outputs, truth_lab, masks, motions):
+    """flicker, truth flicker, mean rebalanced AuC, trail error (object clips) or None,
+    flicker and truth flicker after moving the previous frame by the true motion (None
+    where it is not known)."""
     from colornet import metrics
 
     out_lab = lab(outputs)
-    flicker, truth_flicker, auc = [], [], []
+    flicker, truth_flicker, auc, warped, warped_truth = [], [], [], [], []
     for t, (o, g) in enumerate(zip(out_lab, truth_lab)):
         auc.append(metrics.rebalanced_auc(o[..., 1:], g[..., 1:]))
         if t:
-            g_prev, o_prev = truth_lab[t - 1], out_lab[t - 1]
-            d_ab_true = np.linalg.norm(g[..., 1:] - g_prev[..., 1:], axis=-1)
-            still = (d_ab_true < 1) & (np.abs(g[..., 0] - g_prev[..., 0]) < 2)
-            if still.any():
-                flicker.append(float(np.linalg.norm(o[..., 1:] - o_prev[..., 1:], axis=-1)[still].mean()))
-                truth_flicker.append(float(d_ab_true[still].mean()))
+            f, f_true = _flicker(o, out_lab[t - 1], g, truth_lab[t - 1])
+            if f is not None:
+                flicker.append(f)
+                truth_flicker.append(f_true)
+        if t and motions is not None and motions[t] is not None:
+            o_prev, inside = _warped(out_lab[t - 1], motions[t])
+            g_prev, _ = _warped(truth_lab[t - 1], motions[t])
+            f, f_true = _flicker(o, o_prev, g, g_prev, inside)
+            if f is not None:
+                warped.append(f)
+                warped_truth.append(f_true)
     trail = None
     if masks is not None:
         errors = []
@@ -295,7 +422,9 @@ def score(outputs, truth_lab, masks):
             if left.any():
                 errors.append(float(np.linalg.norm(out_lab[t][..., 1:] - truth_lab[t][..., 1:], axis=-1)[left].mean()))
         trail = float(np.mean(errors))
-    return float(np.mean(flicker)), float(np.mean(truth_flicker)), float(np.mean(auc)), trail
+    return {"flicker": float(np.mean(flicker)), "truth": float(np.mean(truth_flicker)), "auc": float(np.mean(auc)),
+            "trail": trail, "warped_flicker": float(np.mean(warped)) if warped else None,
+            "warped_truth": float(np.mean(warped_truth)) if warped_truth else None}
 
 
 def run_quality(args):
@@ -303,19 +432,23 @@ def run_quality(args):
     from colornet.apps.video.smoothing import _l8
     from colornet.deploy import predictors
 
-    settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in ("none", "agreement", "flow")]
+    settings = [(0.0, "none")] + [(s, m) for s in args.strengths for m in args.motions]
 
     network = video.load_video_predictor(args.model, args.precision)
     predictor = cached_logits(network)
     size = predictors.resolve_size(network)
-    if args.sets == 0:  # the picture alone
+    if args.sets == 0 and not args.real:  # the picture alone
         write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
         return
-    clips, chosen = make_clips(args.photos, args.sets)
-    results = {setting: {"flicker": [], "truth": [], "auc": [], "trail": [], "kind": []} for setting in settings}
+    clips, chosen = make_clips(args.photos, args.sets, args.real, args.real_frames)
+    synthetic = clips[: len(clips) - len(args.real)]
+    names = [f"{kind} {number}" for number, (kind, *_) in enumerate(synthetic)]
+    names += [os.path.basename(path) for path in args.real]
+    figures = ("flicker", "truth", "auc", "trail", "warped_flicker", "warped_truth")
+    results = {setting: {figure: [] for figure in (*figures, "kind")} for setting in settings}
     cut_distances, shot_distances = [], []
     cuts_found = {True: 0, False: 0}  # in the cut clips (one each), in the others
-    for number, (kind, frames, masks) in enumerate(clips):
+    for number, (kind, frames, masks, motions) in enumerate(clips):
         truth_lab = lab(frames)
         if args.oracle:
             predictor.cache = oracle_logits(frames, size, number)
@@ -323,16 +456,16 @@ def run_quality(args):
             strength, motion = setting
             smoother = video.TemporalSmoother(strength, args.scene_threshold, motion, sigma=args.sigma)
             outputs = list(video.colorize_frames(frames, predictor, smoother=smoother, batch_size=8))
-            flicker, truth, auc, trail = score(outputs, truth_lab, masks)
+            scores = score(outputs, truth_lab, masks, motions)
             entry = results[setting]
-            entry["flicker"].append(flicker)
-            entry["truth"].append(truth)
-            entry["auc"].append(auc)
+            for figure in figures:
+                entry[figure].append(scores[figure])
             entry["kind"].append(kind)
-            if trail is not None:
-                entry["trail"].append(trail)
             if setting == settings[1]:  # every smoothing setting finds the same cuts
                 cuts_found[kind == "cut"] += smoother.cuts
+        print(f"{names[number]}: {len(frames)} frames of {frames[0].shape[1]} x {frames[0].shape[0]}, frame by "
+              f"frame {results[settings[0]]['flicker'][-1]:.3f} ab, then "
+              + ", ".join(f"{m} {s}: {results[(s, m)]['flicker'][-1]:.3f}" for s, m in settings[1:]), flush=True)
         predictor.cache = {}
         # Scene-cut statistic: the histogram distance of consecutive frames, on the L
         # the network and the smoother see.
@@ -344,30 +477,37 @@ def run_quality(args):
         else:
             shot_distances += distances
     base = results[(0.0, "none")]
+    groups_present = {group: kinds for group, kinds in CLIP_GROUPS.items() if set(kinds) & set(base["kind"])}
 
     def mean_over(entry, figure, kinds):
-        return float(np.mean([v for v, k in zip(entry[figure], entry["kind"]) if k in kinds]))
+        values = [v for v, k in zip(entry[figure], entry["kind"]) if k in kinds and v is not None]
+        return float(np.mean(values)) if values else None
 
     rows = []
     for setting in settings:
         entry = results[setting]
         groups = {}
-        for group, kinds in CLIP_GROUPS.items():
-            flicker = mean_over(entry, "flicker", kinds)
+        for group, kinds in groups_present.items():
+            flicker, warped = mean_over(entry, "flicker", kinds), mean_over(entry, "warped_flicker", kinds)
             groups[group] = {
                 "flicker": flicker,
                 "flicker_reduction": mean_over(base, "flicker", kinds) / flicker,
+                "warped_flicker": warped,
+                "warped_flicker_reduction": mean_over(base, "warped_flicker", kinds) / warped if warped else None,
                 "auc_change": mean_over(entry, "auc", kinds) - mean_over(base, "auc", kinds),
             }
         rows.append({
             "strength": setting[0],
             "motion": setting[1],
-            "flicker": groups["still camera"]["flicker"],
-            "flicker_reduction": groups["still camera"]["flicker_reduction"],
+            "flicker": groups.get("still camera", {}).get("flicker"),
+            "flicker_reduction": groups.get("still camera", {}).get("flicker_reduction"),
             "auc_rebalanced": float(np.mean(entry["auc"])),
             "auc_change": float(np.mean(entry["auc"]) - np.mean(base["auc"])),
-            "trail": float(np.mean(entry["trail"]) - np.mean(base["trail"])),
+            "trail": (mean_over(entry, "trail", ("object",)) - mean_over(base, "trail", ("object",))
+                      if "still camera" in groups else None),
             "by_clips": groups,
+            "by_clip": {name: {figure: entry[figure][i] for figure in ("flicker", "warped_flicker", "auc")}
+                        for i, name in enumerate(names)},
         })
     report = {
         "cpu": cpu_name(),
@@ -377,69 +517,108 @@ def run_quality(args):
         "sigma": args.sigma,
         "frames_per_clip": CLIP_FRAMES,
         "photos": [os.path.relpath(p, args.photos) for p in chosen],
-        "clip_groups": {group: list(kinds) for group, kinds in CLIP_GROUPS.items()},
-        "truth_flicker": {group: mean_over(base, "truth", kinds) for group, kinds in CLIP_GROUPS.items()},
-        "scene_cut_distance": {"cuts_min": float(min(cut_distances)), "cuts_max": float(max(cut_distances)),
+        "real": [{"name": os.path.basename(path), "frames": len(clip[1]),
+                  "size": [int(clip[1][0].shape[1]), int(clip[1][0].shape[0])]}
+                 for path, clip in zip(args.real, clips[len(clips) - len(args.real) :])],
+        "clip_groups": {group: list(kinds) for group, kinds in groups_present.items()},
+        "truth_flicker": {group: mean_over(base, "truth", kinds) for group, kinds in groups_present.items()},
+        "truth_warped_flicker": {group: mean_over(base, "warped_truth", kinds)
+                                 for group, kinds in groups_present.items()},
+        "scene_cut_distance": {"cuts_min": float(min(cut_distances)) if cut_distances else None,
+                               "cuts_max": float(max(cut_distances)) if cut_distances else None,
                                "within_shots_max": float(max(shot_distances)),
                                "within_shots_p99": float(np.percentile(shot_distances, 99)),
                                "cuts": len(cut_distances), "found": cuts_found[True],
                                "found_in_clips_without_cuts": cuts_found[False]},
         "rows": rows,
     }
-    print(f"{len(clips)} clips of {CLIP_FRAMES} frames at {FRAME_W} x {FRAME_H}; {report['cpu']}")
+    print(f"{len(clips)} clips; {report['cpu']}")
     print("truth flicker on still pixels (ab): "
           + ", ".join(f"{group} {value:.3f}" for group, value in report["truth_flicker"].items()))
+    print("truth flicker after the true motion (ab): "
+          + ", ".join(f"{group} {value:.3f}" for group, value in report["truth_warped_flicker"].items()
+                      if value is not None))
     print("scene-cut histogram distance: " + json.dumps(report["scene_cut_distance"]))
-    print("flicker on the still-camera clips, AuC over all clips, trail on the sliding pieces;")
-    print("then flicker (x fewer) and dAuC on each group of clips")
-    others = [group for group in CLIP_GROUPS if group != "still camera"]
-    print(f"{'S':>4} {'motion':>9} {'flicker':>8} {'x fewer':>8} {'AuC reb':>8} {'dAuC':>6} {'trail':>6}  "
-          + "  ".join(f"{group:>21}" for group in others))
+    print("AuC over all clips, trail on the sliding pieces; then on each group of clips: flicker, x fewer, "
+          "x fewer after the true motion, dAuC")
+    print(f"{'S':>4} {'motion':>9} {'AuC reb':>8} {'dAuC':>6} {'trail':>6}  "
+          + "  ".join(f"{group:>27}" for group in groups_present))
     for r in rows:
-        print(f"{r['strength']:4.2f} {r['motion']:>9} {r['flicker']:8.3f} {r['flicker_reduction']:8.2f} "
-              f"{r['auc_rebalanced']:8.2f} {r['auc_change']:+6.2f} {r['trail']:+6.2f}  "
-              + "  ".join(f"{r['by_clips'][g]['flicker']:6.3f} ({r['by_clips'][g]['flicker_reduction']:4.2f}x) "
-                          f"{r['by_clips'][g]['auc_change']:+5.2f}" for g in others))
+        cells = []
+        for g in groups_present:
+            cell = r["by_clips"][g]
+            warped = cell["warped_flicker_reduction"]
+            cells.append(f"{cell['flicker']:6.3f} {cell['flicker_reduction']:5.2f}x "
+                         f"{f'{warped:5.2f}x' if warped else '    - '} {cell['auc_change']:+5.2f}")
+        trail = f"{r['trail']:+6.2f}" if r["trail"] is not None else "     -"
+        print(f"{r['strength']:4.2f} {r['motion']:>9} {r['auc_rebalanced']:8.2f} {r['auc_change']:+6.2f} {trail}  "
+              + "  ".join(cells))
     write_json(args.json, report)
     if args.picture:
         write_picture(picture_clip(args, predictor, size), args.picture, args.picture_strength)
 
 
+PICTURE_SETTINGS = (("frame by frame", 0.0, "none"), ("plain EMA", None, "none"), ("agreement", None, "agreement"),
+                    ("flow", None, "flow"), ("camera", None, "camera"))
+
+
+def _shaken(frames, masks, seed):
+    """The clip as a handheld camera would see it: each frame shifted and turned as
+    `_handheld` does (std 2 pixels, 0.6 degrees), the masks with it."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    shake = np.zeros(3)
+    shaken, shaken_masks = [], []
+    for frame, mask in zip(frames, masks):
+        shake = 0.5 * shake + np.sqrt(1 - 0.25) * rng.normal(0, [2.0, 2.0, 0.6])
+        matrix = cv2.getRotationMatrix2D((FRAME_W / 2, FRAME_H / 2), shake[2], 1.0)
+        matrix[:, 2] += shake[:2]
+        shaken.append(cv2.warpAffine(frame, matrix, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT))
+        shaken_masks.append(cv2.warpAffine(mask.astype(np.uint8), matrix, (FRAME_W, FRAME_H),
+                                           flags=cv2.INTER_NEAREST).astype(bool))
+    return shaken, shaken_masks
+
+
 def picture_clip(args, predictor, size):
-    """`{setting: (frames, outputs, masks)}` for the picture: a sliding-piece clip made
+    """`{label: (frames, outputs, masks)}` for the picture: a sliding-piece clip made
     from scikit-image's sample photos (public domain and CC0, so the picture may be
-    committed): the astronaut slides over the coffee cup."""
+    committed): the astronaut slides over the coffee cup; `--picture-shake`: seen
+    by a handheld camera."""
     from skimage import data as skdata
 
     from colornet.apps import video
 
     frames, masks = _object(skdata.coffee(), skdata.astronaut(), CLIP_FRAMES)
+    if args.picture_shake:
+        frames, masks = _shaken(frames, masks, seed=7)
     if args.oracle:
         predictor.cache = oracle_logits(frames, size, seed=100)
     strength = args.picture_strength
     result = {}
-    for setting in ((0.0, "none"), (strength, "none"), (strength, "agreement"), (strength, "flow")):
-        smoother = video.TemporalSmoother(setting[0], args.scene_threshold, setting[1], sigma=args.sigma)
-        result[setting] = (frames, list(video.colorize_frames(frames, predictor, smoother=smoother)), masks)
+    for label, setting_strength, motion in PICTURE_SETTINGS:
+        smoother = video.TemporalSmoother(strength if setting_strength is None else setting_strength,
+                                          args.scene_threshold, motion, sigma=args.sigma)
+        result[label] = (frames, list(video.colorize_frames(frames, predictor, smoother=smoother)), masks)
     return result
 
 
 def write_picture(pictures, path, strength):
     """One frame of the picture clip, cropped about the moving piece and the
     path it took over the last frames, enlarged 2x: original | frame by frame | plain
-    EMA | EMA held back where L changed | EMA along the flow, at `strength`."""
+    EMA | EMA held back where L changed | EMA along the flow | EMA along the camera's
+    motion, at `strength`."""
     from PIL import Image, ImageDraw
 
-    frames, _, masks = pictures[(0.0, "none")]
+    frames, _, masks = pictures["frame by frame"]
     t = int(len(frames) * 0.6)
     ys, xs = np.nonzero(np.any(masks[t - 2 * TRAIL_FRAMES : t + 1], axis=0))
     top, bottom = max(ys.min() - 12, 0), min(ys.max() + 12, FRAME_H)
     left, right = max(xs.min() - 12, 0), min(xs.max() + 12, FRAME_W)
     panels = [("original", frames[t])]
-    for label, setting in (("frame by frame", (0.0, "none")), (f"plain EMA, S={strength}", (strength, "none")),
-                           (f"agreement, S={strength}", (strength, "agreement")),
-                           (f"flow, S={strength}", (strength, "flow"))):
-        panels.append((label, pictures[setting][1][t]))
+    for label, setting_strength, _ in PICTURE_SETTINGS:
+        panels.append((label if setting_strength == 0 else f"{label}, S={strength}", pictures[label][1][t]))
     scale, gap, label_h = 2, 6, 18
     width, height = (right - left) * scale, (bottom - top) * scale
     canvas = Image.new("RGB", (len(panels) * (width + gap) - gap, height + label_h), "white")
@@ -707,6 +886,46 @@ def _photo_l(photos, count=40):
     ]) if paths else None
 
 
+def run_smoothing_cost(args, frames=48, rounds=3):
+    """Wall and CPU ms per frame of the smoother alone (`TemporalSmoother.__call__`),
+    by motion mode, on a handheld clip at each of `args.heights`: the network's
+    distributions (softmax of its logits) and L as `colorize_frames` gives them."""
+    import tensorflow as tf
+
+    from colornet.apps import video
+    from colornet.deploy import predictors
+
+    photo = _load(args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0])
+    predictor = video.load_video_predictor(args.model, args.precision)
+    size = predictors.resolve_size(predictor)
+    rows = []
+    for height in args.heights:
+        width = int(round(height * 16 / 9 / 2)) * 2
+        clip, _ = _handheld(_resized(photo, 1.5 * max(width / photo.shape[1], height / photo.shape[0])), frames,
+                            seed=0, size=(width, height))
+        l_small = network_l(clip, size)
+        probabilities = np.concatenate([tf.nn.softmax(predictor.logits(l_small[i : i + 8])).numpy()
+                                        for i in range(0, frames, 8)])
+        for motion in args.motions:
+            wall, cpu = [], []
+            for _ in range(rounds):
+                smoother = video.TemporalSmoother(video.defaults.DEFAULT_TEMPORAL_SMOOTHING, motion=motion)
+                smoother(probabilities[0], l_small[0])
+                start, start_cpu = time.perf_counter(), time.process_time()
+                for p, l_one in zip(probabilities[1:], l_small[1:]):
+                    smoother(p, l_one)
+                wall.append((time.perf_counter() - start) / (frames - 1) * 1000)
+                cpu.append((time.process_time() - start_cpu) / (frames - 1) * 1000)
+            rows.append({"width": width, "height": height, "motion": motion, "ms_per_frame_best": min(wall),
+                         "ms_per_frame_median": float(np.median(wall)), "cpu_ms_per_frame": float(np.median(cpu))})
+            print(f"{width}x{height}, smoothing {motion}: {min(wall):.1f} ms a frame (median {np.median(wall):.1f}, "
+                  f"CPU {np.median(cpu):.1f})", flush=True)
+    print(f"the smoother alone, {frames - 1} frames of a handheld clip, best of {rounds}; {cpu_name()}")
+    write_json(args.json, {"cpu": cpu_name(), "model": model_name(args.model), "network_size": size,
+                           "strength": video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
+                           "load_average_before": os.getloadavg()[0], "runs": rows})
+
+
 def run_network(args, batches=(1, 4, 8, 16), rounds=5):
     """Wall-clock ms per frame of the network alone, by form and batch, and the mean
     ab error of each form against float32 on real photographs (`--photos`): TF
@@ -767,18 +986,26 @@ def main():
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--stages", action="store_true", help="CPU time of each stage at --heights")
     parser.add_argument("--network", action="store_true", help="wall time of the network alone, by batch")
+    parser.add_argument("--smoothing-cost", action="store_true", help="time of the smoother alone, by motion mode")
     parser.add_argument("--photos", default="../shared/data/photos")
     parser.add_argument("--sets", type=int, default=4, help="photograph sets (4 clips each); 0: only the --picture")
     parser.add_argument("--model", help="default: the bundled model")
     parser.add_argument("--precision", default="auto", choices=video.defaults.PRECISIONS)
     parser.add_argument("--scene-threshold", type=float, default=video.defaults.DEFAULT_SCENE_THRESHOLD)
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS, help="S values compared")
+    parser.add_argument("--motions", nargs="+", default=video.defaults.MOTION_MODES,
+                        choices=video.defaults.MOTION_MODES, help="motion modes compared")
+    parser.add_argument("--real", nargs="+", default=[], metavar="VIDEO",
+                        help="colour video files to measure too (real footage; see docs/video.md)")
+    parser.add_argument("--real-frames", type=int, default=96, help="frames taken from the start of each --real")
     parser.add_argument("--sigma", type=float, default=video.smoothing.L_AGREEMENT_SIGMA, help="L agreement sigma")
     parser.add_argument("--json", metavar="FILE", help="also write what --quality, --speed or --stages "
                         "prints to this JSON file (one mode at a time)")
     parser.add_argument("--oracle", action="store_true", help="instead of a model: logits peaked at the true "
                         "colours with fresh noise every frame (a stand-in for a good model)")
     parser.add_argument("--picture", help="write the trail picture here (.jpg)")
+    parser.add_argument("--picture-shake", action="store_true", help="the picture's clip as a handheld "
+                        "camera sees it")
     parser.add_argument("--picture-strength", type=float, default=video.defaults.DEFAULT_TEMPORAL_SMOOTHING,
                         help="the S shown in the picture")
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
@@ -798,13 +1025,15 @@ def main():
     args = parser.parse_args()
     if args.one_speed:
         return run_one_speed(args)
-    modes = args.quality + args.speed + args.stages + args.network
+    modes = args.quality + args.speed + args.stages + args.network + args.smoothing_cost
     if not modes:
-        parser.error("give --quality, --speed, --stages or --network")
+        parser.error("give --quality, --speed, --stages, --network or --smoothing-cost")
     if args.json and modes > 1:
-        parser.error("--json takes one of --quality, --speed, --stages and --network at a time")
+        parser.error("--json takes one of --quality, --speed, --stages, --network and --smoothing-cost at a time")
     if args.network:
         run_network(args)
+    if args.smoothing_cost:
+        run_smoothing_cost(args)
     if args.stages:
         run_stages(args)
     if args.quality:

@@ -194,6 +194,163 @@ def test_flow_carries_colour_with_the_moving_object():
     assert trails["flow"][0] < 0.1 and trails["flow"][1] > 0.8
 
 
+# The camera's motion: a textured L canvas seen through a moving window, with one
+# distribution per surface point, so what the smoother carries can be checked against
+# the truth moved by the known motion.
+CANVAS = 384
+
+
+def _texture(seed=0):
+    """`(CANVAS, CANVAS)` float32 L (0..100): blurred noise, corners everywhere."""
+    noise = np.random.default_rng(seed).random((CANVAS, CANVAS)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 2.0) * 400.0 - 150.0
+
+
+def _surface(seed=1):
+    """`(CANVAS // 4, CANVAS // 4, Q)`: a distribution per surface block of 4 x 4 L pixels."""
+    return _distributions(1, CANVAS // 4, CANVAS // 4, seed)[0]
+
+
+def _view(l_canvas, field, x, y, side=256):
+    """The window at (x, y) (whole output pixels, 4 L pixels each): its L and its
+    distributions."""
+    return (np.clip(l_canvas[4 * y : 4 * y + side, 4 * x : 4 * x + side], 0, 100),
+            field[y : y + side // 4, x : x + side // 4])
+
+
+def test_camera_motion_finds_a_known_shift_and_turn():
+    l_canvas = np.clip(_texture(), 0, 100)
+    previous = np.rint(l_canvas[64:320, 64:320] * 2.55).astype(np.uint8)
+    current = np.rint(l_canvas[67:323, 59:315] * 2.55).astype(np.uint8)  # content moved 5 right, 3 up
+    matrix = video.smoothing.camera_motion(previous, current)
+    # this frame's (x, y) was at (x - 5, y + 3): to a tenth of a pixel (corner tracking
+    # on 8-bit L is good to a few hundredths; RANSAC keeps the consistent ones).
+    np.testing.assert_allclose(matrix, [[1, 0, -5], [0, 1, 3]], atol=0.1)
+    turn = cv2.getRotationMatrix2D((128, 128), 3.0, 1.05)  # previous -> this frame
+    turned = cv2.warpAffine(previous, turn, (256, 256), flags=cv2.INTER_LINEAR)
+    matrix = video.smoothing.camera_motion(previous, turned)
+    expected = cv2.invertAffineTransform(turn)
+    corners = np.array([[40, 40, 1], [216, 40, 1], [40, 216, 1], [216, 216, 1]], np.float64)
+    np.testing.assert_allclose(corners @ matrix.T, corners @ expected.T, atol=0.25)
+    # A still picture: no motion (so nothing is resampled).
+    assert video.smoothing.camera_motion(previous, previous) is None
+
+
+def test_camera_carries_a_moved_distribution_field_exactly(monkeypatch):
+    """The window moves one output pixel right and one down: the carried average is
+    the previous frame's distributions moved by that, so where the new frame sees the
+    same surface the average is exactly that surface's distribution; what entered
+    the frame (a bright band, unlike what was in its place) starts afresh."""
+    # Stripes of 8 L pixels: a 4-pixel shift turns them over, so left in place the
+    # average disagrees with L everywhere (30 +- 30 L units).
+    y, x = np.mgrid[0:CANVAS, 0:CANVAS] * (2 * np.pi / 8)
+    l_canvas, field = (30 + 15 * np.sin(x + 0.3) + 15 * np.sin(y + 0.7)).astype(np.float32), _surface()
+    l_canvas[:, 4 * 75 - 4 : 4 * 75] = l_canvas[4 * 75 - 4 : 4 * 75, :] = 100.0  # the last column and row at (11, 11)
+    # The motion as it is (`camera_motion` finds it to a few hundredths of a pixel:
+    # the test above), this frame's pixels -> the previous frame's.
+    monkeypatch.setattr(video.smoothing, "camera_motion", lambda *_: np.float32([[1, 0, 4], [0, 1, 4]]))
+    smoother = video.TemporalSmoother(0.8, scene_threshold=1.0, motion="camera")
+    l_before, p_before = _view(l_canvas, field, 10, 10)
+    smoother(p_before, l_before)
+    l_now, p_now = _view(l_canvas, field, 11, 11)
+    out = smoother(p_now, l_now)
+    # 0.8 * carried + 0.2 * p with carried = p: a whole-pixel shift is carried without
+    # resampling error (float32 rounding only).
+    np.testing.assert_allclose(out[:-1, :-1], p_now[:-1, :-1], atol=1e-6)
+    # New: nothing carried (outside the previous frame), and what was in its place
+    # differs by 40 L units or more (weight 0.8 exp(-(40 / 12)^2) < 2e-5, times
+    # distributions below 0.01).
+    np.testing.assert_allclose(out[:, -1], p_now[:, -1], atol=1e-6)
+    np.testing.assert_allclose(out[-1, :], p_now[-1, :], atol=1e-6)
+    # Held in place (agreement), the average mixes in the neighbouring surfaces: a
+    # share of the difference between the two frames' distributions (the oracle: the
+    # weight where L agrees is at most 0.8; here it averages 0.1 to 0.2).
+    agreement = video.TemporalSmoother(0.8, scene_threshold=1.0, motion="agreement")
+    agreement(p_before, l_before)
+    mixed = np.abs(agreement(p_now, l_now) - p_now)[:-1, :-1].mean() / np.abs(p_before - p_now)[:-1, :-1].mean()
+    assert 0.05 < mixed < 0.8, mixed
+
+
+def _pan_flicker(motion, steps=8, noise=0.5, seed=0):
+    """A pan 3/4 of an output pixel right and 1/2 down a frame (3 and 2 L pixels) over
+    surfaces with fixed distributions, seen through a network that adds fresh noise
+    every frame: the mean |change| of the smoothed distributions at the same surface
+    point between consecutive frames (the flicker after the true motion), over the
+    points seen in both, and the noise's own."""
+    rng = np.random.default_rng(seed)
+    l_canvas = _texture()
+    field = _surface()
+    smoother = video.TemporalSmoother(0.9, scene_threshold=1.0, motion=motion)
+    outputs, inputs = [], []
+    for t in range(steps):
+        x, y = 40 + 3 * t, 40 + 2 * t
+        l_now = np.clip(l_canvas[y : y + 256, x : x + 256], 0, 100)
+        # The network's view: each output pixel's 4 x 4 L pixels overlap up to four
+        # surface blocks, by area; with noise.
+        (row, fy), (col, fx) = divmod(y, 4), divmod(x, 4)
+        blocks = field[row : row + 65, col : col + 65]
+        clean = ((1 - fy / 4) * ((1 - fx / 4) * blocks[:-1, :-1] + fx / 4 * blocks[:-1, 1:])
+                 + fy / 4 * ((1 - fx / 4) * blocks[1:, :-1] + fx / 4 * blocks[1:, 1:]))
+        noisy = clean * np.exp(noise * rng.standard_normal(clean.shape)).astype(np.float32)
+        inputs.append(noisy / noisy.sum(-1, keepdims=True))
+        outputs.append(smoother(inputs[-1], l_now))
+
+    def flicker(frames):
+        # Surface points on the output grid of frame t, 4 output pixels in from the edges:
+        # their place in frame t - 1 is (x + 0.75, y + 0.5), read bilinearly.
+        grid_y, grid_x = np.mgrid[4:60, 4:60].astype(np.float32)
+        changes = []
+        for t in range(steps // 2, steps):  # once the average has settled
+            before = np.stack([cv2.remap(np.ascontiguousarray(frames[t - 1][..., q : q + 1]), grid_x + 0.75,
+                                         grid_y + 0.5, cv2.INTER_LINEAR) for q in range(0, c.NUM_BINS, 16)], -1)
+            changes.append(np.abs(frames[t][4:60, 4:60, ::16] - before).mean())
+        return float(np.mean(changes))
+
+    return flicker(outputs), flicker(inputs)
+
+
+def test_camera_steadies_a_pan_where_agreement_does_not():
+    camera, noise = _pan_flicker("camera")
+    agreement, _ = _pan_flicker("agreement")
+    # The noise has a fresh draw every frame: an average over about 1 / (1 - S) frames
+    # along the motion cuts its frame-to-frame change several times (0.13 of the
+    # noise's here); held in place on textured L, `agreement` averages little (0.75).
+    assert camera < 0.2 * noise, (camera, noise)
+    assert agreement > 0.6 * noise, (agreement, noise)
+
+
+def test_camera_on_a_still_picture_is_agreement():
+    p = _distributions(3, 64, 64)
+    l_still = np.clip(_texture()[:256, :256], 0, 100)
+    outputs = {}
+    for motion in ("camera", "agreement"):
+        smoother = video.TemporalSmoother(0.9, motion=motion)
+        outputs[motion] = [smoother(frame, l_still) for frame in p]
+    np.testing.assert_array_equal(outputs["camera"], outputs["agreement"])
+
+
+def test_camera_restarts_at_scene_cuts():
+    p = _distributions(3, 64, 64)
+    l_canvas = _texture()
+    dark = np.clip(l_canvas[:256, :256] * 0.2, 0, 100)
+    bright = np.clip(l_canvas[:256, :256] * 0.2 + 70, 0, 100)
+    smoother = video.TemporalSmoother(0.9, scene_threshold=0.5, motion="camera")
+    smoother(p[0], dark)
+    smoother(p[1], dark)
+    np.testing.assert_array_equal(smoother(p[2], bright), p[2])
+    assert smoother.cuts == 1
+
+
+def test_motion_needing_opencv_says_so(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    for motion in ("camera", "flow"):
+        with pytest.raises(ColornetError, match=f"motion='{motion}' needs OpenCV.*colornet-keras\\[video\\]"):
+            video.TemporalSmoother(0.9, motion=motion)
+    video.TemporalSmoother(0.9, motion="agreement")  # NumPy only
+
+
 def test_smoother_validates():
     for strength in (-0.1, 1.0, "0.5", True):
         with pytest.raises(ValueError, match="temporal_smoothing"):

@@ -68,8 +68,9 @@ def _add_video_options(parser):
                        help="start the average afresh where consecutive frames' L histograms differ by "
                        f"more than D (total variation, 0..1; default {defaults.DEFAULT_SCENE_THRESHOLD})")
     group.add_argument("--motion", default=unset, choices=defaults.MOTION_MODES,
-                       help="agreement: hold the average back where L changed; flow: also carry it "
-                       f"along the optical flow; none: plain average (default {defaults.DEFAULT_MOTION})")
+                       help="camera: carry the average along the camera's motion and hold it back where "
+                       "L disagrees; flow: the same along the optical flow; agreement: hold it back where L "
+                       f"changed; none: plain average (default {defaults.DEFAULT_MOTION})")
     group.add_argument("--crf", type=int, default=unset, help="H.264 quality: 0 lossless .. 51 worst "
                        f"(default {defaults.DEFAULT_CRF})")
     group.add_argument("--encoder-preset", default=unset,

@@ -9,7 +9,8 @@ The modules, one concern each:
 
   defaults.py   the options' choices and defaults (plain Python, no TensorFlow)
   smoothing.py  `TemporalSmoother`: the 313-way distributions averaged over time,
-                held back where L changed, started afresh at scene cuts
+                carried along the camera's motion, held back where L disagrees,
+                started afresh at scene cuts
   frames.py     `colorize_frames`: L of batches of frames, the network, then
                 smoothing and rendering, each stage in its own thread
   lab.py        sRGB <-> Lab of whole frames with OpenCV (colornet.color's formulas)

@@ -1,12 +1,16 @@
 """Smoothing colour over time: an exponential moving average of each output pixel's
-313-way distribution, held back where L changed between consecutive frames (motion
-"agreement", the default), optionally also carried along the optical flow of L
-(motion "flow", OpenCV's DIS flow), and started afresh at scene cuts (the L
-histograms of consecutive frames differ by more than `scene_threshold`).
+313-way distribution, carried along the camera's motion (motion "camera", the
+default: one shift, turn and zoom for the whole frame, from corners followed between
+frames) or along the optical flow of L (motion "flow", OpenCV's DIS flow) or left in
+place ("agreement", "none"); held back where L disagrees with the carried previous L
+("camera", "flow", "agreement"), so what moved on its own or is new starts afresh;
+and started afresh at scene cuts (the L histograms of consecutive frames differ by
+more than `scene_threshold`).
 
 Colouring a frame on its own makes colours jump as content shifts; a plain average
-drags colour behind moving objects. Why the defaults: README, "Video", measured by
-`benchmarks/video.py`. NumPy only (OpenCV for "flow" and fast block averages).
+drags colour behind moving objects; an average held in place smooths little when the
+camera moves. Why the defaults: docs/video.md, "Temporal smoothing", measured by
+`benchmarks/video.py --quality`. NumPy, and OpenCV for "camera" and "flow".
 """
 
 import numpy as np
@@ -19,18 +23,28 @@ from colornet.apps.video.defaults import (
 )
 from colornet.utils.errors import ColornetError
 
-# How far (L units, 0..100) the flow-warped previous L may differ from the current
-# one before the running average is held back: the weight falls as exp(-(dL / sigma)^2).
+# How far (L units, 0..100) the carried previous L may differ from the current one
+# before the running average is held back: the weight falls as exp(-(dL / sigma)^2).
 L_AGREEMENT_SIGMA = 12.0
 _HISTOGRAM_BINS = 32
+# The camera's motion (`camera_motion`): at most this many corners followed, at least
+# this many found and agreeing; below this many pixels (network resolution) of motion
+# at the frame's corners the camera counts as still, so a still picture is not resampled.
+_CORNERS = 200
+_MIN_CORNERS = 12
+STILL_CAMERA_PIXELS = 0.1
+# Each output pixel keeps the unmoved average unless the moved one agrees better with L
+# by more than this (in weight, 0..1): on flat L (a wall, the sky) both agree, and in
+# place is right behind a large thing that moved on its own and harmless elsewhere.
+STAY_PREFERENCE = 0.02
 
 
-def _require_cv2():
+def _require_cv2(motion="camera"):
     try:
         import cv2
     except ImportError:
         raise ColornetError(
-            "motion='flow' needs OpenCV: pip install 'colornet-keras[video]' (or motion='agreement')"
+            f"motion={motion!r} needs OpenCV: pip install 'colornet-keras[video]' (or motion='agreement')"
         ) from None
     return cv2
 
@@ -49,18 +63,22 @@ class TemporalSmoother:
 
     For each frame, with p its `(h, w, Q)` distributions and s the running average:
     s = w * carried(s_prev) + (1 - w) * p, w = `strength` * agreement, where
-    `carried` moves the previous average along the optical flow of L ("flow"), or
-    leaves it in place ("agreement", "none"), and agreement = exp(-(dL / sigma)^2)
-    per output pixel, dL the mean |L - carried(L_prev)| over the pixels it covers
-    (1 for "none"). The average starts afresh at the first frame and at scene cuts:
-    when the L histograms (32 bins) of consecutive frames differ by more than
-    `scene_threshold` in total variation (half the L1 distance; 0 = identical,
-    1 = disjoint).
+    `carried` moves the previous average along the camera's motion ("camera",
+    `camera_motion`: a similarity for the whole frame; the blur of resampling it is
+    taken back, and each output pixel keeps whichever of moved and unmoved agrees
+    better with L), along the optical flow of L ("flow"), or leaves it in place
+    ("agreement", "none"); agreement = exp(-(dL / sigma)^2) per output pixel, dL the
+    mean |L - carried(L_prev)| over the pixels it covers (1 for "none"; 0 for what
+    was outside the previous frame). The average starts afresh at the first frame
+    and at scene cuts: when the L histograms (32 bins) of consecutive frames differ
+    by more than `scene_threshold` in total variation (half the L1 distance;
+    0 = identical, 1 = disjoint).
 
     Args:
       strength: 0 (each frame on its own) to < 1 (longer memory).
       scene_threshold: in [0, 1]; 1 never cuts.
-      motion: "flow", "agreement" or "none".
+      motion: "camera", "flow", "agreement" or "none" ("camera" and "flow" need
+        OpenCV, the `video` extra).
       sigma: L units of the agreement weight.
 
     Call with `(h, w, Q)` float32 distributions and the `(S, S)` float32 L (0..100)
@@ -77,10 +95,10 @@ class TemporalSmoother:
         self.motion = motion
         self.sigma = float(sigma)
         self._flow = None
+        if motion in ("flow", "camera") and self.strength > 0:
+            self._cv2 = _require_cv2(motion)
         if motion == "flow" and self.strength > 0:
-            cv2 = _require_cv2()
-            self._cv2 = cv2
-            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+            self._flow = self._cv2.DISOpticalFlow_create(self._cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self.cuts = 0
         self.reset()
 
@@ -106,12 +124,13 @@ class TemporalSmoother:
             state = probabilities
         else:
             previous, previous_l = self._state, self._l8.astype(np.float32)
+            weight = np.full(probabilities.shape[:2], self.strength, np.float32)
             if self.motion == "flow":
                 previous, previous_l = self._carry(previous, previous_l, l8)
-            weight = np.full(probabilities.shape[:2], self.strength, np.float32)
             if self.motion != "none":
-                difference = np.abs(l8.astype(np.float32) - previous_l) / 2.55
-                weight *= np.exp(-np.square(_area_mean(difference, probabilities.shape[:2]) / self.sigma))
+                weight *= self._agreement(l8, previous_l, probabilities.shape[:2])
+            if self.motion == "camera":
+                previous, weight = self._follow_camera(previous, l8, weight)
             # w * previous + (1 - w) * p, in place: 1.3 M values a frame.
             state = np.subtract(previous, probabilities, dtype=np.float32)
             state *= weight[..., None]
@@ -144,6 +163,117 @@ class TemporalSmoother:
             axis=-1,
         )
         return carried, warped_l
+
+    def _agreement(self, l8, previous_l, shape):
+        """exp(-(dL / sigma)^2) per output pixel, dL its mean |L - previous L|."""
+        difference = np.abs(l8.astype(np.float32) - previous_l) / 2.55
+        return np.exp(-np.square(_area_mean(difference, shape) / self.sigma))
+
+    def _follow_camera(self, state, l8, weight):
+        """The previous average, moved along the camera's motion where that agrees
+        better with this frame's L than leaving it in place, and its weight."""
+        carried = self._carry_camera(state, self._l8.astype(np.float32), l8)
+        if carried is None:
+            return state, weight
+        carried, carried_l, inside = carried
+        moved_weight = self.strength * self._agreement(l8, carried_l, weight.shape) * inside
+        # Where leaving it in place agrees as well (something that did not move with the
+        # camera, a still background behind a large moving thing, flat L), it stays;
+        # the weight is the better of the two agreements (within STAY_PREFERENCE of
+        # each other where it stays).
+        stays = weight >= moved_weight - STAY_PREFERENCE
+        if stays.any():
+            carried[stays] = state[stays]
+        return carried, np.maximum(weight, moved_weight)
+
+    def _carry_camera(self, state, previous_l, l8):
+        """The previous average and L moved along the camera's motion (`camera_motion`),
+        and the share of each output pixel that was inside the previous frame."""
+        matrix = camera_motion(self._l8, l8)
+        if matrix is None:
+            return None
+        cv2 = self._cv2
+        big_h, big_w = l8.shape
+        h, w = state.shape[:2]
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        warped_l = cv2.warpAffine(previous_l, matrix, (big_w, big_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        small = _rescaled(matrix, big_w / w, big_h / h)
+        carried = _warp_channels(cv2, state, small, flags, _unblur_kernels(small, h, w))
+        inside = cv2.warpAffine(np.ones((h, w), np.float32), small, (w, h), flags=flags,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        return carried, warped_l, inside
+
+
+def camera_motion(previous_l8, l8):
+    """The camera's motion between two `(S, S)` uint8 L images, as the `(2, 3)` float32
+    similarity (shift, turn, zoom) that maps this frame's pixel coordinates to the
+    previous frame's, or None when it is below `STILL_CAMERA_PIXELS` or not found.
+
+    Corners of the previous frame (Shi-Tomasi) are followed into this one (pyramidal
+    Lucas-Kanade), and a similarity is fitted to them with RANSAC, so that what moves
+    on its own (a person, a car) is left out as long as most of the corners are on the
+    background. Needs OpenCV."""
+    cv2 = _require_cv2()
+    points = cv2.goodFeaturesToTrack(previous_l8, _CORNERS, 0.01, 8, blockSize=7)
+    if points is None or len(points) < _MIN_CORNERS:
+        return None
+    moved, found, _ = cv2.calcOpticalFlowPyrLK(previous_l8, l8, points, None, winSize=(15, 15), maxLevel=3)
+    found = found.ravel() == 1
+    if found.sum() < _MIN_CORNERS:
+        return None
+    matrix, inliers = cv2.estimateAffinePartial2D(moved[found], points[found], method=cv2.RANSAC,
+                                                  ransacReprojThreshold=1.0)
+    if matrix is None or inliers.sum() < _MIN_CORNERS:
+        return None
+    h, w = l8.shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
+    if np.abs(corners @ matrix.T - corners[:, :2]).max() < STILL_CAMERA_PIXELS:
+        return None
+    return matrix.astype(np.float32)
+
+
+def _rescaled(matrix, scale_x, scale_y):
+    """An affine map between pixel coordinates of one image, for an image `scale`
+    times smaller (pixel centres: x_big = scale * x_small + (scale - 1) / 2)."""
+    to_big = np.array([[scale_x, 0, (scale_x - 1) / 2], [0, scale_y, (scale_y - 1) / 2], [0, 0, 1]], np.float64)
+    full = np.vstack([matrix, [0, 0, 1]]).astype(np.float64)
+    return (np.linalg.inv(to_big) @ full @ to_big)[:2].astype(np.float32)
+
+
+def _unblur_kernels(matrix, h, w):
+    """The separable kernels (x, y) that undo, to second order, the blur of a bilinear
+    resampling of an `(h, w)` image by the affine `matrix` (destination -> source
+    pixels), or None where it hardly blurs.
+
+    Sampling between pixels at a fraction f (0..1) of the way blurs by a kernel of
+    variance f (1 - f) along that axis; carried frame after frame, the blur adds up
+    (at a third of a pixel a frame and S = 0.95, a spread of about 2 output pixels)
+    and the colours fade. The kernel [-a, 1 + 2a, -a] has variance -2a: a = f (1 - f)
+    / 2, with f (1 - f) averaged over the image, takes that blur back."""
+    grid = np.stack(np.meshgrid(np.arange(0, w, 8), np.arange(0, h, 8)), -1).reshape(-1, 2)  # pixels' own places
+    source = grid @ matrix[:, :2].T.astype(np.float64) + matrix[:, 2]
+    fraction = source - np.floor(source)
+    a_x, a_y = (fraction * (1 - fraction)).mean(axis=0) / 2
+    if max(a_x, a_y) < 0.005:
+        return None
+    return tuple(np.array([-a, 1 + 2 * a, -a], np.float32) for a in (a_x, a_y))
+
+
+def _warp_channels(cv2, image, matrix, flags, kernels=None):
+    """`cv2.warpAffine` of an `(h, w, C)` image, C any number (OpenCV takes at most 128
+    channels at a time), then filtered by the separable `kernels` (x, y) if given,
+    negative values set to 0."""
+    h, w = image.shape[:2]
+    out = np.empty(image.shape, np.float32)
+    for start in range(0, image.shape[-1], 128):
+        part = cv2.warpAffine(np.ascontiguousarray(image[..., start : start + 128]), matrix, (w, h), flags=flags,
+                              borderMode=cv2.BORDER_REPLICATE)
+        if kernels is not None:
+            part = cv2.sepFilter2D(part, -1, *kernels, borderType=cv2.BORDER_REPLICATE)
+        out[..., start : start + 128] = part.reshape(h, w, -1)
+    if kernels is not None:
+        np.maximum(out, 0.0, out=out)
+    return out
 
 
 def _l8(l_small):
