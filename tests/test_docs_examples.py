@@ -22,6 +22,7 @@ ends (a `fit` on an endless dataset without `steps_per_epoch`) fails.
 
 import dataclasses
 import glob
+import json
 import os
 import re
 import signal
@@ -192,6 +193,10 @@ def _write_stand_ins(folder):
     images("my_colour_photos", 3, 20)
     images("old_photos", 2, 30)
     Image.fromarray(smooth_rgb(48, 64, seed=40)).save(folder / "photo.jpg")
+    hint = [{"x": 20, "y": 10, "color": "#3a7d2c"}]
+    (folder / "photo_hints.json").write_text(json.dumps(hint))
+    os.makedirs(folder / "hints", exist_ok=True)
+    (folder / "hints" / "img0.json").write_text(json.dumps(hint))
     for name in ("film.mp4", "film.mov"):
         write_clip(str(folder / name), moving_frames(count=4, width=64, height=48), audio=False)
     for name in ("serving", "tools", "benchmarks"):
