@@ -533,7 +533,8 @@ class _Painter(_Oracle):
         side = logits.shape[1]
         mask = np.asarray(hints)[0, ..., 2].reshape(side, 4, side, 4).sum((1, 3))
         y, x = np.argwhere(mask > 0)[0]
-        span = slice(None) if self.reach == "all" else (slice(0, side // 2) if x < side // 2 else slice(side // 2, None))
+        half = slice(0, side // 2) if x < side // 2 else slice(side // 2, None)
+        span = slice(None) if self.reach == "all" else half
         logits[0, :, span] = logits[0, y, x]
         return tf.constant(logits)
 

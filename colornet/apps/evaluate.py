@@ -275,6 +275,50 @@ def write_json(result, path):
 HINT_POINTS = (0, 1, 2, 5, 10, 20, 50)
 
 
+def _hint_predictor(model, source, size, needs_hints):
+    """The predictor of `model` and its native size, refused if hints are needed and
+    it takes none (or if there are no images to score it on)."""
+    if source is None:
+        raise ColornetError("no evaluation images given")
+    predictor = predictors.load_predictor(model)
+    if needs_hints and not predictor.takes_hints:
+        raise ColornetError(f"{predictor.source}: this model takes no hints")
+    return predictor, predictors.resolve_size(predictor, size)
+
+
+def _native_crops(source, size, limit, verbose):
+    """`(crops, skipped)`: the native crop of each readable image of `source` (at
+    most `limit`), a generator that shows progress, and the skipped files' record."""
+    images, skipped = data.decoded_images(source, resize=None)
+    total = skipped.listed if limit is None else min(limit, skipped.listed)
+    if limit is not None:
+        images = images.take(limit)
+
+    def crops():
+        with progress_bar(total, verbose) as progress:
+            for done, image in enumerate(images, 1):
+                yield native_crop(image, size)
+                if progress:
+                    progress.update(done)
+
+    return crops(), skipped
+
+
+def _hint_record(predictor, source, count, skipped, size, seed):
+    """What every hint evaluation's result starts with; refuses a run with no image."""
+    if count == 0:
+        raise ColornetError(f"no readable image in {source}")
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": predictor.source,
+        "data": os.fspath(source) if not isinstance(source, (list, tuple)) else [os.fspath(s) for s in source],
+        "images": count,
+        "skipped": skipped.count,
+        "native_size": size,
+        "seed": seed,
+    }
+
+
 def revealed_points(lab_true, count, rng):
     """`count` hints revealed from the truth at random places, as a user's default
     click would give them: each the mean true ab over the `hints.DEFAULT_PATCH`-pixel
@@ -306,19 +350,11 @@ def evaluate_hints(model=None, source=None, *, points=HINT_POINTS, limit=None, s
       "hint_error_ab" (mean ab distance between the output and the hint over the
       hinted pixels; null for 0), and the grey baseline's.
     """
-    if source is None:
-        raise ColornetError("no evaluation images given")
     points = tuple(int(n) for n in points)
     if not points or any(n < 0 for n in points):
         raise ValueError(f"points must be counts >= 0, got {points!r}")
-    predictor = predictors.load_predictor(model)
-    if any(points) and not predictor.takes_hints:
-        raise ColornetError(f"{predictor.source}: this model takes no hints")
-    size = predictors.resolve_size(predictor, size)
-    images, skipped = data.decoded_images(source, resize=None)
-    total = skipped.listed if limit is None else min(limit, skipped.listed)
-    if limit is not None:
-        images = images.take(limit)
+    predictor, size = _hint_predictor(model, source, size, needs_hints=any(points))
+    crops, skipped = _native_crops(source, size, limit, verbose)
     auc = {n: metrics.AucAccumulator() for n in points}
     grey_auc = metrics.AucAccumulator()
     psnr = dict.fromkeys(points, 0.0)
@@ -326,42 +362,30 @@ def evaluate_hints(model=None, source=None, *, points=HINT_POINTS, limit=None, s
     hint_error = dict.fromkeys(points, 0.0)
     hinted_pixels = dict.fromkeys(points, 0)
     count = 0
-    with progress_bar(total, verbose) as progress:
-        for image in images:
-            truth = native_crop(image, size)
-            lab_true = color.rgb_to_lab(truth)
-            l_raw = lab_true[..., :1]
-            classes = metrics.pixel_classes(lab_true[..., 1:])
-            rng = np.random.default_rng([seed, count])
-            draws = revealed_points(lab_true, max(points), rng)
-            for n in points:
-                given = draws[:n] if n else None
-                predicted = inference.predict_rgb(predictor, l_raw, size, hints=given)
-                ab_pred = color.rgb_to_lab(predicted)[..., 1:]
-                auc[n].update(ab_pred, lab_true[..., 1:], classes)
-                psnr[n] += min(float(metrics.psnr(predicted, truth)), PSNR_CAP_DB)
-                if n:
-                    grid = hint_maps.hint_map(given, (size, size), size).numpy()
-                    mask = grid[..., 2] > 0
-                    error = np.linalg.norm(ab_pred.numpy()[mask] - grid[mask][:, :2], axis=-1)
-                    hint_error[n] += float(error.sum())
-                    hinted_pixels[n] += int(mask.sum())
-            grey = inference.grey_from_l(l_raw)
-            grey_auc.update(color.rgb_to_lab(grey)[..., 1:], lab_true[..., 1:], classes)
-            grey_psnr += min(float(metrics.psnr(grey, truth)), PSNR_CAP_DB)
-            count += 1
-            if progress:
-                progress.update(count)
-    if count == 0:
-        raise ColornetError(f"no readable image in {source}")
+    for truth in crops:
+        lab_true = color.rgb_to_lab(truth)
+        l_raw = lab_true[..., :1]
+        classes = metrics.pixel_classes(lab_true[..., 1:])
+        rng = np.random.default_rng([seed, count])
+        draws = revealed_points(lab_true, max(points), rng)
+        for n in points:
+            given = draws[:n] if n else None
+            predicted = inference.predict_rgb(predictor, l_raw, size, hints=given)
+            ab_pred = color.rgb_to_lab(predicted)[..., 1:]
+            auc[n].update(ab_pred, lab_true[..., 1:], classes)
+            psnr[n] += min(float(metrics.psnr(predicted, truth)), PSNR_CAP_DB)
+            if n:
+                grid = hint_maps.hint_map(given, (size, size), size).numpy()
+                mask = grid[..., 2] > 0
+                error = np.linalg.norm(ab_pred.numpy()[mask] - grid[mask][:, :2], axis=-1)
+                hint_error[n] += float(error.sum())
+                hinted_pixels[n] += int(mask.sum())
+        grey = inference.grey_from_l(l_raw)
+        grey_auc.update(color.rgb_to_lab(grey)[..., 1:], lab_true[..., 1:], classes)
+        grey_psnr += min(float(metrics.psnr(grey, truth)), PSNR_CAP_DB)
+        count += 1
     return {
-        "format_version": FORMAT_VERSION,
-        "model": predictor.source,
-        "data": os.fspath(source) if not isinstance(source, (list, tuple)) else [os.fspath(s) for s in source],
-        "images": count,
-        "skipped": skipped.count,
-        "native_size": size,
-        "seed": seed,
+        **_hint_record(predictor, source, count, skipped, size, seed),
         "protocol": "native crop; n places uniform over the crop, each revealing the mean true ab of the "
         f"{hint_maps.DEFAULT_PATCH} x {hint_maps.DEFAULT_PATCH} square a default hint covers; annealed mean, "
         f"T = {c.ANNEALED_MEAN_TEMPERATURE}",
@@ -426,50 +450,31 @@ def evaluate_hint_spread(model=None, source=None, *, hints_per_image=3, limit=No
       the region that took it (0: it stops at the region's edges); "region_share",
       the mean share of the image the regions cover (for scale).
     """
-    if source is None:
-        raise ColornetError("no evaluation images given")
-    predictor = predictors.load_predictor(model)
-    if not predictor.takes_hints:
-        raise ColornetError(f"{predictor.source}: this model takes no hints")
-    size = predictors.resolve_size(predictor, size)
-    images, skipped = data.decoded_images(source, resize=None)
-    total = skipped.listed if limit is None else min(limit, skipped.listed)
-    if limit is not None:
-        images = images.take(limit)
+    predictor, size = _hint_predictor(model, source, size, needs_hints=True)
+    crops, skipped = _native_crops(source, size, limit, verbose)
     coverage, leak, region_share = [], [], []
     count = 0
-    with progress_bar(total, verbose) as progress:
-        for image in images:
-            lab_true = color.rgb_to_lab(native_crop(image, size))
-            l_raw = lab_true[..., :1]
-            truth = lab_true.numpy()
-            automatic = color.rgb_to_lab(inference.predict_rgb(predictor, l_raw, size)).numpy()[..., 1:]
-            rng = np.random.default_rng([seed, count])
-            for _ in range(hints_per_image):
-                y, x = int(rng.integers(0, size)), int(rng.integers(0, size))
-                a, b = counterfactual_ab(truth[y, x, 1:], rng)
-                given = np.array([[x + 0.5, y + 0.5, a, b, 0.0]], np.float32)
-                hinted = color.rgb_to_lab(inference.predict_rgb(predictor, l_raw, size, hints=given)).numpy()[..., 1:]
-                wanted = np.array([a, b]) - automatic[y, x]
-                reach = np.sum((hinted - automatic) * wanted, -1) / max(float(wanted @ wanted), 1e-6)
-                took = reach >= SPREAD_MOVED
-                region = _region(truth, y, x)
-                coverage.append(float(took[region].mean()))
-                leak.append(float(took[~region].mean()) if np.any(~region) else 0.0)
-                region_share.append(float(region.mean()))
-            count += 1
-            if progress:
-                progress.update(count)
-    if count == 0:
-        raise ColornetError(f"no readable image in {source}")
+    for crop in crops:
+        lab_true = color.rgb_to_lab(crop)
+        l_raw = lab_true[..., :1]
+        truth = lab_true.numpy()
+        automatic = color.rgb_to_lab(inference.predict_rgb(predictor, l_raw, size)).numpy()[..., 1:]
+        rng = np.random.default_rng([seed, count])
+        for _ in range(hints_per_image):
+            y, x = int(rng.integers(0, size)), int(rng.integers(0, size))
+            a, b = counterfactual_ab(truth[y, x, 1:], rng)
+            given = np.array([[x + 0.5, y + 0.5, a, b, 0.0]], np.float32)
+            hinted = color.rgb_to_lab(inference.predict_rgb(predictor, l_raw, size, hints=given)).numpy()[..., 1:]
+            wanted = np.array([a, b]) - automatic[y, x]
+            reach = np.sum((hinted - automatic) * wanted, -1) / max(float(wanted @ wanted), 1e-6)
+            took = reach >= SPREAD_MOVED
+            region = _region(truth, y, x)
+            coverage.append(float(took[region].mean()))
+            leak.append(float(took[~region].mean()) if np.any(~region) else 0.0)
+            region_share.append(float(region.mean()))
+        count += 1
     return {
-        "format_version": FORMAT_VERSION,
-        "model": predictor.source,
-        "data": os.fspath(source) if not isinstance(source, (list, tuple)) else [os.fspath(s) for s in source],
-        "images": count,
-        "skipped": skipped.count,
-        "native_size": size,
-        "seed": seed,
+        **_hint_record(predictor, source, count, skipped, size, seed),
         "hints_per_image": hints_per_image,
         "protocol": f"native crop; one default hint at a time at a random place, colour: the true ab turned "
         f"half a circle at chroma {SPREAD_CHROMA:g}; took it: moved >= {SPREAD_MOVED:g} of the way; region: "

@@ -20,14 +20,8 @@ def _add_colorize(subparsers):
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image or video files, folders or globs")
     parser.add_argument("-o", "--out", required=True, help="output directory (created if needed)")
-    parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
-                        "directory, .tflite file or pretrained name (colornet pretrained; default: "
-                        "the bundled model)")
-    parser.add_argument("--temperature", type=float, default=c.ANNEALED_MEAN_TEMPERATURE,
-                        help="annealed-mean temperature")
-    parser.add_argument("--method", "--decode", dest="method", default=c.DECODE_METHODS[0],
-                        choices=c.DECODE_METHODS, help="how logits become ab "
-                        "(--decode: its old name)")
+    _add_model(parser)
+    _add_decoding(parser)
     parser.add_argument("--compare", action="store_true",
                         help="write grey input | colourised | original (if in colour) side by side")
     parser.add_argument("--size", type=int, help=f"side the network runs at (default {c.TRAIN_RESIZE}, or an "
@@ -40,6 +34,20 @@ def _add_colorize(subparsers):
     _add_max_pixels(parser)
     _add_video_options(parser)
     parser.set_defaults(handler=_run_colorize)
+
+
+def _add_model(parser):
+    parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
+                        "directory, .tflite file or pretrained name (colornet pretrained; default: "
+                        "the bundled model)")
+
+
+def _add_decoding(parser):
+    parser.add_argument("--temperature", type=float, default=c.ANNEALED_MEAN_TEMPERATURE,
+                        help="annealed-mean temperature")
+    parser.add_argument("--method", "--decode", dest="method", default=c.DECODE_METHODS[0],
+                        choices=c.DECODE_METHODS, help="how logits become ab "
+                        "(--decode: its old name)")
 
 
 def _add_max_pixels(parser):
@@ -107,9 +115,7 @@ def _add_evaluate(subparsers):
         "evaluate",
         help="AuC (raw, rebalanced), PSNR and colourfulness of a model beside the grey baseline",
     )
-    parser.add_argument("--model", help="a .keras file, training workdir, checkpoint, SavedModel "
-                        "directory, .tflite file or pretrained name (colornet pretrained; default: "
-                        "the bundled model)")
+    _add_model(parser)
     parser.add_argument("--data", required=True, help="image folder (recursive), glob or .txt list of paths")
     parser.add_argument("--limit", type=int, help="evaluate the first N readable images")
     parser.add_argument("--json", metavar="FILE", help="also write the results, with the "
@@ -119,11 +125,7 @@ def _add_evaluate(subparsers):
                         "full: each image at its own size")
     parser.add_argument("--size", type=int, help=f"the network's native side (default {c.TRAIN_RESIZE}, or an "
                         "exported model's own)")
-    parser.add_argument("--temperature", type=float, default=c.ANNEALED_MEAN_TEMPERATURE,
-                        help="annealed-mean temperature")
-    parser.add_argument("--method", "--decode", dest="method", default=c.DECODE_METHODS[0],
-                        choices=c.DECODE_METHODS, help="how logits become ab "
-                        "(--decode: its old name)")
+    _add_decoding(parser)
     parser.add_argument("--hints", action="store_true", help="score a model that takes hints as the "
                         "2017 paper does instead: PSNR and AuC against 0 to 50 points revealed from the "
                         "truth, the error at the hinted pixels, and how far one hint reaches (native "
@@ -133,13 +135,13 @@ def _add_evaluate(subparsers):
 
 
 def _run_evaluate_hints(args):
-    import json
-
     from colornet.apps import evaluate
+    from colornet.deploy import predictors
 
+    predictor = predictors.load_predictor(args.model)  # loaded once for both measures
     result = {
-        "points": evaluate.evaluate_hints(args.model, args.data, limit=args.limit, size=args.size),
-        "spread": evaluate.evaluate_hint_spread(args.model, args.data, limit=args.limit, size=args.size),
+        "points": evaluate.evaluate_hints(predictor, args.data, limit=args.limit, size=args.size),
+        "spread": evaluate.evaluate_hint_spread(predictor, args.data, limit=args.limit, size=args.size),
     }
     if args.json:
         evaluate.write_json(result, args.json)

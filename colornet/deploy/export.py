@@ -455,21 +455,14 @@ def with_precision(model, precision):
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
     if model.dtype_policy.name == policy:
         return model
-    from colornet.models.colorizer import Colorizer
+    from colornet.models.colorizer import Colorizer, rebuild
 
     if not isinstance(model, Colorizer):
         raise TypeError(
             f"precision={precision!r} needs a colornet Colorizer to rebuild, got a "
             f"{type(model).__name__} computing in {model.dtype_policy.name}"
         )
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        rebuilt = Colorizer(model.model_config, name=model.name)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    rebuilt.set_weights(model.get_weights())
-    return rebuilt
+    return rebuild(model, policy=policy)
 
 
 def build_archive(model, config=None):

@@ -122,13 +122,14 @@ class Colorizer(keras.Model):
         return cls(**config)
 
 
-def _rebuilt(model, config):
-    """A new `Colorizer` of `config` holding `model`'s weights, layer by layer; layers
+def rebuild(model, config=None, policy=None):
+    """A new `Colorizer` of `config` (default: `model`'s) under the Keras dtype policy
+    `policy` (default: `model`'s), holding `model`'s weights layer by layer; layers
     `model` lacks keep their start (zero for the hint convolutions)."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(model.dtype_policy.name)  # the layers follow the global policy
+    keras.config.set_dtype_policy(policy or model.dtype_policy.name)  # the layers follow the global policy
     try:
-        rebuilt = Colorizer(config, name=model.name)
+        rebuilt = Colorizer(config or model.model_config, name=model.name)
     finally:
         keras.config.set_dtype_policy(previous)
     names = {layer.name for layer in rebuilt.layers}
@@ -147,7 +148,7 @@ def as_hint_model(model, **overrides):
     """
     if not isinstance(model, Colorizer):
         raise TypeError(f"model must be a Colorizer, got {type(model).__name__}")
-    return _rebuilt(model, model.model_config.replace(hints=True, **overrides))
+    return rebuild(model, model.model_config.replace(hints=True, **overrides))
 
 
 def without_hints(model):
@@ -157,4 +158,4 @@ def without_hints(model):
     (video). A model without hints is returned as it is."""
     if not isinstance(model, Colorizer) or not model.model_config.hints:
         return model
-    return _rebuilt(model, model.model_config.replace(hints=False))
+    return rebuild(model, model.model_config.replace(hints=False))
