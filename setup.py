@@ -39,12 +39,14 @@ setup(
         "serving": ["tensorflow-serving-api==2.21.*", "grpcio"],
         "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
         # Video (colornet.apps.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
-        # frames as arrays in-process; OpenCV for the optical flow of the smoothing.
-        "video": ["av>=18", "opencv-python-headless"],
+        # frames as arrays in-process; OpenCV for the camera's motion and the colour conversions;
+        # LiteRT runs the bundled model's int8 form on CPUs without AMX.
+        "video": ["av>=18", "opencv-python-headless", "ai-edge-litert"],
         "docs": DOCS,
         # `colornet app`: Starlette (routing, forms, static files) served by uvicorn;
         # python-multipart parses uploads; videos go through the video extra's packages.
-        "app": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart", "av>=18", "opencv-python-headless"],
+        "app": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart", "av>=18", "opencv-python-headless",
+                "ai-edge-litert"],
         "test": [
             "pytest",
             # tests/test_packaging.py: builds the wheel and sdist, checks their metadata.

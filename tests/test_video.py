@@ -486,18 +486,66 @@ def test_bfloat16_network(model):
     assert video.load_video_predictor(model, "float32").model.dtype_policy.name == "float32"
 
 
-def test_auto_precision_follows_the_cpu(monkeypatch):
-    """"auto" is bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else
-    float32; a named precision is taken as it is."""
+def test_auto_precision_follows_the_cpu(monkeypatch, model):
+    """"auto": bfloat16 on AMX; elsewhere the bundled model's int8 form for the
+    bundled model, and bfloat16 where the CPU computes it natively (AVX512_BF16),
+    else float32, for any other; a named precision is taken as it is."""
     from colornet.deploy import export
 
-    for native, expected in ((True, "bfloat16"), (False, "float32")):
+    for amx, native, bundled, other in (
+        (True, True, "bfloat16", "bfloat16"),
+        (False, True, "int8", "bfloat16"),
+        (False, False, "int8", "float32"),
+    ):
+        monkeypatch.setattr(export, "cpu_has_amx", lambda amx=amx: amx)
         monkeypatch.setattr(export, "cpu_supports_bfloat16", lambda native=native: native)
-        assert video.resolve_precision("auto") == expected
-        assert video.resolve_precision("float32") == "float32"
-        assert video.resolve_precision("bfloat16") == "bfloat16"
-    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'int8'"):
-        video.resolve_precision("int8")
+        assert video.resolve_precision("auto") == bundled
+        assert video.resolve_precision("auto", model) == other
+        assert video.resolve_precision("auto", "model.keras") == other
+        for named in ("float32", "bfloat16", "int8"):
+            assert video.resolve_precision(named) == named
+    # Without the int8 file (or LiteRT) the bundled model falls back as any other does.
+    monkeypatch.setattr(predictors, "BUNDLED_INT8_PATH", "/nonexistent/bundled_int8.tflite")
+    assert video.resolve_precision("auto") == "float32"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, int8, got 'int4'"):
+        video.resolve_precision("int4")
+
+
+def test_int8_is_the_bundled_model_s_and_runs_on_every_core(model, model_path):
+    predictor = video.load_video_predictor(None, "int8")
+    assert isinstance(predictor, predictors.TFLitePredictor)
+    assert predictor.source == predictors.BUNDLED_INT8_PATH
+    assert predictor.num_threads == os.cpu_count()
+    for other in (model, model_path):
+        with pytest.raises(ColornetError, match="colornet tflite .* --quantize int8"):
+            video.load_video_predictor(other, "int8")
+
+
+def test_bundled_int8_form_is_of_the_bundled_model_and_close_to_it():
+    """The int8 file was made from the bundled model as it is now (its record names the
+    model's SHA-256), and its colours are within the 1 ab bound of the float32
+    network's on photographs it was not calibrated on (scikit-image's)."""
+    import hashlib
+    import json
+
+    from skimage import data as samples
+
+    from colornet.deploy import tflite
+    from colornet.models.colorizer import without_hints
+
+    with open(predictors.BUNDLED_INT8_PATH + ".json") as f:
+        record = json.load(f)
+    for key, path in (("source_sha256", predictors.BUNDLED_MODEL_PATH), ("tflite_sha256", predictors.BUNDLED_INT8_PATH)):
+        with open(path, "rb") as f:
+            assert record[key] == hashlib.sha256(f.read()).hexdigest(), f"{path} changed: run tools/video_int8.py"
+    l_small = np.concatenate([tflite.l_for_network(getattr(samples, name)(), 256).numpy()
+                              for name in ("astronaut", "coffee", "chelsea", "rocket")])
+    network = predictors.KerasPredictor(without_hints(predictors.load_predictor(None).model))
+    int8 = video.load_video_predictor(None, "int8")
+    ab = [inference.decode_logits(p.logits(l_small)).numpy() for p in (network, int8)]
+    error = np.linalg.norm(ab[0] - ab[1], axis=-1)
+    assert error.mean() < 1.0
+    assert error.mean() > 0.01  # it is int8: not the float network under another name
 
 
 # ----------------------------------------------------------------------------

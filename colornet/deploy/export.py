@@ -172,17 +172,27 @@ class ExportResult:
     signatures: tuple
 
 
+def _cpu_flags():
+    """The flags of /proc/cpuinfo, empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def cpu_has_amx():
+    """True when this machine's CPU has AMX for bfloat16 (Intel Xeon since Sapphire
+    Rapids); False where it cannot tell."""
+    return bool(re.search(r"\bamx_bf16\b", _cpu_flags()))
+
+
 def cpu_supports_bfloat16():
     """True when this machine's CPU has native bfloat16 (AVX512_BF16 or AMX-BF16).
 
     Reads /proc/cpuinfo; False where it cannot tell.
     """
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", _cpu_flags()))
 
 
 # ----------------------------------------------------------------------------

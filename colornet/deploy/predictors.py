@@ -33,6 +33,9 @@ from colornet.models.siggraph17 import Siggraph17, is_siggraph17_file, load_sigg
 from colornet.utils.errors import ColornetError
 
 BUNDLED_MODEL_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "bundled.npz")
+# Its network without the hint inputs, int8 in LiteRT, with `<path>.json` saying how it
+# was made (tools/video_int8.py): what video runs on CPUs without AMX.
+BUNDLED_INT8_PATH = os.path.join(os.path.dirname(BUNDLED_MODEL_PATH), "bundled_int8.tflite")
 DEFAULT_SIZE = c.TRAIN_RESIZE  # the network's native input side for Keras models
 
 
@@ -127,6 +130,7 @@ class TFLitePredictor(Predictor):
 
     def __init__(self, path, num_threads=None):
         self.source = path
+        self.num_threads = num_threads  # None: LiteRT's default (one thread)
         try:
             self._runner = tflite.TFLiteColorizer(path, num_threads=num_threads)
         except ColornetError:

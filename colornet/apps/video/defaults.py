@@ -6,7 +6,7 @@ them in its help and check them before loading anything.
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 MOTION_MODES = ("camera", "flow", "agreement", "none")
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")  # int8: the bundled model's LiteRT form
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 # Chosen by `benchmarks/video.py --quality` (docs/video.md, "Temporal smoothing").

@@ -14,6 +14,9 @@ Lab -> RGB (full resolution, OpenCV). Only the last two conversions touch every
 pixel of a frame; everything else runs at S or S/4 whatever the frame size.
 """
 
+import importlib.util
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -29,36 +32,66 @@ from colornet.apps.video.defaults import (
 )
 from colornet.apps.video.smoothing import TemporalSmoother
 from colornet.deploy import predictors
+from colornet.utils.errors import ColornetError
 
 _QUEUED_BATCHES = 1  # between two stages: with one in each stage, 5 batches in flight
 
 
-def resolve_precision(precision):
-    """"auto" -> "bfloat16" where the CPU has it natively, else "float32"."""
+def resolve_precision(precision, model=None):
+    """The network's form for `precision` and `model` (None: the bundled model):
+    "auto" -> the fastest this CPU offers (docs/video.md, "Network precision"):
+    bfloat16 on AMX; elsewhere the bundled model's int8 LiteRT form
+    (`predictors.BUNDLED_INT8_PATH`, run by LiteRT, the `video` extra) for the bundled
+    model, and for another model
+    bfloat16 where the CPU has it natively (AVX512_BF16), else float32."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        from colornet.deploy import export
+    if precision != "auto":
+        return precision
+    from colornet.deploy import export
 
-        return "bfloat16" if export.cpu_supports_bfloat16() else "float32"
-    return precision
+    if export.cpu_has_amx():
+        return "bfloat16"
+    if model is None and os.path.isfile(predictors.BUNDLED_INT8_PATH) and importlib.util.find_spec("ai_edge_litert"):
+        return "int8"
+    return "bfloat16" if export.cpu_supports_bfloat16() else "float32"
 
 
 def load_video_predictor(model=None, precision="auto"):
-    """`predictors.load_predictor(model)`, its network rebuilt in bfloat16 when
-    `precision` says so and the model is a Keras `Colorizer` (other formats run as
-    they were exported), without the hint inputs of a hint model (frames take no
-    hints). Build it once for many videos."""
+    """`predictors.load_predictor(model)` in the form `resolve_precision` gives: a
+    Keras `Colorizer`'s network rebuilt in bfloat16 or float32, without the hint
+    inputs of a hint model (frames take no hints); for "int8", the bundled model's
+    int8 LiteRT form. Other formats (SavedModel, .tflite) run as they were exported,
+    a .tflite file on every core. Build it once for many videos.
+
+    Raises:
+      ColornetError: "int8" for a model other than the bundled one (make its int8
+        form with `colornet tflite --quantize int8` and pass that file).
+    """
     from colornet.models.colorizer import Colorizer, without_hints
 
+    resolved = resolve_precision(precision, model)
+    if resolved == "int8":
+        if model is not None and not isinstance(model, predictors.TFLitePredictor) and not (
+            isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".tflite")
+        ):
+            raise ColornetError(
+                "precision 'int8' is the bundled model's int8 form; for another model, convert it with "
+                "`colornet tflite MODEL OUT.tflite --quantize int8 --representative PHOTOS` and pass OUT.tflite"
+            )
+        if model is None:
+            return predictors.TFLitePredictor(predictors.BUNDLED_INT8_PATH, num_threads=os.cpu_count())
     predictor = predictors.load_predictor(model)
+    if isinstance(predictor, predictors.TFLitePredictor):
+        # LiteRT's default is one thread: the network would lag behind the rest.
+        return predictor if model is predictor else predictors.TFLitePredictor(predictor.source, os.cpu_count())
     wrapped = getattr(predictor, "model", None)
     if not isinstance(wrapped, Colorizer):
         return predictor
     # Frames have no hints: a hint model's network without its hint inputs is the
     # same network for an empty hint map, and cheaper.
     network = without_hints(wrapped)
-    if resolve_precision(precision) == "bfloat16" and network.dtype_policy.name != "mixed_bfloat16":
+    if resolved == "bfloat16" and network.dtype_policy.name != "mixed_bfloat16":
         from colornet.deploy import export
 
         network = export.with_precision(network, "bfloat16")
