@@ -793,6 +793,7 @@ def run_stages(args):
     """CPU ms per frame of each stage, apart, at each of `--heights`, on a clip made
     as for --speed: what the pipeline's threads share out over the cores."""
     import av
+    import cv2
     import tensorflow as tf
 
     from colornet import inference
@@ -812,7 +813,8 @@ def run_stages(args):
 
     report = {"cpu": cpu_name(), "model": model_name(args.model), "batch": batch, "network_size": 256,
               "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]), "cpu_ms_per_frame": {}}
-    predictors_by_precision = {p: video.load_video_predictor(args.model, p) for p in ("float32", "bfloat16")}
+    precisions = ("float32", "bfloat16") if args.model else ("float32", "bfloat16", "int8")
+    predictors_by_precision = {p: video.load_video_predictor(args.model, p) for p in precisions}
     def one_height(height, tmp):
         src = os.path.join(tmp, f"clip{height}.mp4")
         make_video(src, photo, height, 4 * batch)
@@ -849,6 +851,10 @@ def run_stages(args):
             stages._lab_to_rgb8_tf(l, inference.upsample_ab(ab[None], l.shape)[0]).numpy()
             for l, ab in zip(l_raw, ab_small)])
         out = [lab.lab_to_rgb8(l, ab) for l, ab in zip(l_raw, ab_small)]
+        ms["rgb_to_yuv420_swscale"] = cpu_ms(lambda: [av.VideoFrame.from_ndarray(f, format="rgb24")
+                                                      .reformat(format="yuv420p") for f in out])
+        ms["rgb_to_yuv420_opencv"] = cpu_ms(lambda: [cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420) for f in out])
+        yuv = [cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420) for f in out]
         for preset in ("fast", "veryfast"):
 
             def encode(preset=preset):
@@ -856,8 +862,8 @@ def run_stages(args):
                     stream = container.add_stream("libx264", rate=25)
                     stream.width, stream.height, stream.pix_fmt = out[0].shape[1], height, "yuv420p"
                     stream.options = {"crf": str(video.defaults.DEFAULT_CRF), "preset": preset}
-                    for number in range(4 * batch):
-                        frame = av.VideoFrame.from_ndarray(out[number % batch], format="rgb24")
+                    for number in range(4 * batch):  # 4:2:0 frames, as the writer gives them
+                        frame = av.VideoFrame.from_ndarray(yuv[number % batch], format="yuv420p")
                         frame.pts = number
                         container.mux(stream.encode(frame))
                     container.mux(stream.encode())
@@ -937,7 +943,9 @@ def run_network(args, batches=(1, 4, 8, 16), rounds=5):
     from colornet.apps import video
     from colornet.deploy import predictors
 
-    forms = {precision: video.load_video_predictor(args.model, precision) for precision in ("float32", "bfloat16")}
+    # int8: the bundled model's LiteRT form (for another model, give its .tflite with --tflite).
+    precisions = ("float32", "bfloat16") if args.model else ("float32", "bfloat16", "int8")
+    forms = {precision: video.load_video_predictor(args.model, precision) for precision in precisions}
     for path in args.tflite or []:
         forms[f"litert {os.path.basename(path)}"] = predictors.TFLitePredictor(path, num_threads=2)
 

@@ -51,7 +51,10 @@ def moving_frames(count=12, width=W, height=H, seed=0):
 
 def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fmt="yuv420p", codec="libx264",
                preset="medium"):
-    """Encodes `frames` (near-lossless) with an optional mono AAC tone; returns the path."""
+    """Encodes `frames` (near-lossless) with an optional mono AAC tone; returns the path.
+    4:2:0 frames are converted as colornet's writer converts them (OpenCV)."""
+    import cv2
+
     out = av.open(str(path), "w")
     stream = out.add_stream(codec, rate=rate)
     stream.height, stream.width = frames[0].shape[:2]
@@ -67,7 +70,10 @@ def write_clip(path, frames, rate=RATE, audio=True, rotation=0, pts=None, pix_fm
         sound = out.add_stream("aac", rate=8000)
         sound.layout = "mono"
     for i, rgb in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if pix_fmt == "yuv420p":
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+        else:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         if pts is None:
             frame.pts = i
         else:
@@ -365,6 +371,21 @@ def test_smoother_validates():
 # Frames.
 
 
+@pytest.mark.parametrize("method", c.DECODE_METHODS)
+def test_video_decoding_is_the_library_s(method):
+    """The video pipeline's own decoding (one exponential and one product) gives
+    `inference.decode_logits`'s ab, from logits and from distributions."""
+    from colornet.apps.video import frames as stages
+
+    rng = np.random.default_rng(0)
+    # Peaked and flat pixels, and logits far from 0 (a trained model's span hundreds).
+    logits = (rng.normal(0, 1, (2, 5, 7, c.NUM_BINS)) * rng.choice([0.1, 3, 30], (2, 5, 7, 1)) + 200).astype(np.float32)
+    expected = inference.decode_logits(tf.constant(logits), method, 0.38).numpy()
+    np.testing.assert_allclose(stages._decode(logits, method, 0.38).numpy(), expected, atol=1e-3)
+    probabilities = tf.nn.softmax(logits).numpy()
+    np.testing.assert_allclose(stages._decode_distributions(probabilities, method, 0.38).numpy(), expected, atol=1e-2)
+
+
 def test_frame_by_frame_equals_image_colorization(model):
     frames = moving_frames(5)
     outputs = list(video.colorize_frames(frames, model, temporal_smoothing=0.0, size=SIZE,
@@ -500,6 +521,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch, model):
         monkeypatch.setattr(export, "cpu_has_amx", lambda amx=amx: amx)
         monkeypatch.setattr(export, "cpu_supports_bfloat16", lambda native=native: native)
         assert video.resolve_precision("auto") == bundled
+        assert video.resolve_precision("auto", predictors.BUNDLED_MODEL_PATH) == bundled
         assert video.resolve_precision("auto", model) == other
         assert video.resolve_precision("auto", "model.keras") == other
         for named in ("float32", "bfloat16", "int8"):
@@ -512,13 +534,17 @@ def test_auto_precision_follows_the_cpu(monkeypatch, model):
 
 
 def test_int8_is_the_bundled_model_s_and_runs_on_every_core(model, model_path):
-    predictor = video.load_video_predictor(None, "int8")
-    assert isinstance(predictor, predictors.TFLitePredictor)
-    assert predictor.source == predictors.BUNDLED_INT8_PATH
-    assert predictor.num_threads == os.cpu_count()
+    # The bundled model as the CLI hands it over (loaded) is the bundled model too.
+    for bundled in (None, predictors.load_predictor(None)):
+        predictor = video.load_video_predictor(bundled, "int8")
+        assert isinstance(predictor, predictors.TFLitePredictor)
+        assert predictor.source == predictors.BUNDLED_INT8_PATH
+        assert predictor.num_threads == os.cpu_count()
     for other in (model, model_path):
         with pytest.raises(ColornetError, match="colornet tflite .* --quantize int8"):
             video.load_video_predictor(other, "int8")
+        with pytest.raises(ColornetError, match="--quantize int8"):
+            video.VideoJob(other, precision="int8")
 
 
 def test_bundled_int8_form_is_of_the_bundled_model_and_close_to_it():
@@ -535,7 +561,8 @@ def test_bundled_int8_form_is_of_the_bundled_model_and_close_to_it():
 
     with open(predictors.BUNDLED_INT8_PATH + ".json") as f:
         record = json.load(f)
-    for key, path in (("source_sha256", predictors.BUNDLED_MODEL_PATH), ("tflite_sha256", predictors.BUNDLED_INT8_PATH)):
+    for key, path in (("source_sha256", predictors.BUNDLED_MODEL_PATH),
+                      ("tflite_sha256", predictors.BUNDLED_INT8_PATH)):
         with open(path, "rb") as f:
             assert record[key] == hashlib.sha256(f.read()).hexdigest(), f"{path} changed: run tools/video_int8.py"
     l_small = np.concatenate([tflite.l_for_network(getattr(samples, name)(), 256).numpy()

@@ -84,8 +84,9 @@ def _add_video_options(parser):
     group.add_argument("--encoder-preset", default=unset,
                        help=f"x264 speed preset (default {defaults.DEFAULT_ENCODER_PRESET})")
     group.add_argument("--precision", default=unset, choices=defaults.PRECISIONS,
-                       help="the network's precision on video frames; auto: bfloat16 where the CPU has it "
-                       "natively (default auto)")
+                       help="the network's form on video frames; auto: bfloat16 on AMX, else the bundled "
+                       "model's int8 LiteRT form (another model: bfloat16 where the CPU has it natively, else "
+                       "float32) (default auto)")
     group.add_argument("--batch-size", type=int, default=unset, metavar="N",
                        help=f"video frames per network call (default {defaults.DEFAULT_BATCH_SIZE})")
 

@@ -36,7 +36,7 @@ from colornet.apps.video.defaults import (
     VIDEO_EXTENSIONS,
     X264_PRESETS,
 )
-from colornet.apps.video.frames import _colorize_frames, load_video_predictor, resolve_precision
+from colornet.apps.video.frames import _colorize_frames, check_precision, load_video_predictor, resolve_precision
 from colornet.apps.video.smoothing import TemporalSmoother
 from colornet.deploy import predictors
 from colornet.utils import console
@@ -343,6 +343,7 @@ class VideoJob:
 
     def __init__(self, model=None, **options):
         check_options(**options)
+        check_precision(options.get("precision", "auto"), model)
         self.options = options
         self._model = model
         self._predictor = None

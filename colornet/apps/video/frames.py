@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from colornet import color, data, inference
+from colornet import bins, color, data, inference
 from colornet import constants as c
 from colornet.apps.video import lab, threads
 from colornet.apps.video.defaults import (
@@ -37,13 +37,23 @@ from colornet.utils.errors import ColornetError
 _QUEUED_BATCHES = 1  # between two stages: with one in each stage, 5 batches in flight
 
 
+def _is_bundled(model):
+    """Whether `model` (None, a path or a `Predictor`) is the bundled model."""
+    if model is None:
+        return True
+    source = model.source if isinstance(model, predictors.Predictor) else model
+    return isinstance(source, (str, os.PathLike)) and (
+        os.path.abspath(os.fspath(source)) == os.path.abspath(predictors.BUNDLED_MODEL_PATH)
+    )
+
+
 def resolve_precision(precision, model=None):
-    """The network's form for `precision` and `model` (None: the bundled model):
-    "auto" -> the fastest this CPU offers (docs/video.md, "Network precision"):
-    bfloat16 on AMX; elsewhere the bundled model's int8 LiteRT form
-    (`predictors.BUNDLED_INT8_PATH`, run by LiteRT, the `video` extra) for the bundled
-    model, and for another model
-    bfloat16 where the CPU has it natively (AVX512_BF16), else float32."""
+    """The network's form for `precision` and `model` (None: the bundled model).
+
+    "auto" is the fastest form this CPU offers (docs/video.md, "Network precision"):
+    bfloat16 on AMX; elsewhere, for the bundled model, its int8 LiteRT form
+    (`predictors.BUNDLED_INT8_PATH`; LiteRT is in the `video` extra), and for another
+    model bfloat16 where the CPU has it natively (AVX512_BF16), else float32."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
@@ -52,9 +62,30 @@ def resolve_precision(precision, model=None):
 
     if export.cpu_has_amx():
         return "bfloat16"
-    if model is None and os.path.isfile(predictors.BUNDLED_INT8_PATH) and importlib.util.find_spec("ai_edge_litert"):
+    has_int8 = os.path.isfile(predictors.BUNDLED_INT8_PATH) and importlib.util.find_spec("ai_edge_litert")
+    if _is_bundled(model) and has_int8:
         return "int8"
     return "bfloat16" if export.cpu_supports_bfloat16() else "float32"
+
+
+def check_precision(precision, model=None):
+    """`resolve_precision(precision, model)`, refusing "int8" for a model that has no
+    int8 form (any but the bundled one, or a .tflite file, which runs as it is).
+
+    Raises:
+      ValueError: not one of `PRECISIONS`.
+      ColornetError: "int8" for such a model.
+    """
+    resolved = resolve_precision(precision, model)
+    is_tflite = isinstance(model, predictors.TFLitePredictor) or (
+        isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".tflite")
+    )
+    if resolved == "int8" and not _is_bundled(model) and not is_tflite:
+        raise ColornetError(
+            "precision 'int8' is the bundled model's int8 form; for another model, convert it with `colornet "
+            "tflite --model MODEL --out OUT.tflite --quantize int8 --representative PHOTOS` and pass OUT.tflite"
+        )
+    return resolved
 
 
 def load_video_predictor(model=None, precision="auto"):
@@ -70,17 +101,9 @@ def load_video_predictor(model=None, precision="auto"):
     """
     from colornet.models.colorizer import Colorizer, without_hints
 
-    resolved = resolve_precision(precision, model)
-    if resolved == "int8":
-        if model is not None and not isinstance(model, predictors.TFLitePredictor) and not (
-            isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".tflite")
-        ):
-            raise ColornetError(
-                "precision 'int8' is the bundled model's int8 form; for another model, convert it with "
-                "`colornet tflite MODEL OUT.tflite --quantize int8 --representative PHOTOS` and pass OUT.tflite"
-            )
-        if model is None:
-            return predictors.TFLitePredictor(predictors.BUNDLED_INT8_PATH, num_threads=os.cpu_count())
+    resolved = check_precision(precision, model)
+    if resolved == "int8" and _is_bundled(model):
+        return predictors.TFLitePredictor(predictors.BUNDLED_INT8_PATH, num_threads=os.cpu_count())
     predictor = predictors.load_predictor(model)
     if isinstance(predictor, predictors.TFLitePredictor):
         # LiteRT's default is one thread: the network would lag behind the rest.
@@ -133,18 +156,39 @@ def _softmax(logits):
     return tf.nn.softmax(logits)
 
 
-# The decodings are small next to the network but run on 313 values a pixel: fused
-# by XLA they take a quarter less.
-@tf.function(jit_compile=True, autograph=False)
-def _decode(logits, method, temperature):
-    return inference.decode_logits(logits, method, temperature)
+# Decoding runs on 313 values a pixel at the network's output size, every frame. The
+# annealed mean (and the mean, T = 1) as one exponential and one product, fused by
+# XLA: exp((s - max s) / T) of each bin times [a, b, 1], then ab over the sum. It is
+# softmax(s / T) . centres without normalising all 313 values, and without the check
+# for NaN of `decode.annealed_mean` (frames' L is finite): 30 % less CPU time
+# (`benchmarks/video.py --stages`), the same ab within 1e-4.
+_CENTRES_AND_ONES = np.concatenate([bins.ab_bins(), np.ones((c.NUM_BINS, 1))], axis=1).astype(np.float32)
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _decode_distributions(probabilities, method, temperature):
+def _annealed_mean(scores, inverse_temperature):
+    weights = tf.exp((scores - tf.reduce_max(scores, axis=-1, keepdims=True)) * inverse_temperature)
+    sums = tf.tensordot(weights, _CENTRES_AND_ONES, axes=1)
+    return sums[..., :2] / sums[..., 2:]
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _log(probabilities):
     # The log of a distribution is logits for it (softmax undoes it).
-    logits = tf.math.log(tf.maximum(probabilities, np.finfo(np.float32).tiny))
-    return inference.decode_logits(logits, method, temperature)
+    return tf.math.log(tf.maximum(probabilities, np.finfo(np.float32).tiny))
+
+
+def _decode(logits, method, temperature):
+    """`(..., 313)` logits -> `(..., 2)` ab, as `inference.decode_logits`."""
+    if method == "mode":
+        return inference.decode_logits(logits, method)
+    return _annealed_mean(logits, np.float32(1.0 if method == "mean" else 1.0 / temperature))
+
+
+def _decode_distributions(probabilities, method, temperature):
+    """`(..., 313)` distributions -> `(..., 2)` ab, as `inference.decode_logits` of
+    their log."""
+    return _decode(_log(probabilities), method, temperature)
 
 
 def _pad(array, batch_size):
