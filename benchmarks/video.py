@@ -798,8 +798,8 @@ def run_stages(args):
 
     from colornet import inference
     from colornet.apps import video
+    from colornet.apps.video import files, lab
     from colornet.apps.video import frames as stages
-    from colornet.apps.video import lab
 
     batch = args.batch_size
     photo = args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0]
@@ -862,6 +862,7 @@ def run_stages(args):
                     stream = container.add_stream("libx264", rate=25)
                     stream.width, stream.height, stream.pix_fmt = out[0].shape[1], height, "yuv420p"
                     stream.options = {"crf": str(video.defaults.DEFAULT_CRF), "preset": preset}
+                    stream.codec_context.thread_count = files.encoder_threads()  # as colornet's writer
                     for number in range(4 * batch):  # 4:2:0 frames, as the writer gives them
                         frame = av.VideoFrame.from_ndarray(yuv[number % batch], format="yuv420p")
                         frame.pts = number

@@ -325,6 +325,25 @@ def test_camera_steadies_a_pan_where_agreement_does_not():
     assert agreement > 0.6 * noise, (agreement, noise)
 
 
+@pytest.mark.parametrize("motion", ["camera", "agreement", "none"])
+def test_smoothing_into_given_arrays_is_the_same(motion):
+    """`out` arrays give the same average as new arrays, also when each frame's `out`
+    is the previous frame's result (one array for all), across a scene cut."""
+    rng = np.random.default_rng(0)
+    l_canvas, field = _texture(), _surface()
+    views = [_view(l_canvas, field, 10 + t, 10 + (t % 3)) for t in range(5)]
+    views.append(_view(np.clip(l_canvas, 0, 100) * 0.3, field[::-1], 12, 12))  # a cut: a darker scene
+    frames = [(p * np.exp(0.3 * rng.standard_normal(p.shape)), l_now) for l_now, p in views]
+    frames = [((p / p.sum(-1, keepdims=True)).astype(np.float32), l_now) for p, l_now in frames]
+    plain, shared, alternating = (video.TemporalSmoother(0.9, motion=motion) for _ in range(3))
+    one, two = np.empty_like(frames[0][0]), [np.empty_like(frames[0][0]) for _ in range(2)]
+    for number, (p, l_now) in enumerate(frames):
+        expected = plain(p, l_now).copy()
+        np.testing.assert_allclose(shared(p, l_now, out=one), expected, atol=1e-7)
+        np.testing.assert_allclose(alternating(p, l_now, out=two[number % 2]), expected, atol=1e-7)
+    assert plain.cuts == shared.cuts == 1
+
+
 def test_camera_on_a_still_picture_is_agreement():
     p = _distributions(3, 64, 64)
     l_still = np.clip(_texture()[:256, :256], 0, 100)

@@ -197,6 +197,13 @@ def _size_change(src, first_size, frame, number):
     )
 
 
+def encoder_threads():
+    """x264's threads: one per 4 cores. Its frame threads cost CPU time (a fifth more
+    at 1080p on 2 cores, `benchmarks/video.py --stages`), and the pipeline's own
+    threads already keep the cores busy; its default is 1.5 a core."""
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
 class _Writer:
     """Encodes frames to H.264 and muxes them with the copied audio packets; the
     output is opened at the first frame, whose size and rotation it takes."""
@@ -222,6 +229,7 @@ class _Writer:
         # 4:2:0 needs even sides; H.264 holds 4:4:4 at any size.
         self.video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         self.video.options = {"crf": str(self.crf), "preset": self.preset}
+        self.video.codec_context.thread_count = encoder_threads()
         self.video.codec_context.time_base = self.time_base
         self.video.time_base = self.time_base
         if rotation:

@@ -280,7 +280,11 @@ def _render(scored, smoother, method, temperature):
     scratch = lab.Scratch()
     for l_raw, l_small, scores in scored:
         if smoother.strength > 0:
-            smoothed = np.stack([smoother(p, l) for p, l in zip(scores, l_small)])
+            # Into one array kept from batch to batch (the smoother reads only its
+            # last result, which the next batch's first frame may overwrite).
+            smoothed = scratch("smoothed", scores.shape)
+            for p, l, out in zip(scores, l_small, smoothed):
+                smoother(p, l, out=out)
             ab_small = _decode_distributions(smoothed, method, temperature).numpy()
         else:
             ab_small = _decode(scores, method, temperature).numpy()

@@ -82,7 +82,9 @@ class TemporalSmoother:
       sigma: L units of the agreement weight.
 
     Call with `(h, w, Q)` float32 distributions and the `(S, S)` float32 L (0..100)
-    the network saw; returns the smoothed `(h, w, Q)` float32 distributions.
+    the network saw (and `out`, an `(h, w, Q)` float32 array to write into, which may
+    be the previous call's result); returns the smoothed `(h, w, Q)` float32
+    distributions.
     Attributes: `cuts`, the number of scene cuts seen (the first frame not counted).
     """
 
@@ -105,15 +107,16 @@ class TemporalSmoother:
     def reset(self):
         """Forgets the past: the next frame starts a new average."""
         self._state = self._l8 = self._histogram = None
+        self._carried = None  # the moved average's array, reused from frame to frame
 
     def _scene_cut(self, histogram):
         distance = 0.5 * float(np.abs(histogram - self._histogram).sum())
         return distance > self.scene_threshold
 
-    def __call__(self, probabilities, l_small):
+    def __call__(self, probabilities, l_small, out=None):
         probabilities = np.asarray(probabilities, np.float32)
         if self.strength == 0.0:
-            return probabilities
+            return _into(out, probabilities)
         l8 = _l8(l_small)
         histogram = l_histogram(l8)
         fresh = self._state is None
@@ -121,7 +124,7 @@ class TemporalSmoother:
             self.cuts += 1
             fresh = True
         if fresh:
-            state = probabilities
+            state = _into(out, probabilities)
         else:
             previous, previous_l = self._state, self._l8.astype(np.float32)
             weight = np.full(probabilities.shape[:2], self.strength, np.float32)
@@ -131,8 +134,9 @@ class TemporalSmoother:
                 weight *= self._agreement(l8, previous_l, probabilities.shape[:2])
             if self.motion == "camera":
                 previous, weight = self._follow_camera(previous, l8, weight)
-            # w * previous + (1 - w) * p, in place: 1.3 M values a frame.
-            state = np.subtract(previous, probabilities, dtype=np.float32)
+            # w * previous + (1 - w) * p, in place: 1.3 M values a frame. Element by
+            # element, so `out` may be `previous` itself.
+            state = np.subtract(previous, probabilities, out=out, dtype=np.float32)
             state *= weight[..., None]
             state += probabilities
         self._state, self._l8, self._histogram = state, l8, histogram
@@ -198,7 +202,9 @@ class TemporalSmoother:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         warped_l = cv2.warpAffine(previous_l, matrix, (big_w, big_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         small = _rescaled(matrix, big_w / w, big_h / h)
-        carried = _warp_channels(cv2, state, small, flags, _unblur_kernels(small, h, w))
+        if self._carried is None or self._carried.shape != state.shape:
+            self._carried = np.empty(state.shape, np.float32)
+        carried = _warp_channels(cv2, state, small, flags, _unblur_kernels(small, h, w), out=self._carried)
         inside = cv2.warpAffine(np.ones((h, w), np.float32), small, (w, h), flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         return carried, warped_l, inside
@@ -259,20 +265,28 @@ def _unblur_kernels(matrix, h, w):
     return tuple(np.array([-a, 1 + 2 * a, -a], np.float32) for a in (a_x, a_y))
 
 
-def _warp_channels(cv2, image, matrix, flags, kernels=None):
+def _warp_channels(cv2, image, matrix, flags, kernels=None, out=None):
     """`cv2.warpAffine` of an `(h, w, C)` image, C any number (OpenCV takes at most 128
     channels at a time), then filtered by the separable `kernels` (x, y) if given,
-    negative values set to 0."""
+    negative values set to 0; into `out` if given (not `image`)."""
     h, w = image.shape[:2]
-    out = np.empty(image.shape, np.float32)
+    out = np.empty(image.shape, np.float32) if out is None else out
     for start in range(0, image.shape[-1], 128):
         part = cv2.warpAffine(np.ascontiguousarray(image[..., start : start + 128]), matrix, (w, h), flags=flags,
                               borderMode=cv2.BORDER_REPLICATE)
         if kernels is not None:
             part = cv2.sepFilter2D(part, -1, *kernels, borderType=cv2.BORDER_REPLICATE)
-        out[..., start : start + 128] = part.reshape(h, w, -1)
-    if kernels is not None:
-        np.maximum(out, 0.0, out=out)
+            np.maximum(part.reshape(h, w, -1), 0.0, out=out[..., start : start + 128])
+        else:
+            out[..., start : start + 128] = part.reshape(h, w, -1)
+    return out
+
+
+def _into(out, array):
+    """`array`, or a copy of it in `out` if `out` is given."""
+    if out is None:
+        return array
+    np.copyto(out, array)
     return out
 
 
