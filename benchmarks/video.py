@@ -832,8 +832,9 @@ def run_stages(args):
         l_raw = np.stack([lab.frame_l(f) for f in rgb])
         ms["l"] = cpu_ms(lambda: [lab.frame_l(f, l_raw[i], scratch) for i, f in enumerate(rgb)])
         ms["l_tf_xla"] = cpu_ms(lambda: stages._frame_l_tf(tf.constant(np.stack(rgb))).numpy())
-        ms["network_input"] = cpu_ms(lambda: inference.network_input(l_raw[..., None], 256).numpy())
-        l_small = inference.network_input(l_raw[..., None], 256).numpy()
+        resize, l_small = stages._Resize(l_raw.shape[1:], 256), np.empty((batch, 256, 256, 1), np.float32)
+        ms["network_input"] = cpu_ms(lambda: [resize(l, l_small[i, ..., 0]) for i, l in enumerate(l_raw)])
+        ms["network_input_tf"] = cpu_ms(lambda: inference.network_input(l_raw[..., None], 256).numpy())
         for precision, predictor in predictors_by_precision.items():
             ms[f"network_{precision}"] = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
         logits = predictors_by_precision["bfloat16"].logits(l_small)

@@ -405,6 +405,18 @@ def test_video_decoding_is_the_library_s(method):
     np.testing.assert_allclose(stages._decode_distributions(probabilities, method, 0.38).numpy(), expected, atol=1e-2)
 
 
+@pytest.mark.parametrize("shape", [(480, 854), (1080, 1920), (48, 64), (300, 17), (256, 300), (1, 5)])
+def test_video_resizing_is_the_library_s(shape):
+    """The prepare stage's resizing of L to the network's size gives
+    `inference.network_input`'s values, down, up and mixed."""
+    from colornet.apps.video import frames as stages
+
+    l_raw = np.random.default_rng(0).uniform(0, 100, shape).astype(np.float32)
+    expected = inference.network_input(l_raw[None, ..., None], 256).numpy()[0, ..., 0]
+    out = stages._Resize(shape, 256)(l_raw, np.empty((256, 256), np.float32))
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
 def test_frame_by_frame_equals_image_colorization(model):
     frames = moving_frames(5)
     outputs = list(video.colorize_frames(frames, model, temporal_smoothing=0.0, size=SIZE,

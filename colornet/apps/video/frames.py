@@ -250,20 +250,64 @@ def colorize_frames(
     return _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size)
 
 
+def _taps(length, size):
+    """`inference.network_input`'s resizing of one axis, `length` -> `size` pixels, as
+    `(size, k)` source indices and weights (k taps an output pixel, unused ones 0):
+    read off TF itself by resizing the identity, a block of columns at a time."""
+    weights = np.empty((size, length), np.float32)
+    for start in range(0, length, 256):
+        block = np.eye(length, min(256, length - start), -start, np.float32)
+        weights[:, start : start + block.shape[1]] = tf.image.resize(
+            block[None, ..., None], (size, block.shape[1]), method="bilinear", antialias=True)[0, ..., 0]
+    count = max(int(np.count_nonzero(weights, axis=1).max()), 1)
+    indices, taps = np.zeros((size, count), np.intp), np.zeros((size, count), np.float32)
+    for row, row_weights in enumerate(weights):
+        used = np.flatnonzero(row_weights)
+        indices[row, : len(used)], taps[row, : len(used)] = used, row_weights[used]
+    return indices, taps
+
+
+class _Resize:
+    """`(H, W)` L -> `(S, S)` as `inference.network_input` resizes it (bilinear with
+    antialiasing), as the two one-axis maps it is, a few taps an output pixel: the
+    same values, for a third of the CPU time of TF's op (`benchmarks/video.py
+    --stages`, "network_input")."""
+
+    def __init__(self, shape, size):
+        self._rows, self._columns = _taps(shape[0], size), _taps(shape[1], size)
+
+    @staticmethod
+    def _axis(image, taps):
+        """Resizes the first axis of `(n, m)` `image` by `taps`."""
+        indices, weights = taps
+        out = np.zeros((len(indices), image.shape[1]), np.float32)
+        for tap in range(indices.shape[1]):
+            out += weights[:, tap, None] * image[indices[:, tap]]
+        return out
+
+    def __call__(self, l_raw, out):
+        out[...] = self._axis(np.ascontiguousarray(self._axis(l_raw, self._rows).T), self._columns).T
+        return out
+
+
 def _prepare(frames, size, batch_size):
     """Stage 1: batches of frames -> `(l_raw (n, H, W), l_small (n, S, S, 1))`."""
-    shape, scratch = None, lab.Scratch()
+    shape, scratch, resize = None, lab.Scratch(), None
     for batch in _batches(frames, batch_size):
         for number, frame in enumerate(batch):
             rgb = data.as_rgb(frame)
             if shape is None:
                 shape = rgb.shape
+                resize = _Resize(shape[:2], size) if shape[:2] != (size, size) else None
             if rgb.shape != shape:
                 raise ValueError(f"every frame must have the first frame's size {shape[:2]}, got {rgb.shape[:2]}")
             if number == 0:
                 l_raw = np.empty((len(batch), *shape[:2]), np.float32)
+                l_small = l_raw[..., None] if resize is None else np.empty((len(batch), size, size, 1), np.float32)
             _frame_l(rgb, l_raw[number], scratch)
-        yield l_raw, inference.network_input(l_raw[..., None], size).numpy()
+            if resize is not None:
+                resize(l_raw[number], l_small[number, ..., 0])
+        yield l_raw, l_small
 
 
 def _network(prepared, predictor, batch_size, smoothing):
