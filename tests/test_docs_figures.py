@@ -3,8 +3,8 @@
 A decimal figure quoted in the pages below (the model card, with how the bundled
 model was chosen, the benchmarks and the hints' figures; README itself quotes none) must equal, at the precision
 quoted, a number in a committed file under docs/results/ (the JSON and text outputs of the
-commands the README names, and the records beside committed model files); a figure whose raw output was never committed is
-withdrawn rather than quoted (issue 24). Configuration values a section quotes
+commands the README names) or in the record beside a committed model file; a figure whose
+raw output was never committed is withdrawn rather than quoted (issue 24). Configuration values a section quotes
 (a learning rate, an EMA momentum, a fraction A or temperature T that was chosen,
 not measured) are listed in `SETTINGS` with where they are set.
 """
