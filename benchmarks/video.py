@@ -60,7 +60,7 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
     python benchmarks/video.py --quality --photos ../shared/data/photos --picture docs/results/video_trail.jpg
     python benchmarks/video.py --quality --sets 0 --real vtest.avi tree.avi box.mp4 cup.mp4   # docs/video.md
     python benchmarks/video.py --smoothing-cost --json docs/results/video_smoothing_cost.json
-    python benchmarks/video.py --speed --frames 300 --json docs/results/video_speed.json
+    python benchmarks/video.py --speed --frames 300 --repeats 3 --json docs/results/video_speed_epyc.json
     python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage
     python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
 
@@ -753,7 +753,8 @@ def run_speed(args):
         for height in args.heights:
             src = os.path.join(tmp, f"clip{height}.mp4")
             make_video(src, photo, height, args.frames)
-            for strength, motion in ((0.0, "none"), (None, None)):
+            settings = [(0.0, "none"), (None, None)] * args.repeats  # interleaved: load drifts hit both
+            for strength, motion in settings:
                 command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst",
                            os.path.join(tmp, f"out{height}.mp4"), "--precision", args.precision,
                            "--encoder-preset", args.encoder_preset, "--batch-size", str(args.batch_size)]
@@ -776,9 +777,20 @@ def run_speed(args):
                       f"at 1/4, 1/2, 3/4 of the run and its end "
                       f"{', '.join(f'{v:.0f}' for v in result['rss_quartiles_mb'])} MB); "
                       f"load average before {load:.1f}", flush=True)
+    medians = {}
+    for run in runs:
+        setting = "frame by frame" if run["strength"] == 0 else "default"
+        medians.setdefault(f"{run['height']}p {setting}", []).append(run)
+    medians = {key: {name: float(np.median([r[name] for r in group])) for name in
+                     ("fps", "cpu_ms_per_frame", "network_alone_fps", "share_of_network_alone_fps", "peak_rss_mb")}
+               for key, group in medians.items()}
+    if args.repeats > 1:
+        for key, median in medians.items():
+            print(f"{key}, median of {args.repeats}: {median['fps']:.1f} frames/s, {median['cpu_ms_per_frame']:.0f} "
+                  f"CPU ms a frame, {100 * median['share_of_network_alone_fps']:.0f} % of the network alone")
     print(cpu_name())
     write_json(args.json, {
-        "cpu": cpu_name(), "model": model_name(args.model), "clip": {
+        "cpu": cpu_name(), "model": model_name(args.model), "repeats": args.repeats, "medians": medians, "clip": {
             "photo": os.path.relpath(photo, args.photos) if args.photo is None else photo,
             "frames": args.frames, "heights": args.heights, "rate": 25,
             "content": "H.264 (crf 20) pan over an upscaled photograph, AAC stereo sine track",
@@ -1020,6 +1032,7 @@ def main():
                         help="the S shown in the picture")
     parser.add_argument("--heights", type=int, nargs="+", default=[480, 1080])
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=1, help="--speed: runs of each setting (medians reported)")
     parser.add_argument("--photo", help="photograph of the speed clip")
     parser.add_argument("--tflite", nargs="+", help="--network: .tflite files (colornet tflite) to time too")
     parser.add_argument("--one-speed", action="store_true", help=argparse.SUPPRESS)
