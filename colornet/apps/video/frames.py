@@ -235,7 +235,8 @@ def colorize_frames(
       scene_threshold, motion: see `TemporalSmoother`.
       temperature, method, size: as for `colornet.colorize`.
       batch_size: frames per network call.
-      precision: "auto" (bfloat16 where the CPU has it), "float32" or "bfloat16".
+      precision: "auto" (the fastest form on this CPU, `resolve_precision`),
+        "float32", "bfloat16" or "int8" (the bundled model's LiteRT form).
       smoother: a `TemporalSmoother` to use instead (its `cuts` can be read after).
 
     Yields:
