@@ -476,6 +476,28 @@ def test_threaded_pipeline_yields_the_serial_frames(model):
         np.testing.assert_array_equal(a, b)
 
 
+def test_litert_network_runs_batches_side_by_side_in_order():
+    """A LiteRT model runs on one single-threaded interpreter a core, batches side by
+    side: the stage hands them on in order, each as the model alone gives it, and
+    stops cleanly when the consumer stops early."""
+    from colornet.apps.video import frames as stages
+
+    predictor = video.load_video_predictor(None, "int8")
+    assert len(stages._workers(predictor)) == (os.cpu_count() if os.cpu_count() >= 2 else 1)
+    rng = np.random.default_rng(0)
+    batches = [(np.zeros((n, 4, 4), np.float32), rng.uniform(0, 100, (n, 256, 256, 1)).astype(np.float32))
+               for n in (2, 2, 2, 1)]
+    out = list(stages._network(iter(batches), predictor, 2, smoothing=True))
+    assert len(out) == len(batches)
+    for (_, l_small), (_, l_out, scores) in zip(batches, out):
+        assert l_out is l_small and len(scores) == len(l_small)
+        expected = tf.nn.softmax(predictor.logits(l_small)).numpy()
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+    stage = stages._network(iter(batches), predictor, 2, smoothing=False)
+    next(stage)
+    stage.close()  # shuts its pool down: returns, with nothing left running
+
+
 def test_stopping_early_stops_the_threads(model):
     import threading
 

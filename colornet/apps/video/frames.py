@@ -7,13 +7,16 @@ joined with the frame's own full-resolution L), except that the distributions ar
 smoothed over time first.
 
 Three stages, each but the last in its own thread with one batch queued between
-each two, so that the network (two cores in TensorFlow's pool) overlaps the work
-before and after it: L of a batch of frames (full resolution, OpenCV, `lab`) and its
-resizing to S x S; the network; the smoothing, decoding (at S/4, XLA), upsampling and
-Lab -> RGB (full resolution, OpenCV). Only the last two conversions touch every
+each two, so that the network overlaps the work before and after it: L of a batch of
+frames (full resolution, OpenCV, `lab`) and its resizing to S x S; the network (TF's
+pool over the cores, or for a LiteRT model one single-threaded interpreter a core,
+batches side by side); the smoothing, decoding (at S/4, XLA), upsampling and Lab ->
+RGB (full resolution, OpenCV). Only the first and last conversions touch every
 pixel of a frame; everything else runs at S or S/4 whatever the frame size.
 """
 
+import collections
+import concurrent.futures
 import importlib.util
 import os
 
@@ -311,13 +314,41 @@ def _prepare(frames, size, batch_size):
         yield l_raw, l_small
 
 
+def _workers(predictor):
+    """The network's copies that run batches side by side: for a LiteRT model, one
+    single-threaded interpreter a core, so that no thread of the network waits for
+    another that shares its core with the other stages (one interpreter on every core
+    keeps the cores 85 to 90 % busy at 480p); otherwise the predictor itself (TF
+    spreads one call over the cores)."""
+    if not isinstance(predictor, predictors.TFLitePredictor) or (os.cpu_count() or 1) < 2:
+        return [predictor]
+    return [predictors.TFLitePredictor(predictor.source, num_threads=1) for _ in range(os.cpu_count())]
+
+
 def _network(prepared, predictor, batch_size, smoothing):
     """Stage 2: the network on each batch (padded to `batch_size`, one shape for the
-    whole video) -> `(l_raw, l_small, logits or distributions)`."""
-    for l_raw, l_small in prepared:
-        logits = tf.cast(predictor.logits(_pad(l_small, batch_size)), tf.float32)
+    whole video) -> `(l_raw, l_small, logits or distributions)`, in order; with
+    several `_workers`, batch i on worker i mod n, n batches at a time."""
+
+    def run(worker, l_raw, l_small):
+        logits = tf.cast(worker.logits(_pad(l_small, batch_size)), tf.float32)
         scores = _softmax(logits) if smoothing else logits
-        yield l_raw, l_small, scores.numpy()[: len(l_raw)]
+        return l_raw, l_small, scores.numpy()[: len(l_raw)]
+
+    workers = _workers(predictor)
+    if len(workers) == 1:
+        for l_raw, l_small in prepared:
+            yield run(predictor, l_raw, l_small)
+        return
+    with concurrent.futures.ThreadPoolExecutor(len(workers), thread_name_prefix="colornet-network") as pool:
+        running = collections.deque()
+        for number, (l_raw, l_small) in enumerate(prepared):
+            # A worker takes its next batch only after its last one was handed on.
+            if len(running) == len(workers):
+                yield running.popleft().result()
+            running.append(pool.submit(run, workers[number % len(workers)], l_raw, l_small))
+        while running:
+            yield running.popleft().result()
 
 
 def _render(scored, smoother, method, temperature):
