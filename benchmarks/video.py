@@ -850,14 +850,14 @@ def run_stages(args):
         for precision, predictor in predictors_by_precision.items():
             ms[f"network_{precision}"] = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
         logits = predictors_by_precision["bfloat16"].logits(l_small)
-        ms["softmax"] = cpu_ms(lambda: stages._softmax(logits).numpy())
-        probabilities = stages._softmax(logits).numpy()
+        ms["softmax"] = cpu_ms(lambda: [stages._softmax(frame) for frame in logits.numpy()])
+        probabilities = stages._softmax(logits)
         smoother = video.TemporalSmoother()
         ms["smoothing_default"] = cpu_ms(lambda: [smoother(p, l) for p, l in zip(probabilities, l_small)])
         smoothed = np.stack([smoother(p, l) for p, l in zip(probabilities, l_small)])
         ms["decode_distributions"] = cpu_ms(
-            lambda: stages._decode_distributions(smoothed, "annealed-mean", 0.38).numpy())
-        ab_small = stages._decode_distributions(smoothed, "annealed-mean", 0.38).numpy()
+            lambda: stages._decode_distributions(smoothed, "annealed-mean", 0.38, scratch))
+        ab_small = stages._decode_distributions(smoothed, "annealed-mean", 0.38, scratch)
         ms["upsample_lab_to_rgb"] = cpu_ms(lambda: [lab.lab_to_rgb8(l, ab, scratch)
                                                     for l, ab in zip(l_raw, ab_small)])
         ms["upsample_lab_to_rgb_tf_xla"] = cpu_ms(lambda: [

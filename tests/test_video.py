@@ -395,14 +395,17 @@ def test_video_decoding_is_the_library_s(method):
     """The video pipeline's own decoding (one exponential and one product) gives
     `inference.decode_logits`'s ab, from logits and from distributions."""
     from colornet.apps.video import frames as stages
+    from colornet.apps.video import lab
 
     rng = np.random.default_rng(0)
     # Peaked and flat pixels, and logits far from 0 (a trained model's span hundreds).
     logits = (rng.normal(0, 1, (2, 5, 7, c.NUM_BINS)) * rng.choice([0.1, 3, 30], (2, 5, 7, 1)) + 200).astype(np.float32)
     expected = inference.decode_logits(tf.constant(logits), method, 0.38).numpy()
-    np.testing.assert_allclose(stages._decode(logits, method, 0.38).numpy(), expected, atol=1e-3)
-    probabilities = tf.nn.softmax(logits).numpy()
-    np.testing.assert_allclose(stages._decode_distributions(probabilities, method, 0.38).numpy(), expected, atol=1e-2)
+    scratch = lab.Scratch()
+    np.testing.assert_allclose(stages._decode(logits, method, 0.38, scratch), expected, atol=1e-3)
+    probabilities = stages._softmax(logits)
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-6)
+    np.testing.assert_allclose(stages._decode_distributions(probabilities, method, 0.38, scratch), expected, atol=1e-2)
 
 
 @pytest.mark.parametrize("shape", [(480, 854), (1080, 1920), (48, 64), (300, 17), (256, 300), (1, 5)])

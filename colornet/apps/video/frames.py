@@ -10,7 +10,7 @@ Three stages, each but the last in its own thread with one batch queued between
 each two, so that the network overlaps the work before and after it: L of a batch of
 frames (full resolution, OpenCV, `lab`) and its resizing to S x S; the network (TF's
 pool over the cores, or for a LiteRT model one single-threaded interpreter a core,
-batches side by side); the smoothing, decoding (at S/4, XLA), upsampling and Lab ->
+batches side by side); the smoothing, decoding (at S/4, NumPy), upsampling and Lab ->
 RGB (full resolution, OpenCV). Only the first and last conversions touch every
 pixel of a frame; everything else runs at S or S/4 whatever the frame size.
 """
@@ -154,44 +154,54 @@ def _lab_to_rgb8(l_raw, ab_small, scratch):
     return _lab_to_rgb8_tf(l_raw, inference.upsample_ab(ab_small[None], l_raw.shape)[0]).numpy()
 
 
-@tf.function(jit_compile=True, autograph=False)
+# The softmax and the decoding run on 313 values a pixel at S/4 x S/4, every frame, in
+# NumPy into arrays kept from batch to batch, or for the distributions the network
+# stage hands on, one frame's array at a time. A whole batch's distributions (41 MB at
+# batch 8) is above the size up to which glibc reuses freed memory, so each new one
+# was mapped and page-faulted in afresh: about 1.3 CPU ms a frame per array (the
+# softmax and the log as XLA ops made two a batch), and XLA's ops woke the thread
+# pool's other threads for nothing.
 def _softmax(logits):
-    return tf.nn.softmax(logits)
+    """`(..., 313)` logits -> their distributions, as `tf.nn.softmax`, a new array."""
+    logits = np.asarray(logits, np.float32)
+    out = np.subtract(logits, logits.max(axis=-1, keepdims=True))
+    np.exp(out, out=out)
+    out /= out.sum(axis=-1, keepdims=True)
+    return out
 
 
-# Decoding runs on 313 values a pixel at the network's output size, every frame. The
-# annealed mean (and the mean, T = 1) as one exponential and one product, fused by
-# XLA: exp((s - max s) / T) of each bin times [a, b, 1], then ab over the sum. It is
+# The annealed mean (and the mean, T = 1) as one exponential and one product:
+# exp((s - max s) / T) of each bin times [a, b, 1], then ab over the sum. It is
 # softmax(s / T) . centres without normalising all 313 values, and without the check
-# for NaN of `decode.annealed_mean` (frames' L is finite): 30 % less CPU time
-# (`benchmarks/video.py --stages`), the same ab within 1e-4.
+# for NaN of `decode.annealed_mean` (frames' L is finite); the same ab within 1e-4.
 _CENTRES_AND_ONES = np.concatenate([bins.ab_bins(), np.ones((c.NUM_BINS, 1))], axis=1).astype(np.float32)
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _annealed_mean(scores, inverse_temperature):
-    weights = tf.exp((scores - tf.reduce_max(scores, axis=-1, keepdims=True)) * inverse_temperature)
-    sums = tf.tensordot(weights, _CENTRES_AND_ONES, axes=1)
+def _annealed_mean(scores, inverse_temperature, work):
+    """`(..., 313)` scores -> `(..., 2)` ab; `work`, an array of their shape (may be
+    `scores` itself), is overwritten."""
+    np.subtract(scores, scores.max(axis=-1, keepdims=True), out=work)
+    work *= inverse_temperature
+    np.exp(work, out=work)
+    sums = work @ _CENTRES_AND_ONES
     return sums[..., :2] / sums[..., 2:]
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _log(probabilities):
-    # The log of a distribution is logits for it (softmax undoes it).
-    return tf.math.log(tf.maximum(probabilities, np.finfo(np.float32).tiny))
-
-
-def _decode(logits, method, temperature):
-    """`(..., 313)` logits -> `(..., 2)` ab, as `inference.decode_logits`."""
+def _decode(logits, method, temperature, scratch):
+    """`(..., 313)` logits -> `(..., 2)` ab, as `inference.decode_logits`; `scratch`
+    (`lab.Scratch`) holds the work array."""
+    logits = np.asarray(logits, np.float32)
     if method == "mode":
-        return inference.decode_logits(logits, method)
-    return _annealed_mean(logits, np.float32(1.0 if method == "mean" else 1.0 / temperature))
+        return inference.decode_logits(logits, method).numpy()
+    inverse_temperature = np.float32(1.0 if method == "mean" else 1.0 / temperature)
+    return _annealed_mean(logits, inverse_temperature, scratch("decoding", logits.shape))
 
 
-def _decode_distributions(probabilities, method, temperature):
+def _decode_distributions(probabilities, method, temperature, scratch):
     """`(..., 313)` distributions -> `(..., 2)` ab, as `inference.decode_logits` of
-    their log."""
-    return _decode(_log(probabilities), method, temperature)
+    their log (the log of a distribution is logits for it)."""
+    log = np.maximum(probabilities, np.finfo(np.float32).tiny, out=scratch("decoding", probabilities.shape))
+    return _decode(np.log(log, out=log), method, temperature, scratch)
 
 
 def _pad(array, batch_size):
@@ -331,9 +341,9 @@ def _network(prepared, predictor, batch_size, smoothing):
     several `_workers`, batch i on worker i mod n, n batches at a time."""
 
     def run(worker, l_raw, l_small):
-        logits = tf.cast(worker.logits(_pad(l_small, batch_size)), tf.float32)
-        scores = _softmax(logits) if smoothing else logits
-        return l_raw, l_small, scores.numpy()[: len(l_raw)]
+        logits = np.asarray(worker.logits(_pad(l_small, batch_size)), np.float32)[: len(l_raw)]
+        # One frame's distributions to an array: small enough for glibc to reuse.
+        return l_raw, l_small, [_softmax(frame) for frame in logits] if smoothing else logits
 
     workers = _workers(predictor)
     if len(workers) == 1:
@@ -358,12 +368,12 @@ def _render(scored, smoother, method, temperature):
         if smoother.strength > 0:
             # Into one array kept from batch to batch (the smoother reads only its
             # last result, which the next batch's first frame may overwrite).
-            smoothed = scratch("smoothed", scores.shape)
+            smoothed = scratch("smoothed", (len(scores), *scores[0].shape))
             for p, l, out in zip(scores, l_small, smoothed):
                 smoother(p, l, out=out)
-            ab_small = _decode_distributions(smoothed, method, temperature).numpy()
+            ab_small = _decode_distributions(smoothed, method, temperature, scratch)
         else:
-            ab_small = _decode(scores, method, temperature).numpy()
+            ab_small = _decode(scores, method, temperature, scratch)
         for l_one, ab_one in zip(l_raw, ab_small):
             yield _lab_to_rgb8(l_one, ab_one, scratch)
 
