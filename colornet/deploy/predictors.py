@@ -144,13 +144,18 @@ class TFLitePredictor(Predictor):
     def logits(self, l_small, hints=None):
         """As `Predictor.logits`; a batch of several frames runs one frame at a time
         (the file's signature takes one)."""
+        return tf.convert_to_tensor(np.stack(self.frame_logits(l_small, hints)))
+
+    def frame_logits(self, l_small, hints=None):
+        """As `logits`, as a list of each frame's `(S/4, S/4, 313)` float32 array (video
+        hands them on one by one: no array of the whole batch)."""
         self._refuse_hints(hints)
         l_small = np.asarray(l_small, np.float32)
         hints = None if hints is None else np.asarray(hints, np.float32)
-        return tf.convert_to_tensor(np.concatenate([
-            self._runner(l_small[i : i + 1], None if hints is None else hints[i : i + 1])["logits"]
+        return [
+            self._runner(l_small[i : i + 1], None if hints is None else hints[i : i + 1])["logits"][0]
             for i in range(len(l_small))
-        ]))
+        ]
 
 
 class Siggraph17Predictor(Predictor):

@@ -336,12 +336,15 @@ def _workers(predictor):
 
 
 def _network(prepared, predictor, batch_size, smoothing):
-    """Stage 2: the network on each batch (padded to `batch_size`, one shape for the
-    whole video) -> `(l_raw, l_small, logits or distributions)`, in order; with
+    """Stage 2: the network on each batch (for TF, padded to `batch_size`: one shape
+    for the whole video) -> `(l_raw, l_small, logits or distributions)`, in order; with
     several `_workers`, batch i on worker i mod n, n batches at a time."""
 
     def run(worker, l_raw, l_small):
-        logits = np.asarray(worker.logits(_pad(l_small, batch_size)), np.float32)[: len(l_raw)]
+        if isinstance(worker, predictors.TFLitePredictor):  # one frame at a time anyway: no padding
+            logits = worker.frame_logits(l_small)
+        else:
+            logits = np.asarray(worker.logits(_pad(l_small, batch_size)), np.float32)[: len(l_raw)]
         # One frame's distributions to an array: small enough for glibc to reuse.
         return l_raw, l_small, [_softmax(frame) for frame in logits] if smoothing else logits
 
@@ -371,9 +374,9 @@ def _render(scored, smoother, method, temperature):
             smoothed = scratch("smoothed", (len(scores), *scores[0].shape))
             for p, l, out in zip(scores, l_small, smoothed):
                 smoother(p, l, out=out)
-            ab_small = _decode_distributions(smoothed, method, temperature, scratch)
+            ab_small = [_decode_distributions(frame, method, temperature, scratch) for frame in smoothed]
         else:
-            ab_small = _decode(scores, method, temperature, scratch)
+            ab_small = [_decode(frame, method, temperature, scratch) for frame in scores]
         for l_one, ab_one in zip(l_raw, ab_small):
             yield _lab_to_rgb8(l_one, ab_one, scratch)
 
