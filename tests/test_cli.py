@@ -12,6 +12,7 @@ from colornet.apps import batch
 from colornet.deploy import export, tflite
 from colornet.training import recalibrate, train
 from colornet.training.config import TrainConfig
+from colornet.utils.errors import ColornetError
 from tests.helpers import deploy_helpers as h
 from tests.helpers.images import smooth_rgb
 
@@ -190,6 +191,9 @@ def test_video_options_python_check():
         video.check_options(crf=52)
     with pytest.raises(TypeError, match="unknown video options: crff"):
         video.check_options(crff=1)
+    video.check_options(None, precision="int8")  # the bundled model has an int8 form; another has not
+    with pytest.raises(ColornetError, match="colornet tflite --model MODEL"):
+        video.check_options("other.npz", precision="int8")
     summary = batch.colorize_files  # the batch entry point refuses them before any work too
     with pytest.raises(ValueError, match="precision must be one of"):
         summary([], "out", video_options={"precision": "half"})

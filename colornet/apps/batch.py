@@ -279,7 +279,7 @@ def colorize_files(
     """
     temperature = inference.validate_decoding(method, temperature)
     # Whether or not an input is a video: a wrong option is wrong before any work.
-    video.check_options(**(video_options or {}))
+    video.check_options(model, **(video_options or {}))
     hint_source = _HintSource(hints) if hints is not None else None
     predictor = predictors.load_predictor(model)
     if hint_source is not None and not predictor.takes_hints:

@@ -36,7 +36,7 @@ from colornet.apps.video.defaults import (
     VIDEO_EXTENSIONS,
     X264_PRESETS,
 )
-from colornet.apps.video.frames import _colorize_frames, check_precision, load_video_predictor, resolve_precision
+from colornet.apps.video.frames import _colorize_frames, check_precision, load_video_predictor
 from colornet.apps.video.smoothing import TemporalSmoother
 from colornet.deploy import predictors
 from colornet.utils import console
@@ -316,13 +316,15 @@ def _check_encoding(crf, encoder_preset, batch_size):
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
 
-def check_options(**options):
+def check_options(model=None, **options):
     """Checks `colorize_video`'s keyword options without any video at hand (needs
-    neither PyAV nor a model), as `colornet colorize` does for every run.
+    neither PyAV nor a loaded model), as `colornet colorize` does for every run;
+    `model` as `colorize_video` takes it (None: the bundled model), for the precision.
 
     Raises:
       TypeError: an option `colorize_video` does not have.
       ValueError: a value out of range, naming the option.
+      ColornetError: precision "int8" for a model that has no int8 form.
     """
     import inspect
 
@@ -338,7 +340,7 @@ def check_options(**options):
     _check_encoding(merged["crf"], merged["encoder_preset"], merged["batch_size"])
     inference.validate_decoding(merged["method"], merged["temperature"])
     TemporalSmoother(merged["temporal_smoothing"], merged["scene_threshold"], merged["motion"])
-    resolve_precision(merged["precision"])
+    check_precision(merged["precision"], model)
 
 
 class VideoJob:
@@ -350,8 +352,7 @@ class VideoJob:
     """
 
     def __init__(self, model=None, **options):
-        check_options(**options)
-        check_precision(options.get("precision", "auto"), model)
+        check_options(model, **options)
         self.options = options
         self._model = model
         self._predictor = None
