@@ -54,6 +54,8 @@ its 64 x 64 distributions whatever the frame size).
 Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan over an
 upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
 process: frames/s of the whole job (decode, network, smoothing, encode) and peak RSS.
+With `--against REV`, each run is made also with colornet as it was at git revision
+REV (a worktree of it, timed by this script), interleaved: an A/B of a change.
 
 `--json FILE` also writes what a mode prints (with the CPU, the model and the clips).
 
@@ -61,6 +63,7 @@ process: frames/s of the whole job (decode, network, smoothing, encode) and peak
     python benchmarks/video.py --quality --sets 0 --real vtest.avi tree.avi box.mp4 cup.mp4   # docs/video.md
     python benchmarks/video.py --smoothing-cost --json docs/results/video_smoothing_cost.json
     python benchmarks/video.py --speed --frames 300 --repeats 3 --json docs/results/video_speed_epyc.json
+    python benchmarks/video.py --speed --repeats 2 --against 870f063 --json docs/results/video_ab_arrays.json
     python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage
     python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
 
@@ -71,6 +74,7 @@ of 5 timed runs after 3 warm-up runs), to set beside the whole job's frames/s.
 
 import argparse
 import glob
+import itertools
 import json
 import os
 import resource
@@ -746,41 +750,67 @@ def run_one_speed(args):
     }))
 
 
+def _one_speed_run(args, src, dst, strength, motion, code, path):
+    """One --speed run in its own process (colornet from `path` when given)."""
+    command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst", dst, "--precision", args.precision,
+               "--encoder-preset", args.encoder_preset, "--batch-size", str(args.batch_size)]
+    if strength is not None:
+        command += ["--strength", str(strength), "--motion", motion]
+    if args.model:
+        command += ["--model", args.model]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")])))
+    load = os.getloadavg()[0]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+                        .strip().splitlines()[-1])
+    result["load_average_before"], result["code"] = load, code
+    print(f"{result['width']}x{result['height']}, {result['frames']} frames, smoothing "
+          f"S={result['strength']} {result['motion']}, {result['precision']}, {code}: {result['fps']:.1f} "
+          f"frames/s ({result['cpu_ms_per_frame']:.0f} ms CPU per frame; the network alone "
+          f"{result['network_alone_fps']:.1f} frames/s at batch {result['batch_size']}, so "
+          f"{100 * result['share_of_network_alone_fps']:.0f} % of it; cores busy "
+          f"{', '.join(f'{100 * b:.0f} %' for b in result['core_busy_share'])}), peak "
+          f"RSS {result['peak_rss_mb']:.0f} MB (after loading the model {result['rss_before_mb']:.0f} MB; "
+          f"at 1/4, 1/2, 3/4 of the run and its end "
+          f"{', '.join(f'{v:.0f}' for v in result['rss_quartiles_mb'])} MB); "
+          f"load average before {load:.1f}", flush=True)
+    return result
+
+
+def _checkout(revision, tmp):
+    """The repository at git `revision`, checked out under `tmp` (for --against)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(tmp, "against")
+    subprocess.run(["git", "-C", root, "worktree", "add", "--detach", "--force", path, revision],
+                   check=True, capture_output=True)
+    return root, path
+
+
 def run_speed(args):
     photo = args.photo or sorted(glob.glob(os.path.join(args.photos, "bsds500", "val", "*.jpg")))[0]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for height in args.heights:
-            src = os.path.join(tmp, f"clip{height}.mp4")
-            make_video(src, photo, height, args.frames)
-            settings = [(0.0, "none"), (None, None)] * args.repeats  # interleaved: load drifts hit both
-            for strength, motion in settings:
-                command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst",
-                           os.path.join(tmp, f"out{height}.mp4"), "--precision", args.precision,
-                           "--encoder-preset", args.encoder_preset, "--batch-size", str(args.batch_size)]
-                if strength is not None:
-                    command += ["--strength", str(strength), "--motion", motion]
-                if args.model:
-                    command += ["--model", args.model]
-                load = os.getloadavg()[0]
-                result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout
-                                    .strip().splitlines()[-1])
-                result["load_average_before"] = load
-                runs.append(result)
-                print(f"{result['width']}x{result['height']}, {result['frames']} frames, smoothing "
-                      f"S={result['strength']} {result['motion']}, {result['precision']}: {result['fps']:.1f} "
-                      f"frames/s ({result['cpu_ms_per_frame']:.0f} ms CPU per frame; the network alone "
-                      f"{result['network_alone_fps']:.1f} frames/s at batch {result['batch_size']}, so "
-                      f"{100 * result['share_of_network_alone_fps']:.0f} % of it; cores busy "
-                      f"{', '.join(f'{100 * b:.0f} %' for b in result['core_busy_share'])}), peak "
-                      f"RSS {result['peak_rss_mb']:.0f} MB (after loading the model {result['rss_before_mb']:.0f} MB; "
-                      f"at 1/4, 1/2, 3/4 of the run and its end "
-                      f"{', '.join(f'{v:.0f}' for v in result['rss_quartiles_mb'])} MB); "
-                      f"load average before {load:.1f}", flush=True)
+        # With --against, each run also with colornet as it was at that revision (this
+        # script's harness, that revision's package), interleaved with this tree's.
+        codes = [("working tree", None)]
+        if args.against:
+            root, against = _checkout(args.against, tmp)
+            codes.append((args.against, against))
+        try:
+            for height in args.heights:
+                src = os.path.join(tmp, f"clip{height}.mp4")
+                make_video(src, photo, height, args.frames)
+                settings = [(0.0, "none"), (None, None)] * args.repeats  # interleaved: load drifts hit both
+                for (strength, motion), (code, path) in itertools.product(settings, codes):
+                    runs.append(_one_speed_run(args, src, os.path.join(tmp, f"out{height}.mp4"), strength, motion,
+                                               code, path))
+        finally:
+            if args.against:
+                subprocess.run(["git", "-C", root, "worktree", "remove", "--force", against], capture_output=True)
     medians = {}
     for run in runs:
         setting = "frame by frame" if run["strength"] == 0 else "default"
-        medians.setdefault(f"{run['height']}p {setting}", []).append(run)
+        code = "" if run["code"] == "working tree" else f" ({run['code']})"
+        medians.setdefault(f"{run['height']}p {setting}{code}", []).append(run)
     medians = {key: {name: float(np.median([r[name] for r in group])) for name in
                      ("fps", "cpu_ms_per_frame", "network_alone_fps", "share_of_network_alone_fps", "peak_rss_mb")}
                for key, group in medians.items()}
@@ -795,7 +825,7 @@ def run_speed(args):
             "frames": args.frames, "heights": args.heights, "rate": 25,
             "content": "H.264 (crf 20) pan over an upscaled photograph, AAC stereo sine track",
         },
-        "encoder_preset": args.encoder_preset, "batch_size": args.batch_size,
+        "encoder_preset": args.encoder_preset, "batch_size": args.batch_size, "against": args.against,
         "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]),
         "runs": runs,
     })
@@ -1034,6 +1064,8 @@ def main():
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=1, help="--speed: runs of each setting (medians reported)")
     parser.add_argument("--photo", help="photograph of the speed clip")
+    parser.add_argument("--against", metavar="REV", help="--speed: also run colornet as it was at this git "
+                        "revision, interleaved with this tree's (an A/B of a change)")
     parser.add_argument("--tflite", nargs="+", help="--network: .tflite files (colornet tflite) to time too")
     parser.add_argument("--one-speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)

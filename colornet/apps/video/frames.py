@@ -158,9 +158,10 @@ def _lab_to_rgb8(l_raw, ab_small, scratch):
 # NumPy into arrays kept from batch to batch, or for the distributions the network
 # stage hands on, one frame's array at a time. A whole batch's distributions (41 MB at
 # batch 8) is above the size up to which glibc reuses freed memory, so each new one
-# was mapped and page-faulted in afresh: about 1.3 CPU ms a frame per array (the
-# softmax and the log as XLA ops made two a batch), and XLA's ops woke the thread
-# pool's other threads for nothing.
+# was mapped and page-faulted in afresh (the softmax and the log as XLA ops made two
+# a batch), and XLA's ops woke the thread pool's other threads for nothing: 4 % more
+# frames/s at 480p with the default smoothing in bfloat16, 16 % in int8
+# (`benchmarks/video.py --speed --against`, docs/video.md).
 def _softmax(logits):
     """`(..., 313)` logits -> their distributions, as `tf.nn.softmax`, a new array."""
     logits = np.asarray(logits, np.float32)
