@@ -490,13 +490,13 @@ def test_litert_network_runs_batches_side_by_side_in_order():
     rng = np.random.default_rng(0)
     batches = [(np.zeros((n, 4, 4), np.float32), rng.uniform(0, 100, (n, 256, 256, 1)).astype(np.float32))
                for n in (2, 2, 2, 1)]
-    out = list(stages._network(iter(batches), predictor, 2, smoothing=True))
+    out = list(stages._network(iter(batches), predictor, 2))
     assert len(out) == len(batches)
-    for (_, l_small), (_, l_out, scores) in zip(batches, out):
-        assert l_out is l_small and len(scores) == len(l_small)
+    for (_, l_small), (_, l_out, logits) in zip(batches, out):
+        assert l_out is l_small and len(logits) == len(l_small)
         expected = tf.nn.softmax(predictor.logits(l_small)).numpy()
-        np.testing.assert_allclose(scores, expected, atol=1e-5)
-    stage = stages._network(iter(batches), predictor, 2, smoothing=False)
+        np.testing.assert_allclose(stages._softmax(np.stack(logits)), expected, atol=1e-5)
+    stage = stages._network(iter(batches), predictor, 2)
     next(stage)
     stage.close()  # shuts its pool down: returns, with nothing left running
 

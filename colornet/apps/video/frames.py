@@ -155,17 +155,16 @@ def _lab_to_rgb8(l_raw, ab_small, scratch):
 
 
 # The softmax and the decoding run on 313 values a pixel at S/4 x S/4, every frame, in
-# NumPy into arrays kept from batch to batch, or for the distributions the network
-# stage hands on, one frame's array at a time. A whole batch's distributions (41 MB at
-# batch 8) is above the size up to which glibc reuses freed memory, so each new one
-# was mapped and page-faulted in afresh (the softmax and the log as XLA ops made two
-# a batch), and XLA's ops woke the thread pool's other threads for nothing: 4 % more
-# frames/s at 480p with the default smoothing in bfloat16, 16 % in int8
-# (`benchmarks/video.py --speed --against`, docs/video.md).
-def _softmax(logits):
-    """`(..., 313)` logits -> their distributions, as `tf.nn.softmax`, a new array."""
+# NumPy, in the render stage, into arrays kept from frame to frame. A whole batch's
+# distributions (41 MB at batch 8) is above the size up to which glibc reuses freed
+# memory, so each new one was mapped and page-faulted in afresh (the softmax and the
+# log as XLA ops made two a batch), and XLA's ops woke the thread pool's other
+# threads for nothing: 4 % more frames/s at 480p with the default smoothing in
+# bfloat16, 16 % in int8 (`benchmarks/video.py --speed --against`, docs/video.md).
+def _softmax(logits, out=None):
+    """`(..., 313)` logits -> their distributions, as `tf.nn.softmax`, into `out` if given."""
     logits = np.asarray(logits, np.float32)
-    out = np.subtract(logits, logits.max(axis=-1, keepdims=True))
+    out = np.subtract(logits, logits.max(axis=-1, keepdims=True), out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=-1, keepdims=True)
     return out
@@ -336,18 +335,15 @@ def _workers(predictor):
     return [predictors.TFLitePredictor(predictor.source, num_threads=1) for _ in range(os.cpu_count())]
 
 
-def _network(prepared, predictor, batch_size, smoothing):
+def _network(prepared, predictor, batch_size):
     """Stage 2: the network on each batch (for TF, padded to `batch_size`: one shape
-    for the whole video) -> `(l_raw, l_small, logits or distributions)`, in order; with
+    for the whole video) -> `(l_raw, l_small, logits)`, in order; with
     several `_workers`, batch i on worker i mod n, n batches at a time."""
 
     def run(worker, l_raw, l_small):
         if isinstance(worker, predictors.TFLitePredictor):  # one frame at a time anyway: no padding
-            logits = worker.frame_logits(l_small)
-        else:
-            logits = np.asarray(worker.logits(_pad(l_small, batch_size)), np.float32)[: len(l_raw)]
-        # One frame's distributions to an array: small enough for glibc to reuse.
-        return l_raw, l_small, [_softmax(frame) for frame in logits] if smoothing else logits
+            return l_raw, l_small, worker.frame_logits(l_small)  # one array a frame: no batch-sized copy
+        return l_raw, l_small, np.asarray(worker.logits(_pad(l_small, batch_size)), np.float32)[: len(l_raw)]
 
     workers = _workers(predictor)
     if len(workers) == 1:
@@ -368,16 +364,17 @@ def _network(prepared, predictor, batch_size, smoothing):
 def _render(scored, smoother, method, temperature):
     """Stage 3: smoothing, decoding, upsampling and Lab -> RGB -> uint8 frames."""
     scratch = lab.Scratch()
-    for l_raw, l_small, scores in scored:
+    for l_raw, l_small, logits in scored:
         if smoother.strength > 0:
             # Into one array kept from batch to batch (the smoother reads only its
             # last result, which the next batch's first frame may overwrite).
-            smoothed = scratch("smoothed", (len(scores), *scores[0].shape))
-            for p, l, out in zip(scores, l_small, smoothed):
-                smoother(p, l, out=out)
+            smoothed = scratch("smoothed", (len(logits), *logits[0].shape))
+            probabilities = scratch("probabilities", logits[0].shape)
+            for z, l, out in zip(logits, l_small, smoothed):
+                smoother(_softmax(z, out=probabilities), l, out=out)
             ab_small = [_decode_distributions(frame, method, temperature, scratch) for frame in smoothed]
         else:
-            ab_small = [_decode(frame, method, temperature, scratch) for frame in scores]
+            ab_small = [_decode(frame, method, temperature, scratch) for frame in logits]
         for l_one, ab_one in zip(l_raw, ab_small):
             yield _lab_to_rgb8(l_one, ab_one, scratch)
 
@@ -387,7 +384,7 @@ def _colorize_frames(frames, predictor, smoother, size, method, temperature, bat
     queued between each two (`threaded`; else one after the other, the same frames)."""
     stages = [
         lambda items: _prepare(items, size, batch_size),
-        lambda items: _network(items, predictor, batch_size, smoother.strength > 0),
+        lambda items: _network(items, predictor, batch_size),
     ]
     items = frames
     for number, stage in enumerate(stages):
