@@ -55,7 +55,8 @@ Speed (`--speed`): `colornet.colorize_video` on a synthetic H.264 clip (a pan ov
 upscaled photograph, with an AAC sine track) at 480p and 1080p, each in its own
 process: frames/s of the whole job (decode, network, smoothing, encode) and peak RSS.
 With `--against REV`, each run is made also with colornet as it was at git revision
-REV (a worktree of it, timed by this script), interleaved: an A/B of a change.
+REV (a worktree of it, timed by this script), interleaved: an A/B of a change; with
+`--precisions P [P ...]`, in each of those network forms, interleaved.
 
 `--json FILE` also writes what a mode prints (with the CPU, the model and the clips).
 
@@ -64,6 +65,7 @@ REV (a worktree of it, timed by this script), interleaved: an A/B of a change.
     python benchmarks/video.py --smoothing-cost --json docs/results/video_smoothing_cost.json
     python benchmarks/video.py --speed --frames 300 --repeats 3 --json docs/results/video_speed_epyc.json
     python benchmarks/video.py --speed --repeats 2 --against 870f063 --json docs/results/video_ab_arrays.json
+    python benchmarks/video.py --speed --repeats 3 --precisions bfloat16 int8 --json docs/results/video_speed.json
     python benchmarks/video.py --stages --json docs/results/video_stages.json   # CPU time of each stage
     python benchmarks/video.py --network --json docs/results/video_network.json # the network alone, wall time
 
@@ -750,9 +752,9 @@ def run_one_speed(args):
     }))
 
 
-def _one_speed_run(args, src, dst, strength, motion, code, path):
+def _one_speed_run(args, src, dst, strength, motion, precision, code, path):
     """One --speed run in its own process (colornet from `path` when given)."""
-    command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst", dst, "--precision", args.precision,
+    command = [sys.executable, __file__, "--one-speed", "--src", src, "--dst", dst, "--precision", precision,
                "--encoder-preset", args.encoder_preset, "--batch-size", str(args.batch_size)]
     if strength is not None:
         command += ["--strength", str(strength), "--motion", motion]
@@ -791,6 +793,7 @@ def run_speed(args):
     with tempfile.TemporaryDirectory() as tmp:
         # With --against, each run also with colornet as it was at that revision (this
         # script's harness, that revision's package), interleaved with this tree's.
+        precisions = args.precisions or [args.precision]
         codes = [("working tree", None)]
         if args.against:
             root, against = _checkout(args.against, tmp)
@@ -800,9 +803,9 @@ def run_speed(args):
                 src = os.path.join(tmp, f"clip{height}.mp4")
                 make_video(src, photo, height, args.frames)
                 settings = [(0.0, "none"), (None, None)] * args.repeats  # interleaved: load drifts hit both
-                for (strength, motion), (code, path) in itertools.product(settings, codes):
+                for (strength, motion), precision, (code, path) in itertools.product(settings, precisions, codes):
                     runs.append(_one_speed_run(args, src, os.path.join(tmp, f"out{height}.mp4"), strength, motion,
-                                               code, path))
+                                               precision, code, path))
         finally:
             if args.against:
                 subprocess.run(["git", "-C", root, "worktree", "remove", "--force", against], capture_output=True)
@@ -810,7 +813,8 @@ def run_speed(args):
     for run in runs:
         setting = "frame by frame" if run["strength"] == 0 else "default"
         code = "" if run["code"] == "working tree" else f" ({run['code']})"
-        medians.setdefault(f"{run['height']}p {setting}{code}", []).append(run)
+        precision = f" {run['precision']}" if args.precisions else ""
+        medians.setdefault(f"{run['height']}p {setting}{precision}{code}", []).append(run)
     medians = {key: {name: float(np.median([r[name] for r in group])) for name in
                      ("fps", "cpu_ms_per_frame", "network_alone_fps", "share_of_network_alone_fps", "peak_rss_mb")}
                for key, group in medians.items()}
@@ -825,7 +829,8 @@ def run_speed(args):
             "frames": args.frames, "heights": args.heights, "rate": 25,
             "content": "H.264 (crf 20) pan over an upscaled photograph, AAC stereo sine track",
         },
-        "encoder_preset": args.encoder_preset, "batch_size": args.batch_size, "against": args.against,
+        "encoder_preset": args.encoder_preset, "batch_size": args.batch_size,
+        "against": args.against, "precisions": precisions,
         "command": " ".join(["python", "benchmarks/video.py", *sys.argv[1:]]),
         "runs": runs,
     })
@@ -1064,6 +1069,8 @@ def main():
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=1, help="--speed: runs of each setting (medians reported)")
     parser.add_argument("--photo", help="photograph of the speed clip")
+    parser.add_argument("--precisions", nargs="+", choices=video.defaults.PRECISIONS, help="--speed: each run "
+                        "in each of these precisions, interleaved (instead of --precision)")
     parser.add_argument("--against", metavar="REV", help="--speed: also run colornet as it was at this git "
                         "revision, interleaved with this tree's (an A/B of a change)")
     parser.add_argument("--tflite", nargs="+", help="--network: .tflite files (colornet tflite) to time too")
