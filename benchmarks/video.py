@@ -885,7 +885,8 @@ def run_stages(args):
         for precision, predictor in predictors_by_precision.items():
             ms[f"network_{precision}"] = cpu_ms(lambda p=predictor: p.logits(l_small).numpy())
         logits = predictors_by_precision["bfloat16"].logits(l_small)
-        ms["softmax"] = cpu_ms(lambda: [stages._softmax(frame) for frame in logits.numpy()])
+        kept = np.empty(logits.shape[1:], np.float32)  # as the render stage: one array kept
+        ms["softmax"] = cpu_ms(lambda: [stages._softmax(frame, out=kept) for frame in logits.numpy()])
         probabilities = stages._softmax(logits)
         smoother = video.TemporalSmoother()
         ms["smoothing_default"] = cpu_ms(lambda: [smoother(p, l) for p, l in zip(probabilities, l_small)])
