@@ -151,3 +151,35 @@ def test_sweep_undoing_rebalancing_decodes_shifted_logits(photos, tmp_path):
     (again,) = json.loads(out.read_text())["rows"]
     assert again["model"]["auc_raw"] == pytest.approx(rows[0]["model"]["auc_raw"], abs=0.05)
     assert again["model"]["colorfulness_ratio"] == pytest.approx(rows[0]["model"]["colorfulness_ratio"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_video_int8_replaces_its_file_only_when_the_new_one_passes(tmp_path, monkeypatch):
+    """tools/video_int8.py makes the int8 file and its record beside the target and
+    moves them into place once the error is under the bound; a file over the bound
+    (another calibration, another file) leaves the previous pair as it was, and no
+    staged file behind."""
+    import hashlib
+
+    import video_int8
+
+    data_dir = tmp_path / "data"
+    (data_dir / "manifests").mkdir(parents=True)
+    rows = ["path,suggested_split"]
+    for i in range(4):
+        Image.fromarray(smooth_rgb(64, 64, seed=i)).save(data_dir / f"{i}.png")
+        rows.append(f"{i}.png,{'train' if i < 2 else 'val'}")
+    (data_dir / "manifests" / "all_images.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "int8.tflite"
+    argv = ["video_int8.py", "--data", str(data_dir), "--images", "2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    video_int8.main()
+    record = json.loads((tmp_path / "int8.tflite.json").read_text())
+    assert record["tflite_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert 0 < record["ab_error_vs_float32"]["mean"] < video_int8.ERROR_BOUND
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    monkeypatch.setattr(video_int8, "ERROR_BOUND", 0.0)  # every file fails it now
+    argv[argv.index("--images") + 1] = "1"  # calibrated otherwise: a file with other bytes
+    with pytest.raises(SystemExit, match="left as it was"):
+        video_int8.main()
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before

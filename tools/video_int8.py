@@ -11,6 +11,8 @@ that module). Its mean ab error against the float32 network is measured on 100 o
 the val split, chosen alike (at the network's output, 64 x 64, as
 `benchmarks/video.py --network` measures it) and written with the source's SHA-256
 beside the file (`<out>.json`), so that a stale file is noticed (tests/test_video.py).
+Both are made beside the target first and replace it only when the error is under
+`ERROR_BOUND`; otherwise the committed pair stays as it was.
 The photographs stay outside the repository (../shared/data); what they made is
 committed.
 """
@@ -67,25 +69,33 @@ def main():
     parser.add_argument("--out", default=predictors.BUNDLED_INT8_PATH)
     args = parser.parse_args()
     network = without_hints(predictors.load_predictor(None).model)
-    result = tflite.convert(network, args.out, quantize="int8", representative=spread(args.data, "train", args.images),
-                            calibration_images=args.images)
-    error = ab_error(args.out, network, spread(args.data, "val", args.images), args.images)
-    record = {
-        "source": os.path.basename(predictors.BUNDLED_MODEL_PATH),
-        "source_sha256": sha256(predictors.BUNDLED_MODEL_PATH),
-        "tflite_sha256": sha256(args.out),
-        "made": datetime.date.today().isoformat(),
-        "command": f"python tools/video_int8.py --data {args.data} --images {args.images}",
-        "calibration_images": result.calibration_images,
-        "calibration_percentile": result.calibration_percentile,
-        "ab_error_vs_float32": error,
-    }
-    with open(args.out + ".json", "w") as f:
-        json.dump(record, f, indent=1)
+    # Made and checked beside the target, which changes only once the new file passes.
+    staged = args.out + ".new"
+    try:
+        photos = spread(args.data, "train", args.images)
+        result = tflite.convert(network, staged, quantize="int8", representative=photos, calibration_images=args.images)
+        error = ab_error(staged, network, spread(args.data, "val", args.images), args.images)
+        if error["mean"] >= ERROR_BOUND:
+            raise SystemExit(f"mean ab error {error['mean']:.3f} is not under {ERROR_BOUND}: {args.out} left as it was")
+        record = {
+            "source": os.path.basename(predictors.BUNDLED_MODEL_PATH),
+            "source_sha256": sha256(predictors.BUNDLED_MODEL_PATH),
+            "tflite_sha256": sha256(staged),
+            "made": datetime.date.today().isoformat(),
+            "command": f"python tools/video_int8.py --data {args.data} --images {args.images}",
+            "calibration_images": result.calibration_images,
+            "calibration_percentile": result.calibration_percentile,
+            "ab_error_vs_float32": error,
+        }
+        with open(staged + ".json", "w") as f:
+            json.dump(record, f, indent=1)
+        os.replace(staged, args.out)
+        os.replace(staged + ".json", args.out + ".json")
+    finally:
+        for path in (staged, staged + ".json"):
+            if os.path.exists(path):
+                os.remove(path)
     print(json.dumps(record, indent=1))
-    if error["mean"] >= ERROR_BOUND:
-        raise SystemExit(f"mean ab error {error['mean']:.3f} is not under {ERROR_BOUND}: do not ship this file")
-
 
 if __name__ == "__main__":
     main()
