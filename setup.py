@@ -40,13 +40,14 @@ setup(
         "tflite": ["ai-edge-litert", "pillow"],  # running .tflite models; serving/tflite_colorize.py
         # Video (colornet.apps.video): PyAV's wheels bring FFmpeg with libx264 and AAC and give
         # frames as arrays in-process; OpenCV for the camera's motion and the colour conversions;
+        # Numba compiles the loops over every pixel of a frame (apps/video/kernels.py);
         # LiteRT runs the bundled model's int8 form on CPUs without AMX.
-        "video": ["av>=18", "opencv-python-headless", "ai-edge-litert"],
+        "video": ["av>=18", "opencv-python-headless", "numba", "ai-edge-litert"],
         "docs": DOCS,
         # `colornet app`: Starlette (routing, forms, static files) served by uvicorn;
         # python-multipart parses uploads; videos go through the video extra's packages.
         "app": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart", "av>=18", "opencv-python-headless",
-                "ai-edge-litert"],
+                "numba", "ai-edge-litert"],
         "test": [
             "pytest",
             # tests/test_packaging.py: builds the wheel and sdist, checks their metadata.
@@ -65,6 +66,7 @@ setup(
             "hypothesis",
             "av>=18",
             "opencv-python-headless",
+            "numba",
             # The tfds: source, tested with a local builder (nothing downloaded).
             # tensorflow-datasets 4.9.10 imports importlib_resources without declaring it.
             "tensorflow-datasets",

@@ -641,13 +641,17 @@ def write_picture(pictures, path, strength):
 # Speed and memory.
 
 
-def make_video(path, photo_path, height, frames, rate=25):
-    """An H.264 pan over an upscaled photograph, with an AAC sine track."""
+def make_video(path, photo_path, height, frames, rate=25, grey=True):
+    """An H.264 pan over an upscaled photograph, with an AAC sine track; black and
+    white (`grey`: the photograph's grey levels, chroma neutral, as a black-and-white
+    film is stored) or in colour."""
     import av
     import cv2
 
     width = int(round(height * 16 / 9 / 2)) * 2
     photo = _load(photo_path)
+    if grey:
+        photo = np.repeat(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     scale = 1.3 * max(width / photo.shape[1], height / photo.shape[0])
     photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     out = av.open(path, "w")
@@ -801,7 +805,7 @@ def run_speed(args):
         try:
             for height in args.heights:
                 src = os.path.join(tmp, f"clip{height}.mp4")
-                make_video(src, photo, height, args.frames)
+                make_video(src, photo, height, args.frames, grey=args.clip == "grey")
                 settings = [(0.0, "none"), (None, None)] * args.repeats  # interleaved: load drifts hit both
                 for (strength, motion), precision, (code, path) in itertools.product(settings, precisions, codes):
                     runs.append(_one_speed_run(args, src, os.path.join(tmp, f"out{height}.mp4"), strength, motion,
@@ -827,7 +831,7 @@ def run_speed(args):
         "cpu": cpu_name(), "model": model_name(args.model), "repeats": args.repeats, "medians": medians, "clip": {
             "photo": os.path.relpath(photo, args.photos) if args.photo is None else photo,
             "frames": args.frames, "heights": args.heights, "rate": 25,
-            "content": "H.264 (crf 20) pan over an upscaled photograph, AAC stereo sine track",
+            "content": f"H.264 (crf 20) pan over an upscaled photograph, {args.clip}, AAC stereo sine track",
         },
         "encoder_preset": args.encoder_preset, "batch_size": args.batch_size,
         "against": args.against, "precisions": precisions,
@@ -864,20 +868,26 @@ def run_stages(args):
     predictors_by_precision = {p: video.load_video_predictor(args.model, p) for p in precisions}
     def one_height(height, tmp):
         src = os.path.join(tmp, f"clip{height}.mp4")
-        make_video(src, photo, height, 4 * batch)
+        make_video(src, photo, height, 4 * batch, grey=args.clip == "grey")
         ms = {}
 
-        def decode(src=src):
+        def decode(src=src, grey=False):
+            reader = files._GreyFrames(av)
             with av.open(src) as container:
                 container.streams.video[0].thread_type = "AUTO"
-                return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+                return [reader.levels(f) if grey else f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
         rgb = decode()
         ms["decode_to_rgb"] = cpu_ms(decode, rounds=2, count=len(rgb))
+        if args.clip == "grey":  # the reader's path for a black-and-white film: its grey levels
+            grey = decode(grey=True)
+            ms["decode_to_grey"] = cpu_ms(lambda: decode(grey=True), rounds=2, count=len(grey))
         rgb = rgb[:batch]
         scratch = lab.Scratch()
         l_raw = np.stack([lab.frame_l(f) for f in rgb])
         ms["l"] = cpu_ms(lambda: [lab.frame_l(f, l_raw[i], scratch) for i, f in enumerate(rgb)])
+        if args.clip == "grey":
+            ms["l_grey"] = cpu_ms(lambda: [lab.grey_l(f, l_raw[i]) for i, f in enumerate(grey[:batch])])
         ms["l_tf_xla"] = cpu_ms(lambda: stages._frame_l_tf(tf.constant(np.stack(rgb))).numpy())
         resize, l_small = stages._Resize(l_raw.shape[1:], 256), np.empty((batch, 256, 256, 1), np.float32)
         ms["network_input"] = cpu_ms(lambda: [resize(l, l_small[i, ..., 0]) for i, l in enumerate(l_raw)])
@@ -1070,6 +1080,8 @@ def main():
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=1, help="--speed: runs of each setting (medians reported)")
     parser.add_argument("--photo", help="photograph of the speed clip")
+    parser.add_argument("--clip", choices=("grey", "colour"), default="grey", help="--speed, --stages: the clip "
+                        "black and white (as films to colourise are) or in colour")
     parser.add_argument("--precisions", nargs="+", choices=video.defaults.PRECISIONS, help="--speed: each run "
                         "in each of these precisions, interleaved (instead of --precision)")
     parser.add_argument("--against", metavar="REV", help="--speed: also run colornet as it was at this git "

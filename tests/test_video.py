@@ -544,6 +544,92 @@ def test_frame_l_and_lab_to_rgb8_against_colornet_color():
     assert np.abs(lab.lab_to_rgb8(l_raw, ab_small).astype(int) - expected).max() <= 1
 
 
+def test_srgb_rounding_tables_give_the_nearest_level():
+    """The tables `lab.lab_to_rgb8` rounds linear RGB with: the nearest sRGB level,
+    sRGB's curve in float64, over [0, 1] and on either side of every step."""
+    from colornet.apps.video import lab
+
+    levels, following = lab._SRGB_LEVELS
+    bins = len(levels) - 1
+
+    def encode(v):
+        return np.where(v > c.SRGB_ENCODE_THRESHOLD, 1.055 * v ** (1 / 2.4) - 0.055, 12.92 * v)
+
+    middles = (np.arange(255) + 0.5) / 255
+    steps = np.where(middles > 0.04045, ((middles + 0.055) / 1.055) ** 2.4, middles / 12.92)
+    assert np.abs(encode(steps) - middles).max() < 1e-12
+    assert np.diff(steps).min() > 1 / bins  # the tables' premise: a bin holds at most one step
+    linear = np.concatenate([np.linspace(0, 1, 100_001), steps * (1 - 1e-5), steps * (1 + 1e-5)])
+    scaled = linear.astype(np.float32) * np.float32(bins)
+    index = scaled.astype(np.int64)
+    got = levels[index] + (scaled >= following[index])
+    np.testing.assert_array_equal(got, np.floor(255 * encode(linear) + 0.5))
+
+
+def test_grey_l_is_frame_l_of_the_grey_rgb():
+    from colornet.apps.video import lab
+
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    np.testing.assert_allclose(lab.grey_l(grey), lab.frame_l(rgb), atol=1e-4)
+    np.testing.assert_allclose(lab.grey_l(grey), l_of(rgb), atol=1e-3)
+
+
+def test_lab_to_rgb8_survives_nan():
+    """A broken model's NaN ab gives some colour, not a read outside the tables."""
+    from colornet.apps.video import lab
+
+    ab = np.full((4, 4, 2), np.nan, np.float32)
+    ab[0, 0] = np.inf
+    out = lab.lab_to_rgb8(np.full((16, 16), 50.0, np.float32), ab)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+
+
+def test_grey_frames_are_coloured_as_their_rgb(model):
+    grey = [np.ascontiguousarray(frame[..., 1]) for frame in moving_frames(4)]
+    rgb = [np.repeat(frame[..., None], 3, axis=-1) for frame in grey]
+    options = {"size": SIZE, "precision": "float32", "batch_size": 2}
+    coloured = zip(video.colorize_frames(grey, model, **options), video.colorize_frames(rgb, model, **options))
+    for got, expected in coloured:
+        assert np.abs(got.astype(int) - expected).max() <= 1  # L within 1e-4: the network may move a level
+
+
+@pytest.mark.parametrize("pix_fmt, color_range", [("yuv420p", 1), ("yuv420p", 2), ("yuvj420p", 2)])
+def test_reader_takes_grey_frames_from_their_luma(pix_fmt, color_range):
+    """A 4:2:0 frame with neutral chroma becomes its grey levels, those FFmpeg's own
+    conversion to RGB gives (limited and full range); any other chroma, RGB."""
+    from colornet.apps.video import files
+
+    rng = np.random.default_rng(0)
+    planes = np.full((H * 3 // 2, W), 128, np.uint8)
+    planes[:H] = rng.integers(0, 256, (H, W))
+    planes[:16, :16] = np.arange(256).reshape(16, 16)  # every luma value
+    frame = av.VideoFrame.from_ndarray(planes, format=pix_fmt)
+    frame.color_range = color_range
+    rgb = frame.to_ndarray(format="rgb24")
+    grey = files._GreyFrames(av)
+    np.testing.assert_array_equal(grey.levels(frame), rgb[..., 0])
+    assert (rgb == rgb[..., :1]).all()
+    planes[-1, -1] = 129
+    assert grey.levels(av.VideoFrame.from_ndarray(planes, format=pix_fmt)) is None
+    assert grey.levels(av.VideoFrame.from_ndarray(rgb, format="rgb24")) is None
+
+
+def test_grey_clip_colours_as_without_the_grey_path(model, tmp_path, monkeypatch):
+    from colornet.apps.video import files
+
+    frames = [np.repeat(frame[..., 1:2], 3, axis=-1) for frame in moving_frames(5)]
+    src = write_clip(tmp_path / "grey.mp4", frames, audio=False)
+    with av.open(src) as container:
+        assert all(files._GreyFrames(av).levels(frame) is not None for frame in container.decode(video=0))
+    video.colorize_video(src, tmp_path / "grey_path.mp4", model, **OPTIONS)
+    monkeypatch.setattr(files._GreyFrames, "levels", lambda self, frame: None)
+    video.colorize_video(src, tmp_path / "rgb_path.mp4", model, **OPTIONS)
+    got, *_ = read_clip(tmp_path / "grey_path.mp4")
+    expected, *_ = read_clip(tmp_path / "rgb_path.mp4")
+    assert len(got) == 5 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
 def test_frames_must_share_a_size(model):
     frames = moving_frames(2) + [smooth_rgb(32, 32)]
     with pytest.raises(ValueError, match="first frame's size"):

@@ -137,8 +137,13 @@ def _lab_to_rgb8_tf(l_raw, ab):
     return inference.to_uint8(color.lab_to_rgb(tf.concat([l_raw[..., None], ab], axis=-1)))
 
 
-def _frame_l(rgb, out, scratch):
-    """`(H, W, 3)` uint8 or float [0, 1] RGB -> `(H, W)` float32 L, into `out`."""
+def _frame_l(frame, out, scratch):
+    """A frame as `colorize_frames` takes it -> `(H, W)` float32 L, into `out`. A
+    uint8 grey frame `(H, W)` is one table (`lab.grey_l`), a tenth of the work of RGB."""
+    frame = np.asarray(frame)
+    if lab.available() and frame.dtype == np.uint8 and (frame.ndim == 2 or frame.shape[-1] == 1):
+        return lab.grey_l(frame.reshape(frame.shape[:2]), out)
+    rgb = data.as_rgb(frame)
     if rgb.dtype == np.uint8 and lab.available():
         return lab.frame_l(rgb, out, scratch)
     out[...] = _frame_l_tf(rgb).numpy()
@@ -289,6 +294,7 @@ class _Resize:
 
     def __init__(self, shape, size):
         self._rows, self._columns = _taps(shape[0], size), _taps(shape[1], size)
+        self._between = np.empty((size, shape[1]), np.float32)  # the rows resized, for the compiled loop
 
     @staticmethod
     def _axis(image, taps):
@@ -300,6 +306,10 @@ class _Resize:
         return out
 
     def __call__(self, l_raw, out):
+        if lab.available():  # compiled: one pass, no array made
+            from colornet.apps.video import kernels
+
+            return kernels.resize(l_raw, self._rows, self._columns, self._between, out)
         out[...] = self._axis(np.ascontiguousarray(self._axis(l_raw, self._rows).T), self._columns).T
         return out
 
@@ -309,16 +319,18 @@ def _prepare(frames, size, batch_size):
     shape, scratch, resize = None, lab.Scratch(), None
     for batch in _batches(frames, batch_size):
         for number, frame in enumerate(batch):
-            rgb = data.as_rgb(frame)
+            frame = np.asarray(frame)
+            if frame.ndim not in (2, 3) or min(frame.shape[:2], default=0) < 1:
+                data.as_rgb(frame)  # raises its error for the shape
             if shape is None:
-                shape = rgb.shape
-                resize = _Resize(shape[:2], size) if shape[:2] != (size, size) else None
-            if rgb.shape != shape:
-                raise ValueError(f"every frame must have the first frame's size {shape[:2]}, got {rgb.shape[:2]}")
+                shape = frame.shape[:2]
+                resize = _Resize(shape, size) if shape != (size, size) else None
+            if frame.shape[:2] != shape:
+                raise ValueError(f"every frame must have the first frame's size {shape}, got {frame.shape[:2]}")
             if number == 0:
-                l_raw = np.empty((len(batch), *shape[:2]), np.float32)
+                l_raw = np.empty((len(batch), *shape), np.float32)
                 l_small = l_raw[..., None] if resize is None else np.empty((len(batch), size, size, 1), np.float32)
-            _frame_l(rgb, l_raw[number], scratch)
+            _frame_l(frame, l_raw[number], scratch)
             if resize is not None:
                 resize(l_raw[number], l_small[number, ..., 0])
         yield l_raw, l_small

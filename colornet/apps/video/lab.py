@@ -1,22 +1,23 @@
-"""sRGB <-> CIE Lab on whole frames with OpenCV: the formulas and constants of
-`colornet.color` (scikit-image's), at a fraction of the cost.
+"""sRGB <-> CIE Lab on whole frames: the formulas and constants of `colornet.color`
+(scikit-image's), at a fraction of the cost.
 
 Video spends most of its work outside the network at full resolution: L of every
 input pixel and Lab -> RGB of every output pixel. As TF ops (even fused by XLA) the
 two took 130 CPU ms a 1920 x 1080 frame, five times the bfloat16 network; here they
-take about 25 (`benchmarks/video.py --stages`).
+take about 20, and L of a grey frame about 1 (`benchmarks/video.py --stages`).
 
-* `frame_l`: uint8 sRGB -> L. Linearising is a 256-entry table (`cv2.LUT`), the
-  luminance Y a weighted sum of the channels (`cv2.transform`), then L = f(Y): the
-  same arithmetic as `colornet.color.rgb_to_lab` in float32 (L within 0.001).
-* `lab_to_rgb8`: L and ab -> uint8 sRGB with OpenCV's float Lab -> RGB, whose
-  formulas are scikit-image's except one: scikit-image clamps f(Z) at 0 and OpenCV
-  does not, so b is clamped first where that matters (very yellow dark colours, out
-  of the sRGB gamut), which makes the two the same. OpenCV clips linear RGB to
-  [0, 1], as `colornet.color.lab_to_rgb` clips sRGB, and both round to the nearest
-  level; they agree within one level (tests/test_video.py).
+* `frame_l`: uint8 sRGB -> L, with OpenCV. Linearising is a 256-entry table
+  (`cv2.LUT`), the luminance Y a weighted sum of the channels (`cv2.transform`), then
+  L = f(Y): the same arithmetic as `colornet.color.rgb_to_lab` in float32 (L within
+  0.001).
+* `grey_l`: a uint8 grey frame (R = G = B) -> L: one 256-entry table, the values
+  `frame_l` gives.
+* `lab_to_rgb8`: L and ab (upsampled bilinearly) -> uint8 sRGB in one pass
+  (`kernels`), the formulas of `colornet.color.lab_to_rgb`, and sRGB's curve as a
+  table that rounds linear values to the nearest level exactly; within one level of
+  `colornet.color` (tests/test_video.py), the rest float32 rounding.
 
-Needs OpenCV (the `video` extra); `available()` says whether it is there.
+Needs OpenCV and Numba (the `video` extra); `available()` says whether they are there.
 """
 
 import numpy as np
@@ -27,6 +28,7 @@ from colornet import constants as c
 def available():
     try:
         import cv2  # noqa: F401
+        import numba  # noqa: F401
     except ImportError:
         return False
     return True
@@ -42,6 +44,34 @@ def _linear_table():
 _LINEAR = _linear_table()
 # Y of linear RGB, relative to the white's (D65's Y is 1).
 _Y_FROM_LINEAR = (np.asarray(c.XYZ_FROM_LINEAR_RGB, np.float64)[1] / c.D65_WHITE[1]).astype(np.float32)[None]
+
+
+def _grey_l_table():
+    """uint8 grey level -> L: f(Y) of Y = the level's linear value, in float64."""
+    y = _LINEAR.ravel().astype(np.float64)
+    f = np.where(y > c.LAB_EPSILON, np.cbrt(y), c.LAB_KAPPA_SLOPE * y + 16.0 / 116.0)
+    return np.clip(116.0 * f - 16.0, 0.0, 100.0).astype(np.float32).reshape(1, 256)
+
+
+_GREY_L = _grey_l_table()
+# XYZ relative to the white (as Lab gives it) -> linear RGB.
+_RGB_FROM_XYZ = (np.linalg.inv(np.asarray(c.XYZ_FROM_LINEAR_RGB, np.float64)) * c.D65_WHITE).astype(np.float32)
+
+
+def _srgb_levels(bins=8192):
+    """Linear RGB in [0, 1] -> the nearest uint8 sRGB level, as two tables over `bins`
+    equal bins (`kernels.upsample_lab_to_rgb8`): the level at each bin's start, and
+    where in the bin (times `bins`) the next level starts (2 * bins: not in it). The
+    steps between levels are at least 1 / (255 * 12.92) apart (the steepest part of
+    sRGB's curve), more than a bin, so a bin holds at most one."""
+    middles = (np.arange(255) + 0.5) / 255.0  # sRGB values where rounding steps up a level
+    steps = np.where(middles > c.SRGB_ENCODE_THRESHOLD * 12.92, ((middles + 0.055) / 1.055) ** 2.4, middles / 12.92)
+    levels = np.searchsorted(steps, np.arange(bins + 1) / bins, side="right")
+    following = np.where(levels < 255, steps[np.minimum(levels, 254)] * bins, 2.0 * bins)
+    return levels.astype(np.uint8), following.astype(np.float32)
+
+
+_SRGB_LEVELS = _srgb_levels()
 
 
 class Scratch:
@@ -78,22 +108,32 @@ def frame_l(rgb, out=None, scratch=None):
     return np.clip(out, 0.0, 100.0, out=out)
 
 
+def grey_l(grey, out=None):
+    """`(H, W)` uint8 grey sRGB levels -> `(H, W)` float32 CIE L, into `out` if given."""
+    import cv2
+
+    return cv2.LUT(grey, _GREY_L, dst=out)
+
+
+def _axis_taps(length, size):
+    """Bilinear upsampling with half-pixel centres (`tf.image.resize`'s, OpenCV's) of
+    one axis, `size` -> `length` pixels: per output pixel its two source pixels and
+    the second's weight."""
+    source = np.clip((np.arange(length) + 0.5) * size / length - 0.5, 0, size - 1)
+    first = np.floor(source).astype(np.int32)
+    return first, np.minimum(first + 1, size - 1).astype(np.int32), (source - first).astype(np.float32)
+
+
 def lab_to_rgb8(l_raw, ab_small, scratch=None):
     """`(H, W)` float32 L and `(h, w, 2)` float32 ab -> `(H, W, 3)` uint8 sRGB, ab
     upsampled bilinearly with half-pixel centres, as `colornet.inference.upsample_ab`
     (tf.image.resize) does it."""
-    import cv2
+    from colornet.apps.video import kernels
 
     scratch = scratch or Scratch()
-    height, width = shape = l_raw.shape
-    ab = cv2.resize(ab_small, (width, height), dst=scratch("ab", (*shape, 2)), interpolation=cv2.INTER_LINEAR)
-    a, b = scratch("a", shape), scratch("b", shape)
-    cv2.split(ab, [a, b])
-    # scikit-image clamps f(Z) = (L + 16) / 116 - b / 200 at 0; OpenCV does not.
-    highest = np.add(l_raw, 16.0, out=scratch("highest_b", shape))
-    highest *= 200.0 / 116.0
-    np.minimum(b, highest, out=b)
-    lab = cv2.merge([l_raw, a, b], dst=scratch("lab", (*shape, 3)))
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=scratch("rgb", (*shape, 3)))
-    # In [0, 1] already: the absolute value changes nothing; rounds to nearest.
-    return cv2.convertScaleAbs(rgb, alpha=255.0)
+    shape = l_raw.shape
+    ab_small = np.ascontiguousarray(ab_small, np.float32)
+    out = np.empty((*shape, 3), np.uint8)  # a new array: the frame is handed on to the encoder
+    rows, columns = _axis_taps(shape[0], ab_small.shape[0]), _axis_taps(shape[1], ab_small.shape[1])
+    return kernels.upsample_lab_to_rgb8(np.ascontiguousarray(l_raw, np.float32), ab_small, rows, columns,
+                                        _RGB_FROM_XYZ, *_SRGB_LEVELS, out)

@@ -1,0 +1,90 @@
+"""The loops over every pixel of a frame, compiled with Numba: each reads its input
+once and writes its output once, where NumPy or OpenCV would make a pass over the
+whole frame for every step (at 1920 x 1080, each pass reads and writes megabytes).
+
+Pure loops; what they compute, and their tables, is set out in `lab` and `frames`,
+which call them. Needs Numba (the `video` extra). Compiled on first use and cached
+beside this file (or in Numba's cache folder where that is read-only).
+"""
+
+import numba
+import numpy as np
+
+from colornet import constants as c
+
+_JIT = {"cache": True, "nogil": True, "fastmath": True}  # nogil: the pipeline's threads overlap
+
+
+@numba.njit(**_JIT)
+def upsample_lab_to_rgb8(l_raw, ab_small, rows, columns, matrix, levels, thresholds, out):
+    """`(H, W)` float32 L and `(h, w, 2)` float32 ab -> `(H, W, 3)` uint8 sRGB in `out`.
+
+    ab is upsampled bilinearly by `rows` and `columns`, each `(first, second, weight
+    of the second)` source pixels per output pixel along its axis. Lab -> XYZ as
+    `colornet.color.lab_to_rgb` (f(Z) clamped at 0), `matrix` (3, 3) takes XYZ to
+    linear RGB, clipped to [0, 1]. A linear value v is the level
+    `levels[i] + (v * n >= thresholds[i])`, i = int(v * n), n = len(levels) - 1:
+    each of the n bins holds at most one step from a level to the next."""
+    height, width = l_raw.shape
+    n = levels.shape[0] - 1
+    scale = np.float32(n)
+    f_threshold, inverse_slope = np.float32(c.LAB_F_THRESHOLD), np.float32(1.0 / c.LAB_KAPPA_SLOPE)
+    offset = np.float32(16.0 / 116.0)
+    first_y, second_y, weight_y = rows
+    first_x, second_x, weight_x = columns
+    a_row, b_row = np.empty(ab_small.shape[1], np.float32), np.empty(ab_small.shape[1], np.float32)
+    a_full, b_full = np.empty(width, np.float32), np.empty(width, np.float32)
+    linear = np.empty((3, width), np.float32)
+    for y in range(height):
+        top, bottom, v = ab_small[first_y[y]], ab_small[second_y[y]], weight_y[y]
+        for x in range(ab_small.shape[1]):
+            a_row[x] = top[x, 0] + v * (bottom[x, 0] - top[x, 0])
+            b_row[x] = top[x, 1] + v * (bottom[x, 1] - top[x, 1])
+        for x in range(width):
+            left, right, u = first_x[x], second_x[x], weight_x[x]
+            a_full[x] = a_row[left] + u * (a_row[right] - a_row[left])
+            b_full[x] = b_row[left] + u * (b_row[right] - b_row[left])
+        l_row = l_raw[y]
+        for x in range(width):
+            fy = (l_row[x] + np.float32(16.0)) * np.float32(1.0 / 116.0)
+            fx = fy + a_full[x] * np.float32(1.0 / 500.0)
+            fz = max(fy - b_full[x] * np.float32(1.0 / 200.0), np.float32(0.0))
+            cx = fx * fx * fx if fx > f_threshold else (fx - offset) * inverse_slope
+            cy = fy * fy * fy if fy > f_threshold else (fy - offset) * inverse_slope
+            cz = fz * fz * fz if fz > f_threshold else (fz - offset) * inverse_slope
+            for channel in range(3):
+                value = matrix[channel, 0] * cx + matrix[channel, 1] * cy + matrix[channel, 2] * cz
+                linear[channel, x] = min(max(value, np.float32(0.0)), np.float32(1.0)) * scale
+        out_row = out[y]
+        for x in range(width):
+            for channel in range(3):
+                value = linear[channel, x]
+                # Clamped as an integer too: NaN (a broken model's ab) must not index outside.
+                i = min(max(np.int32(value), 0), n)
+                out_row[x, channel] = levels[i] + (value >= thresholds[i])
+    return out
+
+
+@numba.njit(**_JIT)
+def resize(image, row_taps, column_taps, between, out):
+    """`(H, W)` float32 -> `(S, T)` in `out`, each axis by its taps: `(indices,
+    weights)`, each `(S or T, k)`, output pixel i = sum over j of weights[i, j] *
+    input[indices[i, j]] (unused taps have weight 0). `between` `(S, W)` holds the
+    rows' result."""
+    row_indices, row_weights = row_taps
+    column_indices, column_weights = column_taps
+    for i in range(between.shape[0]):
+        row = between[i]
+        row[:] = 0.0
+        for j in range(row_indices.shape[1]):
+            weight, source = row_weights[i, j], image[row_indices[i, j]]
+            for x in range(row.shape[0]):
+                row[x] += weight * source[x]
+    for i in range(out.shape[0]):
+        row = between[i]
+        for x in range(out.shape[1]):
+            total = np.float32(0.0)
+            for j in range(column_indices.shape[1]):
+                total += column_weights[x, j] * row[column_indices[x, j]]
+            out[i, x] = total
+    return out
