@@ -392,8 +392,8 @@ def test_smoother_validates():
 
 @pytest.mark.parametrize("method", c.DECODE_METHODS)
 def test_video_decoding_is_the_library_s(method):
-    """The video pipeline's own decoding (one exponential and one product) gives
-    `inference.decode_logits`'s ab, from logits and from distributions."""
+    """The video pipeline's own decoding (one exponential or power and one product)
+    gives `inference.decode_logits`'s ab, from logits and from distributions."""
     from colornet.apps.video import frames as stages
     from colornet.apps.video import lab
 
@@ -406,6 +406,11 @@ def test_video_decoding_is_the_library_s(method):
     probabilities = stages._softmax(logits)
     np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-6)
     np.testing.assert_allclose(stages._decode_distributions(probabilities, method, 0.38, scratch), expected, atol=1e-2)
+    # Through a power, and at a temperature too low for it (the log, as from logits).
+    for temperature in (0.05, 0.1, 1.0):
+        expected = inference.decode_logits(tf.constant(logits), method, temperature).numpy()
+        got = stages._decode_distributions(probabilities, method, temperature, scratch)
+        np.testing.assert_allclose(got, expected, atol=1e-2)
 
 
 @pytest.mark.parametrize("shape", [(480, 854), (1080, 1920), (48, 64), (300, 17), (256, 300), (1, 5)])

@@ -202,11 +202,28 @@ def _decode(logits, method, temperature, scratch):
     return _annealed_mean(logits, inverse_temperature, scratch("decoding", logits.shape))
 
 
+# The annealed mean of distributions p is that of their log: p^(1/T) . centres over
+# sum p^(1/T), one power where the log, the maximum and the exponential took four
+# passes. p is first raised to at least tiny^T, so that no power is a subnormal
+# float32 (a power into subnormals ran 50 times slower): what that adds is below
+# 313 * tiny, nothing next to the largest value's power, as that value is at least
+# 1/313 (the values sum to 1), down to T = 0.2; below, the log as from logits.
+_LOWEST_POWER_TEMPERATURE = 0.2
+
+
 def _decode_distributions(probabilities, method, temperature, scratch):
     """`(..., 313)` distributions -> `(..., 2)` ab, as `inference.decode_logits` of
     their log (the log of a distribution is logits for it)."""
-    log = np.maximum(probabilities, np.finfo(np.float32).tiny, out=scratch("decoding", probabilities.shape))
-    return _decode(np.log(log, out=log), method, temperature, scratch)
+    work = scratch("decoding", probabilities.shape)
+    if method == "mode" or (method == "annealed-mean" and temperature < _LOWEST_POWER_TEMPERATURE):
+        log = np.maximum(probabilities, np.finfo(np.float32).tiny, out=work)
+        return _decode(np.log(log, out=log), method, temperature, scratch)
+    weighted = probabilities
+    if method == "annealed-mean":
+        floor = np.float32(1.01 * float(np.finfo(np.float32).tiny) ** temperature)
+        weighted = np.power(np.maximum(probabilities, floor, out=work), np.float32(1.0 / temperature), out=work)
+    sums = weighted @ _CENTRES_AND_ONES
+    return sums[..., :2] / sums[..., 2:]
 
 
 def _pad(array, batch_size):

@@ -88,3 +88,16 @@ def resize(image, row_taps, column_taps, between, out):
                 total += column_weights[x, j] * row[column_indices[x, j]]
             out[i, x] = total
     return out
+
+
+@numba.njit(**_JIT)
+def blend(moved, kept, stays, probabilities, weight, out):
+    """`(h, w, Q)` out = p + w * (previous - p) for each pixel, previous = `kept` where
+    `stays` `(h, w)`, else `moved`; element by element (`out` may be either)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            previous = kept[i, j] if stays[i, j] else moved[i, j]
+            p, w, o = probabilities[i, j], weight[i, j], out[i, j]
+            for q in range(o.shape[0]):
+                o[q] = p[q] + w * (previous[q] - p[q])
+    return out

@@ -132,13 +132,10 @@ class TemporalSmoother:
                 previous, previous_l = self._carry(previous, previous_l, l8)
             if self.motion != "none":
                 weight *= self._agreement(l8, previous_l, probabilities.shape[:2])
+            stays = None
             if self.motion == "camera":
-                previous, weight = self._follow_camera(previous, l8, weight)
-            # w * previous + (1 - w) * p, in place: 1.3 M values a frame. Element by
-            # element, so `out` may be `previous` itself.
-            state = np.subtract(previous, probabilities, out=out, dtype=np.float32)
-            state *= weight[..., None]
-            state += probabilities
+                previous, weight, stays = self._follow_camera(previous, l8, weight)
+            state = _blend(previous, probabilities, weight, out, self._state, stays)
         self._state, self._l8, self._histogram = state, l8, histogram
         return state
 
@@ -174,11 +171,11 @@ class TemporalSmoother:
         return np.exp(-np.square(_area_mean(difference, shape) / self.sigma))
 
     def _follow_camera(self, state, l8, weight):
-        """The previous average, moved along the camera's motion where that agrees
-        better with this frame's L than leaving it in place, and its weight."""
+        """The previous average moved along the camera's motion, its weight, and where
+        leaving it in place agrees better with this frame's L (None: everywhere)."""
         carried = self._carry_camera(state, self._l8.astype(np.float32), l8)
         if carried is None:
-            return state, weight
+            return state, weight, None
         carried, carried_l, inside = carried
         moved_weight = self.strength * self._agreement(l8, carried_l, weight.shape) * inside
         # Where leaving it in place agrees as well (something that did not move with the
@@ -186,9 +183,7 @@ class TemporalSmoother:
         # the weight is the better of the two agreements (within STAY_PREFERENCE of
         # each other where it stays).
         stays = weight >= moved_weight - STAY_PREFERENCE
-        if stays.any():
-            carried[stays] = state[stays]
-        return carried, np.maximum(weight, moved_weight)
+        return carried, np.maximum(weight, moved_weight), stays
 
     def _carry_camera(self, state, previous_l, l8):
         """The previous average and L moved along the camera's motion (`camera_motion`),
@@ -280,6 +275,26 @@ def _warp_channels(cv2, image, matrix, flags, kernels=None, out=None):
         else:
             out[..., start : start + 128] = part.reshape(h, w, -1)
     return out
+
+
+def _blend(previous, probabilities, weight, out, kept, stays):
+    """w * previous + (1 - w) * p for each pixel's `(Q,)` distribution (`kept`
+    instead of `previous` where `stays`, if given), 1.3 M values a frame; element by
+    element, so `out` may be `previous` or `kept`. Compiled where Numba is (the `video`
+    extra): one pass where NumPy takes four."""
+    out = np.empty(probabilities.shape, np.float32) if out is None else out
+    weight = weight.astype(np.float32, copy=False)
+    try:
+        from colornet.apps.video import kernels
+    except ImportError:
+        if stays is not None:
+            previous = np.where(stays[..., None], kept, previous)
+        state = np.subtract(previous, probabilities, out=out, dtype=np.float32)
+        state *= weight[..., None]
+        state += probabilities
+        return state
+    stays = np.zeros(weight.shape, bool) if stays is None else stays
+    return kernels.blend(previous, kept, stays, probabilities, weight, out)
 
 
 def _into(out, array):
