@@ -7,8 +7,10 @@ cannot hold). The frames are coloured by `colornet.apps.video.frames`.
 Streaming: a reader thread decodes, the stages of `colornet.apps.video.frames` (L,
 the network, smoothing and rendering) run in theirs, a writer thread encodes and
 muxes, with bounded queues between them, so memory does not grow with the length of
-the video and the stages overlap (FFmpeg, TensorFlow, OpenCV and NumPy release the
-GIL). The output is written under a hidden temporary name and renamed when complete.
+the video and the stages overlap (FFmpeg, TensorFlow, OpenCV, NumPy and the compiled
+loops release the GIL). A black-and-white film's frames go on as grey levels read
+from their luma (`_GreyFrames`). The output is written under a hidden temporary name
+and renamed when complete.
 
 Needs the `video` extra (`pip install 'colornet-keras[video]'`): PyAV, whose wheels bring
 their own FFmpeg with libx264 and decode and encode frames as arrays in-process.

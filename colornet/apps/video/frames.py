@@ -8,10 +8,11 @@ smoothed over time first.
 
 Three stages, each but the last in its own thread with one batch queued between
 each two, so that the network overlaps the work before and after it: L of a batch of
-frames (full resolution, OpenCV, `lab`) and its resizing to S x S; the network (TF's
-pool over the cores, or for a LiteRT model one single-threaded interpreter a core,
-batches side by side); the smoothing, decoding (at S/4, NumPy), upsampling and Lab ->
-RGB (full resolution, OpenCV). Only the first and last conversions touch every
+frames (full resolution, `lab`: a table for grey frames, OpenCV for RGB) and its
+resizing to S x S (compiled, `kernels`); the network (TF's pool over the cores, or
+for a LiteRT model one single-threaded interpreter a core, batches side by side);
+the smoothing, decoding (at S/4, NumPy), upsampling and Lab -> RGB (full
+resolution, one compiled pass). Only the first and last conversions touch every
 pixel of a frame; everything else runs at S or S/4 whatever the frame size.
 """
 
