@@ -333,7 +333,9 @@ class _Resize:
 
 
 def _prepare(frames, size, batch_size):
-    """Stage 1: batches of frames -> `(l_raw (n, H, W), l_small (n, S, S, 1))`."""
+    """Stage 1: batches of frames -> `(l_raw, l_small (n, S, S, 1))`, l_raw n `(H, W)`
+    arrays: one a frame, as a batch's (66 MB at 1080p) would be above what a thread's
+    allocator reuses (`threads.freed_memory_kept`) and mapped afresh every batch."""
     shape, scratch, resize = None, lab.Scratch(), None
     for batch in _batches(frames, batch_size):
         for number, frame in enumerate(batch):
@@ -346,11 +348,12 @@ def _prepare(frames, size, batch_size):
             if frame.shape[:2] != shape:
                 raise ValueError(f"every frame must have the first frame's size {shape}, got {frame.shape[:2]}")
             if number == 0:
-                l_raw = np.empty((len(batch), *shape), np.float32)
-                l_small = l_raw[..., None] if resize is None else np.empty((len(batch), size, size, 1), np.float32)
-            _frame_l(frame, l_raw[number], scratch)
-            if resize is not None:
-                resize(l_raw[number], l_small[number, ..., 0])
+                l_raw, l_small = [], np.empty((len(batch), size, size, 1), np.float32)
+            l_raw.append(_frame_l(frame, np.empty(shape, np.float32), scratch))
+            if resize is None:
+                l_small[number, ..., 0] = l_raw[-1]
+            else:
+                resize(l_raw[-1], l_small[number, ..., 0])
         yield l_raw, l_small
 
 
@@ -416,12 +419,13 @@ def _colorize_frames(frames, predictor, smoother, size, method, temperature, bat
         lambda items: _prepare(items, size, batch_size),
         lambda items: _network(items, predictor, batch_size),
     ]
-    items = frames
-    for number, stage in enumerate(stages):
-        items = stage(items)
-        if threaded:
-            items = threads.in_thread(items, _QUEUED_BATCHES, ("prepare", "network")[number])
-    try:
-        yield from _render(items, smoother, method, temperature)
-    finally:
-        items.close()  # stops the threads, also when the caller stops early
+    with threads.freed_memory_kept():
+        items = frames
+        for number, stage in enumerate(stages):
+            items = stage(items)
+            if threaded:
+                items = threads.in_thread(items, _QUEUED_BATCHES, ("prepare", "network")[number])
+        try:
+            yield from _render(items, smoother, method, temperature)
+        finally:
+            items.close()  # stops the threads, also when the caller stops early

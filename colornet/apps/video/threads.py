@@ -7,8 +7,16 @@ threads overlap them on several cores. Each queue holds a bounded number of item
 so memory does not grow with the length of a video.
 """
 
+import contextlib
+import ctypes
+import functools
 import queue
 import threading
+
+# glibc's mallopt parameters (malloc.h), and the values set while a video runs.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 1 << 30
+_TRIM_THRESHOLD = 1 << 30
 
 
 class Stop(Exception):
@@ -96,3 +104,36 @@ def in_thread(items, depth, name):
             thread.join()
 
     return consume()
+
+
+@functools.cache
+def _libc():
+    """glibc, or None (another C library: its allocator is left as it is)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@contextlib.contextmanager
+def freed_memory_kept():
+    """Within: memory the pipeline frees stays in the process for its next allocation;
+    after: what is free is given back to the system.
+
+    glibc maps each allocation above its threshold (which it raises to at most 32 MB)
+    afresh and unmaps it when freed, so every such array is page-faulted in again: at
+    1080p a batch of frames' L (66 MB at batch 8) and the network's activations. With
+    the threshold and the trim threshold raised to 1 GB, a 1080p video took a tenth
+    less CPU time (docs/video.md). The thresholds stay raised for the process (glibc
+    has no way back to its own adjusting ones); on leaving, `malloc_trim` gives back
+    the free memory. Elsewhere than glibc, nothing changes."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    try:
+        yield
+    finally:
+        if libc is not None:
+            libc.malloc_trim(0)
