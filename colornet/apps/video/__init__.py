@@ -1,8 +1,8 @@
 """Colourising video: streaming, smoothed over time, sound kept.
 
-* `colorize_frames(frames, model)`: a generator from RGB frames (any iterable of
-  `(H, W, 3)` arrays, for users who decode video themselves) to coloured uint8 RGB
-  frames, smoothed over time.
+* `colorize_frames(frames, model)`: a generator from RGB or grey frames (any
+  iterable of `(H, W, 3)` or `(H, W)` arrays, for users who decode video themselves)
+  to coloured uint8 RGB frames, smoothed over time.
 * `colorize_video(src, dst, model)`: a video file to a video file, sound kept.
 
 The modules, one concern each:
@@ -13,8 +13,10 @@ The modules, one concern each:
                 started afresh at scene cuts
   frames.py     `colorize_frames`: L of batches of frames, the network, then
                 smoothing and rendering, each stage in its own thread
-  lab.py        sRGB <-> Lab of whole frames with OpenCV (colornet.color's formulas)
-  threads.py    bounded queues between threads; a stage moved to its own thread
+  lab.py        sRGB <-> Lab of whole frames (colornet.color's formulas), fast
+  kernels.py    the loops over every pixel of a frame, compiled with Numba
+  threads.py    bounded queues between threads; a stage moved to its own thread;
+                freed memory kept while a video runs
   files.py      `colorize_video`, `VideoJob`: decoding, encoding and muxing with
                 PyAV in two more threads; which paths are videos
 
