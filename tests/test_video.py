@@ -277,6 +277,33 @@ def test_camera_carries_a_moved_distribution_field_exactly(monkeypatch):
     assert 0.05 < mixed < 0.8, mixed
 
 
+@pytest.mark.parametrize("unblur", [False, True])
+def test_compiled_warp_is_opencv_s(unblur):
+    """`kernels.warp_channels` (the carried average's resampling) against OpenCV's
+    warpAffine, sepFilter2D and a floor at 0 on 313 channels: the same but for
+    OpenCV's rounding of each place to 1/32 pixel, which moves a value by at most
+    half of that times the field's slope (0.4 (1/5 + 1/7) a pixel here): 2.2e-3."""
+    from colornet.apps.video import kernels
+
+    yy, xx = np.mgrid[0:24, 0:32].astype(np.float32)
+    phases = np.random.default_rng(0).uniform(0, 6, 313).astype(np.float32)
+    image = (0.5 + 0.4 * np.sin(xx[..., None] / 5 + phases) * np.cos(yy[..., None] / 7 - phases)).astype(np.float32)
+    angle = np.deg2rad(3.0)
+    matrix = np.float32([[np.cos(angle), -np.sin(angle), 1.3], [np.sin(angle), np.cos(angle), -0.6]])
+    taps = (np.float32([-0.1, 1.2, -0.1]), np.float32([-0.05, 1.1, -0.05]))
+    taps = taps if unblur else (np.empty(0, np.float32),) * 2
+    got = kernels.warp_channels(image, matrix, *taps, np.empty_like(image), np.empty_like(image))
+    expected = np.concatenate([
+        cv2.warpAffine(np.ascontiguousarray(image[..., start : start + 128]), matrix, (32, 24),
+                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        for start in range(0, 313, 128)], axis=-1)
+    if unblur:
+        expected = np.concatenate([
+            np.maximum(cv2.sepFilter2D(np.ascontiguousarray(expected[..., start : start + 128]), -1, *taps,
+                                       borderType=cv2.BORDER_REPLICATE), 0) for start in range(0, 313, 128)], axis=-1)
+    np.testing.assert_allclose(got, expected, atol=2.5e-3)
+
+
 def _pan_flicker(motion, steps=8, noise=0.5, seed=0):
     """A pan 3/4 of an output pixel right and 1/2 down a frame (3 and 2 L pixels) over
     surfaces with fixed distributions, seen through a network that adds fresh noise

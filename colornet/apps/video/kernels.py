@@ -101,3 +101,42 @@ def blend(moved, kept, stays, probabilities, weight, out):
             for q in range(o.shape[0]):
                 o[q] = p[q] + w * (previous[q] - p[q])
     return out
+
+
+@numba.njit(**_JIT)
+def warp_channels(image, matrix, unblur_x, unblur_y, between, out):
+    """`(h, w, C)` float32 `image` resampled bilinearly at `matrix` (2, 3) (each
+    output pixel's place in `image`; beyond its edges, its edge pixels), into
+    `between`; then filtered by the 3-tap kernels `unblur_x`, `unblur_y` (edges
+    repeated) and floored at 0, into `out` (`unblur_x` of length 0: no filter, `out`
+    is `between` unfloored)."""
+    h, w, channels = image.shape
+    for y in range(h):
+        for x in range(w):
+            sx = min(max(matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2], np.float32(0.0)), np.float32(w - 1))
+            sy = min(max(matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2], np.float32(0.0)), np.float32(h - 1))
+            left, top = min(int(sx), max(w - 2, 0)), min(int(sy), max(h - 2, 0))  # the last pair at the edge
+            right, bottom = min(left + 1, w - 1), min(top + 1, h - 1)
+            fx, fy = sx - left, sy - top
+            w00, w01, w10, w11 = (1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx
+            a, b = image[top, left], image[top, right]
+            c, d = image[bottom, left], image[bottom, right]
+            o = between[y, x]
+            for k in range(channels):
+                o[k] = w00 * a[k] + w01 * b[k] + w10 * c[k] + w11 * d[k]
+    if unblur_x.shape[0] == 0:
+        return between
+    row = np.empty((w, channels), np.float32)
+    for y in range(h):
+        up, down = between[max(y - 1, 0)], between[min(y + 1, h - 1)]
+        middle = between[y]
+        for x in range(w):
+            for k in range(channels):
+                row[x, k] = unblur_y[0] * up[x, k] + unblur_y[1] * middle[x, k] + unblur_y[2] * down[x, k]
+        o = out[y]
+        for x in range(w):
+            left, right = row[max(x - 1, 0)], row[min(x + 1, w - 1)]
+            for k in range(channels):
+                value = unblur_x[0] * left[k] + unblur_x[1] * row[x, k] + unblur_x[2] * right[k]
+                o[x, k] = max(value, np.float32(0.0))
+    return out

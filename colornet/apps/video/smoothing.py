@@ -199,7 +199,7 @@ class TemporalSmoother:
         small = _rescaled(matrix, big_w / w, big_h / h)
         if self._carried is None or self._carried.shape != state.shape:
             self._carried = np.empty(state.shape, np.float32)
-        carried = _warp_channels(cv2, state, small, flags, _unblur_kernels(small, h, w), out=self._carried)
+        carried = _warp_channels(cv2, state, small, _unblur_kernels(small, h, w), out=self._carried)
         inside = cv2.warpAffine(np.ones((h, w), np.float32), small, (w, h), flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         return carried, warped_l, inside
@@ -260,14 +260,26 @@ def _unblur_kernels(matrix, h, w):
     return tuple(np.array([-a, 1 + 2 * a, -a], np.float32) for a in (a_x, a_y))
 
 
-def _warp_channels(cv2, image, matrix, flags, kernels=None, out=None):
-    """`cv2.warpAffine` of an `(h, w, C)` image, C any number (OpenCV takes at most 128
-    channels at a time), then filtered by the separable `kernels` (x, y) if given,
-    negative values set to 0; into `out` if given (not `image`)."""
+def _warp_channels(cv2, image, matrix, kernels=None, out=None):
+    """`cv2.warpAffine` of an `(h, w, C)` image (bilinear, `matrix` mapping output
+    pixels to input ones, edges repeated), then filtered by the separable `kernels`
+    (x, y) if given, negative values set to 0; into `out` if given (not `image`).
+    Compiled where Numba is (`kernels.warp_channels`: one pass each, where OpenCV
+    takes at most 128 channels at a time, each block copied out and back; the same
+    but for OpenCV's rounding of places to 1/32 pixel)."""
     h, w = image.shape[:2]
     out = np.empty(image.shape, np.float32) if out is None else out
+    try:
+        from colornet.apps.video import kernels as compiled
+    except ImportError:
+        compiled = None
+    if compiled is not None and image.dtype == np.float32:
+        taps = kernels or (np.empty(0, np.float32),) * 2
+        between = out if kernels is None else np.empty(image.shape, np.float32)
+        return compiled.warp_channels(image, np.asarray(matrix, np.float32), *taps, between, out)
     for start in range(0, image.shape[-1], 128):
-        part = cv2.warpAffine(np.ascontiguousarray(image[..., start : start + 128]), matrix, (w, h), flags=flags,
+        part = cv2.warpAffine(np.ascontiguousarray(image[..., start : start + 128]), matrix, (w, h),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
         if kernels is not None:
             part = cv2.sepFilter2D(part, -1, *kernels, borderType=cv2.BORDER_REPLICATE)
