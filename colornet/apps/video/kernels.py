@@ -1,10 +1,13 @@
-"""The loops over every pixel of a frame, compiled with Numba: each reads its input
-once and writes its output once, where NumPy or OpenCV would make a pass over the
-whole frame for every step (at 1920 x 1080, each pass reads and writes megabytes).
+"""The loops over every pixel of a frame, or of its 313-way distributions, compiled
+with Numba: each reads its input once and writes its output once, where NumPy or
+OpenCV would make a pass over the whole array for every step (at 1920 x 1080, each
+pass reads and writes megabytes).
 
-Pure loops; what they compute, and their tables, is set out in `lab` and `frames`,
-which call them. Needs Numba (the `video` extra). Compiled on first use and cached
-beside this file (or in Numba's cache folder where that is read-only).
+Pure loops; what they compute, and their tables, is set out where they are called:
+`lab` (Lab -> RGB), `frames` (the resizing for the network) and `smoothing` (the
+running average, the resampling of the carried one). Needs Numba (the `video`
+extra). Compiled on first use and cached beside this file (or in Numba's cache
+folder where that is read-only).
 """
 
 import numba
