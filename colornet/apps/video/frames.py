@@ -206,7 +206,7 @@ def _decode(logits, method, temperature, scratch):
 # The annealed mean of distributions p is that of their log: p^(1/T) . centres over
 # sum p^(1/T), one power where the log, the maximum and the exponential took four
 # passes. p is first raised to at least tiny^T, so that no power is a subnormal
-# float32 (a power into subnormals ran 50 times slower): what that adds is below
+# float32 (a power into subnormals runs many times slower): what that adds is below
 # 313 * tiny, nothing next to the largest value's power, as that value is at least
 # 1/313 (the values sum to 1), down to T = 0.2; below, the log as from logits.
 _LOWEST_POWER_TEMPERATURE = 0.2

@@ -123,11 +123,10 @@ def freed_memory_kept():
 
     glibc maps each allocation above its threshold (which it raises to at most 32 MB)
     afresh and unmaps it when freed, so every such array is page-faulted in again: at
-    1080p a batch of frames' L (66 MB at batch 8) and the network's activations. With
-    the threshold and the trim threshold raised to 1 GB, a 1080p video took a tenth
-    less CPU time (docs/video.md). The thresholds stay raised for the process (glibc
-    has no way back to its own adjusting ones); on leaving, `malloc_trim` gives back
-    the free memory. Elsewhere than glibc, nothing changes."""
+    1080p a batch of frames' L (66 MB at batch 8) and the network's activations
+    (docs/video.md, "Speed and memory", has the A/B). The thresholds stay raised for
+    the process (glibc has no way back to its own adjusting ones); on leaving,
+    `malloc_trim` gives back the free memory. Elsewhere than glibc, nothing changes."""
     libc = _libc()
     if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
