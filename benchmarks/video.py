@@ -904,7 +904,7 @@ def run_stages(args):
         ms["decode_distributions"] = cpu_ms(
             lambda: stages._decode_distributions(smoothed, "annealed-mean", 0.38, scratch))
         ab_small = stages._decode_distributions(smoothed, "annealed-mean", 0.38, scratch)
-        ms["upsample_lab_to_rgb"] = cpu_ms(lambda: [lab.lab_to_rgb8(l, ab, scratch)
+        ms["upsample_lab_to_rgb"] = cpu_ms(lambda: [lab.lab_to_rgb8(l, ab)
                                                     for l, ab in zip(l_raw, ab_small)])
         ms["upsample_lab_to_rgb_tf_xla"] = cpu_ms(lambda: [
             stages._lab_to_rgb8_tf(l, inference.upsample_ab(ab[None], l.shape)[0]).numpy()

@@ -151,10 +151,10 @@ def _frame_l(frame, out, scratch):
     return out
 
 
-def _lab_to_rgb8(l_raw, ab_small, scratch):
+def _lab_to_rgb8(l_raw, ab_small):
     """`(H, W)` L and `(h, w, 2)` ab -> `(H, W, 3)` uint8 RGB, ab upsampled bilinearly."""
     if lab.available():
-        return lab.lab_to_rgb8(l_raw, ab_small, scratch)
+        return lab.lab_to_rgb8(l_raw, ab_small)
     # The bilinear upsampling stays out of XLA: XLA's version differed from TF's by up
     # to 90 ab units on 16 -> 48 pixels.
     return _lab_to_rgb8_tf(l_raw, inference.upsample_ab(ab_small[None], l_raw.shape)[0]).numpy()
@@ -409,7 +409,7 @@ def _render(scored, smoother, method, temperature):
         else:
             ab_small = [_decode(frame, method, temperature, scratch) for frame in logits]
         for l_one, ab_one in zip(l_raw, ab_small):
-            yield _lab_to_rgb8(l_one, ab_one, scratch)
+            yield _lab_to_rgb8(l_one, ab_one)
 
 
 def _colorize_frames(frames, predictor, smoother, size, method, temperature, batch_size, threaded=True):

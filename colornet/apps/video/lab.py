@@ -124,13 +124,12 @@ def _axis_taps(length, size):
     return first, np.minimum(first + 1, size - 1).astype(np.int32), (source - first).astype(np.float32)
 
 
-def lab_to_rgb8(l_raw, ab_small, scratch=None):
+def lab_to_rgb8(l_raw, ab_small):
     """`(H, W)` float32 L and `(h, w, 2)` float32 ab -> `(H, W, 3)` uint8 sRGB, ab
     upsampled bilinearly with half-pixel centres, as `colornet.inference.upsample_ab`
     (tf.image.resize) does it."""
     from colornet.apps.video import kernels
 
-    scratch = scratch or Scratch()
     shape = l_raw.shape
     ab_small = np.ascontiguousarray(ab_small, np.float32)
     out = np.empty((*shape, 3), np.uint8)  # a new array: the frame is handed on to the encoder
