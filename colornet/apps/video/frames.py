@@ -340,7 +340,7 @@ def _prepare(frames, size, batch_size):
     for batch in _batches(frames, batch_size):
         for number, frame in enumerate(batch):
             frame = np.asarray(frame)
-            if frame.ndim not in (2, 3) or min(frame.shape[:2], default=0) < 1:
+            if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 1:
                 data.as_rgb(frame)  # raises its error for the shape
             if shape is None:
                 shape = frame.shape[:2]

@@ -20,11 +20,14 @@ take about 20, and L of a grey frame about 1 (`benchmarks/video.py --stages`).
 Needs OpenCV and Numba (the `video` extra); `available()` says whether they are there.
 """
 
+import functools
+
 import numpy as np
 
 from colornet import constants as c
 
 
+@functools.cache  # asked on every frame: a missing package is looked for once
 def available():
     try:
         import cv2  # noqa: F401

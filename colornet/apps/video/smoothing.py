@@ -15,6 +15,7 @@ camera moves. Why the defaults: docs/video.md, "Temporal smoothing", measured by
 
 import numpy as np
 
+from colornet.apps.video import lab
 from colornet.apps.video.defaults import (
     DEFAULT_MOTION,
     DEFAULT_SCENE_THRESHOLD,
@@ -269,11 +270,9 @@ def _warp_channels(cv2, image, matrix, kernels=None, out=None):
     but for OpenCV's rounding of places to 1/32 pixel)."""
     h, w = image.shape[:2]
     out = np.empty(image.shape, np.float32) if out is None else out
-    try:
+    if lab.available() and image.dtype == np.float32:
         from colornet.apps.video import kernels as compiled
-    except ImportError:
-        compiled = None
-    if compiled is not None and image.dtype == np.float32:
+
         taps = kernels or (np.empty(0, np.float32),) * 2
         between = out if kernels is None else np.empty(image.shape, np.float32)
         return compiled.warp_channels(image, np.asarray(matrix, np.float32), *taps, between, out)
@@ -296,17 +295,17 @@ def _blend(previous, probabilities, weight, out, kept, stays):
     extra): one pass where NumPy takes four."""
     out = np.empty(probabilities.shape, np.float32) if out is None else out
     weight = weight.astype(np.float32, copy=False)
-    try:
+    if lab.available():
         from colornet.apps.video import kernels
-    except ImportError:
-        if stays is not None:
-            previous = np.where(stays[..., None], kept, previous)
-        state = np.subtract(previous, probabilities, out=out, dtype=np.float32)
-        state *= weight[..., None]
-        state += probabilities
-        return state
-    stays = np.zeros(weight.shape, bool) if stays is None else stays
-    return kernels.blend(previous, kept, stays, probabilities, weight, out)
+
+        stays = np.zeros(weight.shape, bool) if stays is None else stays
+        return kernels.blend(previous, kept, stays, probabilities, weight, out)
+    if stays is not None:
+        previous = np.where(stays[..., None], kept, previous)
+    state = np.subtract(previous, probabilities, out=out, dtype=np.float32)
+    state *= weight[..., None]
+    state += probabilities
+    return state
 
 
 def _into(out, array):
